@@ -1,0 +1,298 @@
+use serde::{Deserialize, Serialize};
+
+use crate::{Location, Timestamp};
+
+/// What happened, or what was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    Casing,
+    DistractionTheft,
+    GrabAndRun,
+    SmashAndGrab,
+    Burglary,
+    Robbery,
+    Fraud,
+    SuspiciousVehicle,
+    Other,
+}
+
+impl AlertKind {
+    pub const ALL: [AlertKind; 9] = [
+        AlertKind::Casing,
+        AlertKind::DistractionTheft,
+        AlertKind::GrabAndRun,
+        AlertKind::SmashAndGrab,
+        AlertKind::Burglary,
+        AlertKind::Robbery,
+        AlertKind::Fraud,
+        AlertKind::SuspiciousVehicle,
+        AlertKind::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Casing => "casing",
+            AlertKind::DistractionTheft => "distraction_theft",
+            AlertKind::GrabAndRun => "grab_and_run",
+            AlertKind::SmashAndGrab => "smash_and_grab",
+            AlertKind::Burglary => "burglary",
+            AlertKind::Robbery => "robbery",
+            AlertKind::Fraud => "fraud",
+            AlertKind::SuspiciousVehicle => "suspicious_vehicle",
+            AlertKind::Other => "other",
+        }
+    }
+
+    /// The reach of an alert of this kind when its author names none (API.md).
+    pub fn default_radius_km(self) -> f64 {
+        match self {
+            AlertKind::Casing => 25.0,
+            AlertKind::SuspiciousVehicle => 15.0,
+            AlertKind::Burglary => 40.0,
+            _ => 50.0,
+        }
+    }
+}
+
+impl std::fmt::Display for AlertKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for AlertKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        AlertKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| {
+                let known: Vec<&str> = AlertKind::ALL.iter().map(|k| k.as_str()).collect();
+                format!("unknown alert kind `{s}`, expected one of {}", known.join(", "))
+            })
+    }
+}
+
+/// Where an alert stands in moderation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    Pending,
+    Published,
+    Rejected,
+    Retracted,
+}
+
+impl AlertStatus {
+    pub const ALL: [AlertStatus; 4] = [
+        AlertStatus::Pending,
+        AlertStatus::Published,
+        AlertStatus::Rejected,
+        AlertStatus::Retracted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Pending => "pending",
+            AlertStatus::Published => "published",
+            AlertStatus::Rejected => "rejected",
+            AlertStatus::Retracted => "retracted",
+        }
+    }
+}
+
+impl std::fmt::Display for AlertStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for AlertStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        AlertStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown alert status `{s}`, expected pending, published, rejected or retracted")
+            })
+    }
+}
+
+/// A description of one suspect; every field is optional free text.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Suspect {
+    #[serde(default)]
+    pub sex: Option<String>,
+    #[serde(default)]
+    pub age: Option<String>,
+    #[serde(default)]
+    pub height: Option<String>,
+    #[serde(default)]
+    pub build: Option<String>,
+    #[serde(default)]
+    pub hair: Option<String>,
+    #[serde(default)]
+    pub clothing: Option<String>,
+    #[serde(default)]
+    pub shoes: Option<String>,
+    #[serde(default)]
+    pub marks: Option<String>,
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+impl Suspect {
+    /// The field names, in the order the wire and the CLI list them.
+    pub const FIELDS: [&'static str; 9] = [
+        "sex", "age", "height", "build", "hair", "clothing", "shoes", "marks", "notes",
+    ];
+
+    /// Every field with its name, for validation and display.
+    pub fn fields(&self) -> [(&'static str, &Option<String>); 9] {
+        [
+            ("sex", &self.sex),
+            ("age", &self.age),
+            ("height", &self.height),
+            ("build", &self.build),
+            ("hair", &self.hair),
+            ("clothing", &self.clothing),
+            ("shoes", &self.shoes),
+            ("marks", &self.marks),
+            ("notes", &self.notes),
+        ]
+    }
+
+    /// The field called `name`, to fill it in.
+    pub fn field_mut(&mut self, name: &str) -> Option<&mut Option<String>> {
+        Some(match name {
+            "sex" => &mut self.sex,
+            "age" => &mut self.age,
+            "height" => &mut self.height,
+            "build" => &mut self.build,
+            "hair" => &mut self.hair,
+            "clothing" => &mut self.clothing,
+            "shoes" => &mut self.shoes,
+            "marks" => &mut self.marks,
+            "notes" => &mut self.notes,
+            _ => return None,
+        })
+    }
+}
+
+/// A description of one vehicle; every field is optional free text.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Vehicle {
+    #[serde(default)]
+    pub make: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub color: Option<String>,
+    #[serde(default)]
+    pub plate: Option<String>,
+    #[serde(default)]
+    pub plate_region: Option<String>,
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+impl Vehicle {
+    /// The field names, in the order the wire and the CLI list them.
+    pub const FIELDS: [&'static str; 6] = ["make", "model", "color", "plate", "plate_region", "notes"];
+
+    /// Every field with its name, for validation and display.
+    pub fn fields(&self) -> [(&'static str, &Option<String>); 6] {
+        [
+            ("make", &self.make),
+            ("model", &self.model),
+            ("color", &self.color),
+            ("plate", &self.plate),
+            ("plate_region", &self.plate_region),
+            ("notes", &self.notes),
+        ]
+    }
+
+    /// The field called `name`, to fill it in.
+    pub fn field_mut(&mut self, name: &str) -> Option<&mut Option<String>> {
+        Some(match name {
+            "make" => &mut self.make,
+            "model" => &mut self.model,
+            "color" => &mut self.color,
+            "plate" => &mut self.plate,
+            "plate_region" => &mut self.plate_region,
+            "notes" => &mut self.notes,
+            _ => return None,
+        })
+    }
+}
+
+/// `POST /v1/alerts`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewAlert {
+    pub kind: AlertKind,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Defaults to now; not in the future.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub occurred_at: Option<Timestamp>,
+    /// Defaults to the posting store's own location.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// Defaults to the kind's default radius.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub radius_km: Option<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suspects: Vec<Suspect>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vehicles: Vec<Vehicle>,
+}
+
+/// The store an alert came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoreRef {
+    pub id: i64,
+    pub name: String,
+}
+
+/// An alert, as members and staff see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub id: i64,
+    pub kind: AlertKind,
+    pub status: AlertStatus,
+    pub title: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: Timestamp,
+    pub location: Location,
+    pub radius_km: f64,
+    #[serde(default)]
+    pub suspects: Vec<Suspect>,
+    #[serde(default)]
+    pub vehicles: Vec<Vehicle>,
+    pub store: StoreRef,
+    #[serde(default)]
+    pub verified: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: Timestamp,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: Timestamp,
+}
+
+/// `GET /v1/alerts`: newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertPage {
+    pub alerts: Vec<Alert>,
+    /// Pass as `before_id` for the next page; `null` on the last one.
+    pub next_before_id: Option<i64>,
+}

@@ -1,0 +1,187 @@
+use serde::{Deserialize, Serialize};
+
+use crate::{Location, Role, Timestamp};
+
+/// `POST /v1/pledge`: a store applies for membership.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PledgeRequest {
+    pub store_name: String,
+    pub address: String,
+    pub location: Location,
+    pub contact_name: String,
+    pub contact_email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub radius_km: Option<f64>,
+    /// Must be `true`: the store accepts the Partner for Protection pledge.
+    #[serde(default)]
+    pub accept_pledge: bool,
+}
+
+/// `201` to `POST /v1/pledge`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PledgeCreated {
+    pub store_id: i64,
+    pub status: StoreStatus,
+    /// Shown once; the applicant claims its token with it.
+    pub claim_secret: String,
+}
+
+/// `POST /v1/pledge/{store_id}/claim`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimRequest {
+    pub claim_secret: String,
+}
+
+/// The answer to a claim: `pending` (202) or `approved` with the token (200).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimResponse {
+    pub status: StoreStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// Where a store stands in the membership process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreStatus {
+    Pending,
+    Approved,
+    Rejected,
+    Suspended,
+}
+
+impl StoreStatus {
+    pub const ALL: [StoreStatus; 4] = [
+        StoreStatus::Pending,
+        StoreStatus::Approved,
+        StoreStatus::Rejected,
+        StoreStatus::Suspended,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreStatus::Pending => "pending",
+            StoreStatus::Approved => "approved",
+            StoreStatus::Rejected => "rejected",
+            StoreStatus::Suspended => "suspended",
+        }
+    }
+}
+
+impl std::fmt::Display for StoreStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for StoreStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        StoreStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown store status `{s}`, expected pending, approved, rejected or suspended")
+            })
+    }
+}
+
+/// A member store as staff see it, with its contact details.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Store {
+    pub id: i64,
+    pub name: String,
+    pub address: String,
+    pub location: Location,
+    pub radius_km: f64,
+    pub status: StoreStatus,
+    pub contact_name: String,
+    pub contact_email: String,
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// Why the store was last rejected or suspended.
+    #[serde(default)]
+    pub status_reason: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: Timestamp,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: Timestamp,
+}
+
+/// `GET /v1/stores`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoreList {
+    pub stores: Vec<Store>,
+}
+
+/// `{"reason"}` for reject, suspend and the like.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReasonRequest {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// The caller's own store, as `GET /v1/me` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OwnStore {
+    pub id: i64,
+    pub name: String,
+    pub address: String,
+    pub location: Location,
+    pub radius_km: f64,
+    pub status: StoreStatus,
+}
+
+/// `GET /v1/me`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Me {
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<OwnStore>,
+    /// The token this request was made with.
+    pub token: TokenInfo,
+}
+
+/// `PATCH /v1/me`: a store moves or widens its area of interest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MePatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub radius_km: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+}
+
+/// `POST /v1/me/tokens`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenRequest {
+    pub label: String,
+}
+
+/// `201` to `POST /v1/me/tokens`: the token is shown this once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenCreated {
+    pub id: i64,
+    pub label: String,
+    pub token: String,
+}
+
+/// A token as listed: never the secret itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub label: String,
+    pub role: Role,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: Timestamp,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// `GET /v1/me/tokens`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenList {
+    pub tokens: Vec<TokenInfo>,
+}
