@@ -1,0 +1,74 @@
+//! Command-line options, each with an environment fallback and a default
+//! that works on one machine.
+
+use clap::{Args, Parser, Subcommand};
+use p4p_protocol::Role;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "p4p-server",
+    version,
+    about = "The p4p alert network server: membership, alerts, live fanout by radius.",
+    long_about = "The p4p alert network server.\n\n\
+        With no arguments it serves on 127.0.0.1:8080 with the SQLite file p4p.db in the \
+        working directory, created and migrated on first start. Make the first staff token \
+        with `p4p-server token create --role admin --label NAME`.",
+    after_help = "Examples:\n  p4p-server\n  p4p-server --bind 0.0.0.0:8080 --database-url sqlite:/var/lib/p4p/p4p.db\n  \
+        p4p-server token create --role admin --label \"Alice (association)\""
+)]
+pub struct Cli {
+    /// Where the data lives: sqlite:PATH (created if missing).
+    #[arg(long, env = "P4P_DATABASE_URL", default_value = "sqlite:p4p.db", global = true)]
+    pub database_url: String,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to serve on (port 0 picks a free one).
+    #[arg(long, env = "P4P_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+
+    /// Frames a stream may have waiting before its client counts as too
+    /// slow and is closed with 4008 (it resumes with `since`, losing nothing).
+    #[arg(long, env = "P4P_STREAM_QUEUE", default_value_t = 1024, value_parser = clap::value_parser!(usize))]
+    pub stream_queue: usize,
+
+    /// Seconds between pings on idle streams; a client silent for two
+    /// intervals is dropped.
+    #[arg(long, env = "P4P_PING_INTERVAL_SECS", default_value_t = 30)]
+    pub ping_interval_secs: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Staff tokens, made on the server host.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a new staff token to standard output (shown once).
+    #[command(after_help = "Example:\n  p4p-server token create --role admin --label \"Alice (association)\"")]
+    Create {
+        /// admin (can also manage staff tokens) or moderator.
+        #[arg(long, value_parser = parse_staff_role)]
+        role: Role,
+        /// Who or what the token is for, shown in the audit trail.
+        #[arg(long)]
+        label: String,
+    },
+}
+
+fn parse_staff_role(value: &str) -> Result<Role, String> {
+    match value.parse()? {
+        Role::Store => Err("store tokens come from an approved pledge; use admin or moderator".to_owned()),
+        role => Ok(role),
+    }
+}

@@ -1,0 +1,233 @@
+//! The storage layer: the only place with SQL.
+//!
+//! Handlers see the [`Storage`] trait, grouped by concern; each database
+//! (SQLite now, PostgreSQL next) implements it in its own module, so a
+//! backend is added without touching the HTTP layer. Every write that
+//! members must see appends its event in the same transaction, and every
+//! membership action its audit entry.
+
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use p4p_protocol::{Alert, AlertKind, AlertStatus, Role, Store, StoreRef, StoreStatus, TokenInfo};
+use time::OffsetDateTime;
+
+use crate::domain::alert::ValidAlert;
+use crate::domain::delivery::Event;
+use crate::domain::place::Area;
+use crate::domain::secret::SecretHash;
+use crate::domain::store::{MembershipAction, ValidPledge};
+
+pub use sqlite::Sqlite;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unexpected value in the database: {0}")]
+    Corrupt(String),
+    #[error("unsupported database URL `{0}`: use sqlite:PATH")]
+    UnsupportedUrl(String),
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+/// Opens and migrates the database the URL names.
+pub async fn connect(url: &str) -> DbResult<Arc<dyn Storage>> {
+    if url.starts_with("sqlite:") {
+        return Ok(Arc::new(Sqlite::connect(url).await?));
+    }
+    let scheme = url.split(':').next().unwrap_or(url);
+    Err(DbError::UnsupportedUrl(scheme.to_owned()))
+}
+
+/// Who did something, for the audit trail: never a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor(pub String);
+
+impl Actor {
+    pub fn staff(role: Role, token_id: i64, label: &str) -> Actor {
+        Actor(format!("{role} #{token_id} ({label})"))
+    }
+
+    pub fn store(store_id: i64) -> Actor {
+        Actor(format!("store #{store_id}"))
+    }
+
+    /// Whoever runs `p4p-server token create` on the server host.
+    pub fn server_host() -> Actor {
+        Actor("server host".to_owned())
+    }
+}
+
+/// A valid token, with the store it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Credential {
+    pub token: TokenInfo,
+    pub store: Option<Store>,
+}
+
+/// What a claim for a pledge's token came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimOutcome {
+    UnknownStore,
+    WrongSecret,
+    Pending,
+    Rejected { reason: Option<String> },
+    Suspended,
+    AlreadyClaimed,
+    /// The token, stored under the hash passed in, is now the store's.
+    Issued,
+}
+
+/// The outcome of a change that must start from a given status.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition<T, S> {
+    Done(T),
+    NotFound,
+    /// The object is in another status, named here.
+    Conflict(S),
+}
+
+/// Whose tokens: a store's, or the association staff's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenOwner {
+    Store(i64),
+    Staff,
+}
+
+impl TokenOwner {
+    /// The store, or none for staff tokens.
+    pub fn store_id(self) -> Option<i64> {
+        match self {
+            TokenOwner::Store(store_id) => Some(store_id),
+            TokenOwner::Staff => None,
+        }
+    }
+}
+
+/// A token to create.
+#[derive(Debug, Clone)]
+pub struct NewToken<'a> {
+    pub role: Role,
+    pub store_id: Option<i64>,
+    pub label: &'a str,
+    pub hash: &'a SecretHash,
+}
+
+/// Who is looking at alerts: staff see everything, a store sees published
+/// alerts and its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Viewer {
+    Staff,
+    Store(i64),
+}
+
+/// `GET /v1/alerts`, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertQuery {
+    pub viewer: Viewer,
+    pub near: Option<Area>,
+    pub kind: Option<AlertKind>,
+    pub status: Option<AlertStatus>,
+    pub limit: usize,
+    pub before_id: Option<i64>,
+}
+
+/// One page of alerts, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertList {
+    pub alerts: Vec<Alert>,
+    pub more: bool,
+}
+
+/// Stores and their membership.
+#[async_trait]
+pub trait Membership: Send + Sync {
+    /// Records a pledge as a pending store; returns its id.
+    async fn create_store(&self, pledge: &ValidPledge, claim: &SecretHash, now: OffsetDateTime) -> DbResult<i64>;
+    /// Hands the store its first token, once, if it is approved.
+    async fn claim_token(
+        &self,
+        store_id: i64,
+        claim: &SecretHash,
+        token: &SecretHash,
+        now: OffsetDateTime,
+    ) -> DbResult<ClaimOutcome>;
+    async fn stores(&self, status: Option<StoreStatus>) -> DbResult<Vec<Store>>;
+    async fn store(&self, id: i64) -> DbResult<Option<Store>>;
+    /// Applies a staff action if the store is in a status it starts from.
+    async fn change_membership(
+        &self,
+        id: i64,
+        action: MembershipAction,
+        reason: Option<&str>,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> DbResult<Transition<Store, StoreStatus>>;
+    /// Moves a store or changes its area of interest.
+    async fn move_store(&self, id: i64, interest: Area, now: OffsetDateTime) -> DbResult<Option<Store>>;
+}
+
+/// Bearer tokens, kept as hashes.
+#[async_trait]
+pub trait Tokens: Send + Sync {
+    async fn create_token(&self, token: NewToken<'_>, actor: &Actor, now: OffsetDateTime) -> DbResult<TokenInfo>;
+    /// The unrevoked token with this hash.
+    async fn credential(&self, hash: &SecretHash) -> DbResult<Option<Credential>>;
+    async fn tokens(&self, owner: TokenOwner) -> DbResult<Vec<TokenInfo>>;
+    /// Revokes one of the owner's tokens; `None` if it has no such token.
+    async fn revoke_token(
+        &self,
+        owner: TokenOwner,
+        id: i64,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> DbResult<Option<TokenInfo>>;
+}
+
+/// Alerts, and the events they make.
+#[async_trait]
+pub trait Alerts: Send + Sync {
+    /// Writes a new alert; a published one appends its `alert` event in the
+    /// same transaction, returned for the fanout.
+    async fn post_alert(
+        &self,
+        author: &StoreRef,
+        alert: &ValidAlert,
+        status: AlertStatus,
+        now: OffsetDateTime,
+    ) -> DbResult<(Alert, Option<Event>)>;
+    async fn alert(&self, id: i64) -> DbResult<Option<Alert>>;
+    async fn alerts(&self, query: &AlertQuery) -> DbResult<AlertList>;
+}
+
+/// The network's stream, for replay and catch-up.
+#[async_trait]
+pub trait Events: Send + Sync {
+    /// The newest `seq`, 0 when there is none.
+    async fn head(&self) -> DbResult<i64>;
+    /// Events after `after`, in `seq` order, at most `limit`.
+    async fn events_after(&self, after: i64, limit: i64) -> DbResult<Vec<Event>>;
+    /// Whether the database answers.
+    async fn ping(&self) -> DbResult<()>;
+}
+
+/// Everything the server keeps.
+pub trait Storage: Membership + Tokens + Alerts + Events {}
+
+impl<T: Membership + Tokens + Alerts + Events> Storage for T {}
+
+/// Unix seconds to a UTC time.
+pub(crate) fn from_unix(seconds: i64) -> DbResult<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(seconds)
+        .map_err(|_| DbError::Corrupt(format!("timestamp {seconds} out of range")))
+}
+
+pub(crate) fn parse_text<T: std::str::FromStr<Err = String>>(value: &str) -> DbResult<T> {
+    value.parse().map_err(DbError::Corrupt)
+}

@@ -1,0 +1,589 @@
+//! SQLite: the embedded default. One file, WAL, foreign keys on.
+//!
+//! Writes go through a pool of one connection, so they commit one at a
+//! time in this process: `seq` order is commit order and no write ever
+//! waits on SQLITE_BUSY. Reads use their own pool and never block writes.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use p4p_protocol::{Alert, AlertStatus, Location, Role, Store, StoreRef, StoreStatus, TokenInfo};
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, SqlitePool};
+use time::OffsetDateTime;
+
+use super::*;
+use crate::domain::delivery::EventKind;
+use crate::domain::place::{Place, RadiusKm};
+
+/// How many rows a near-a-point listing reads per round before the exact
+/// distance check.
+const NEAR_BATCH: i64 = 256;
+
+pub struct Sqlite {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl Sqlite {
+    pub async fn connect(url: &str) -> DbResult<Sqlite> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // An alert the poster was told about survives a power cut too.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("../migrations/sqlite").run(&writer).await?;
+        let reader = if in_memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options.read_only(true))
+                .await?
+        };
+        Ok(Sqlite { writer, reader })
+    }
+}
+
+fn unix(at: OffsetDateTime) -> i64 {
+    at.unix_timestamp()
+}
+
+async fn audit(
+    tx: &mut sqlx::SqliteConnection,
+    actor: &Actor,
+    action: &str,
+    object: &str,
+    reason: Option<&str>,
+    now: OffsetDateTime,
+) -> DbResult<()> {
+    sqlx::query("INSERT INTO audit (at, actor, action, object, reason) VALUES (?, ?, ?, ?, ?)")
+        .bind(unix(now))
+        .bind(&actor.0)
+        .bind(action)
+        .bind(object)
+        .bind(reason)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+const STORE_COLUMNS: &str = "id, name, address, lat, lon, radius_km, contact_name, contact_email, \
+     phone, status, status_reason, created_at, updated_at";
+
+fn store_from_row(row: &SqliteRow) -> DbResult<Store> {
+    Ok(Store {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        address: row.try_get("address")?,
+        location: Location {
+            lat: row.try_get("lat")?,
+            lon: row.try_get("lon")?,
+        },
+        radius_km: row.try_get("radius_km")?,
+        status: parse_text(row.try_get::<&str, _>("status")?)?,
+        contact_name: row.try_get("contact_name")?,
+        contact_email: row.try_get("contact_email")?,
+        phone: row.try_get("phone")?,
+        status_reason: row.try_get("status_reason")?,
+        created_at: from_unix(row.try_get("created_at")?)?,
+        updated_at: from_unix(row.try_get("updated_at")?)?,
+    })
+}
+
+const TOKEN_COLUMNS: &str = "id, label, role, created_at, revoked_at";
+/// Tokens of an owner, bound to `TokenOwner::store_id`: `IS` matches NULL (staff) too.
+const OWNED_BY: &str = "store_id IS ?";
+
+fn token_from_row(row: &SqliteRow) -> DbResult<TokenInfo> {
+    Ok(TokenInfo {
+        id: row.try_get("id")?,
+        label: row.try_get("label")?,
+        role: parse_text(row.try_get::<&str, _>("role")?)?,
+        created_at: from_unix(row.try_get("created_at")?)?,
+        revoked_at: row
+            .try_get::<Option<i64>, _>("revoked_at")?
+            .map(from_unix)
+            .transpose()?,
+    })
+}
+
+const ALERT_COLUMNS: &str = "a.id, a.kind, a.status, a.title, a.description, a.occurred_at, a.lat, a.lon, \
+     a.radius_km, a.suspects, a.vehicles, a.verified, a.created_at, a.updated_at, \
+     a.store_id, s.name AS store_name";
+
+fn alert_from_row(row: &SqliteRow) -> DbResult<Alert> {
+    let json = |column: &str| -> DbResult<String> { Ok(row.try_get::<String, _>(column)?) };
+    Ok(Alert {
+        id: row.try_get("id")?,
+        kind: parse_text(row.try_get::<&str, _>("kind")?)?,
+        status: parse_text(row.try_get::<&str, _>("status")?)?,
+        title: row.try_get("title")?,
+        description: row.try_get("description")?,
+        occurred_at: from_unix(row.try_get("occurred_at")?)?,
+        location: Location {
+            lat: row.try_get("lat")?,
+            lon: row.try_get("lon")?,
+        },
+        radius_km: row.try_get("radius_km")?,
+        suspects: serde_json::from_str(&json("suspects")?)
+            .map_err(|e| DbError::Corrupt(format!("suspects: {e}")))?,
+        vehicles: serde_json::from_str(&json("vehicles")?)
+            .map_err(|e| DbError::Corrupt(format!("vehicles: {e}")))?,
+        store: StoreRef {
+            id: row.try_get("store_id")?,
+            name: row.try_get("store_name")?,
+        },
+        verified: row.try_get("verified")?,
+        created_at: from_unix(row.try_get("created_at")?)?,
+        updated_at: from_unix(row.try_get("updated_at")?)?,
+    })
+}
+
+fn event_from_row(row: &SqliteRow) -> DbResult<Event> {
+    let kind: &str = row.try_get("type")?;
+    Ok(Event {
+        seq: row.try_get("seq")?,
+        kind: EventKind::parse(kind).ok_or_else(|| DbError::Corrupt(format!("event type {kind}")))?,
+        alert_id: row.try_get("alert_id")?,
+        author: row.try_get("store_id")?,
+        reach: Area {
+            center: Place::from_stored(row.try_get("lat")?, row.try_get("lon")?),
+            radius: RadiusKm::from_stored(row.try_get("radius_km")?),
+        },
+        body: Arc::from(row.try_get::<&str, _>("body")?),
+    })
+}
+
+/// The fields of an `alert` frame after `type`, `seq` and `distance_km`.
+#[derive(Serialize)]
+struct AlertBody<'a> {
+    alert: &'a Alert,
+}
+
+fn to_json<T: Serialize>(value: &T) -> DbResult<String> {
+    serde_json::to_string(value).map_err(|e| DbError::Corrupt(format!("cannot serialize: {e}")))
+}
+
+#[async_trait]
+impl Membership for Sqlite {
+    async fn create_store(&self, pledge: &ValidPledge, claim: &SecretHash, now: OffsetDateTime) -> DbResult<i64> {
+        let mut tx = self.writer.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO stores (name, address, lat, lon, radius_km, contact_name, contact_email, phone, \
+             status, claim_secret_hash, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING id",
+        )
+        .bind(&pledge.name)
+        .bind(&pledge.address)
+        .bind(pledge.interest.center.lat())
+        .bind(pledge.interest.center.lon())
+        .bind(pledge.interest.radius.km())
+        .bind(&pledge.contact_name)
+        .bind(&pledge.contact_email)
+        .bind(&pledge.phone)
+        .bind(claim.as_str())
+        .bind(unix(now))
+        .bind(unix(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        audit(&mut tx, &Actor::store(id), "store.pledge", &format!("store:{id}"), None, now).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn claim_token(
+        &self,
+        store_id: i64,
+        claim: &SecretHash,
+        token: &SecretHash,
+        now: OffsetDateTime,
+    ) -> DbResult<ClaimOutcome> {
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query("SELECT status, status_reason, claim_secret_hash, claimed_at FROM stores WHERE id = ?")
+            .bind(store_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(ClaimOutcome::UnknownStore);
+        };
+        if row.try_get::<&str, _>("claim_secret_hash")? != claim.as_str() {
+            return Ok(ClaimOutcome::WrongSecret);
+        }
+        let status: StoreStatus = parse_text(row.try_get::<&str, _>("status")?)?;
+        let claimed = row.try_get::<Option<i64>, _>("claimed_at")?.is_some();
+        let outcome = match status {
+            StoreStatus::Pending => ClaimOutcome::Pending,
+            StoreStatus::Rejected => ClaimOutcome::Rejected {
+                reason: row.try_get("status_reason")?,
+            },
+            StoreStatus::Suspended => ClaimOutcome::Suspended,
+            StoreStatus::Approved if claimed => ClaimOutcome::AlreadyClaimed,
+            StoreStatus::Approved => ClaimOutcome::Issued,
+        };
+        if outcome != ClaimOutcome::Issued {
+            return Ok(outcome);
+        }
+        sqlx::query("UPDATE stores SET claimed_at = ? WHERE id = ?")
+            .bind(unix(now))
+            .bind(store_id)
+            .execute(&mut *tx)
+            .await?;
+        let token_id: i64 = sqlx::query_scalar(
+            "INSERT INTO tokens (token_hash, role, store_id, label, created_at) \
+             VALUES (?, 'store', ?, 'claimed with the pledge', ?) RETURNING id",
+        )
+        .bind(token.as_str())
+        .bind(store_id)
+        .bind(unix(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        audit(
+            &mut tx,
+            &Actor::store(store_id),
+            "token.create",
+            &format!("token:{token_id}"),
+            Some("claimed with the pledge"),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ClaimOutcome::Issued)
+    }
+
+    async fn stores(&self, status: Option<StoreStatus>) -> DbResult<Vec<Store>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {STORE_COLUMNS} FROM stores WHERE (?1 IS NULL OR status = ?1) ORDER BY id"
+        ))
+        .bind(status.map(StoreStatus::as_str))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(store_from_row).collect()
+    }
+
+    async fn store(&self, id: i64) -> DbResult<Option<Store>> {
+        let row = sqlx::query(&format!("SELECT {STORE_COLUMNS} FROM stores WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(store_from_row).transpose()
+    }
+
+    async fn change_membership(
+        &self,
+        id: i64,
+        action: MembershipAction,
+        reason: Option<&str>,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> DbResult<Transition<Store, StoreStatus>> {
+        let (from, to) = action.transition();
+        let mut tx = self.writer.begin().await?;
+        let current: Option<String> = sqlx::query_scalar("SELECT status FROM stores WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(current) = current else {
+            return Ok(Transition::NotFound);
+        };
+        let current: StoreStatus = parse_text(&current)?;
+        if !from.contains(&current) {
+            return Ok(Transition::Conflict(current));
+        }
+        let row = sqlx::query(&format!(
+            "UPDATE stores SET status = ?, status_reason = ?, updated_at = ? WHERE id = ? RETURNING {STORE_COLUMNS}"
+        ))
+        .bind(to.as_str())
+        .bind(reason)
+        .bind(unix(now))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        audit(&mut tx, actor, action.audit_name(), &format!("store:{id}"), reason, now).await?;
+        tx.commit().await?;
+        Ok(Transition::Done(store_from_row(&row)?))
+    }
+
+    async fn move_store(&self, id: i64, interest: Area, now: OffsetDateTime) -> DbResult<Option<Store>> {
+        let row = sqlx::query(&format!(
+            "UPDATE stores SET lat = ?, lon = ?, radius_km = ?, updated_at = ? WHERE id = ? RETURNING {STORE_COLUMNS}"
+        ))
+        .bind(interest.center.lat())
+        .bind(interest.center.lon())
+        .bind(interest.radius.km())
+        .bind(unix(now))
+        .bind(id)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.as_ref().map(store_from_row).transpose()
+    }
+}
+
+#[async_trait]
+impl Tokens for Sqlite {
+    async fn create_token(&self, token: NewToken<'_>, actor: &Actor, now: OffsetDateTime) -> DbResult<TokenInfo> {
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO tokens (token_hash, role, store_id, label, created_at) VALUES (?, ?, ?, ?, ?) \
+             RETURNING {TOKEN_COLUMNS}"
+        ))
+        .bind(token.hash.as_str())
+        .bind(token.role.as_str())
+        .bind(token.store_id)
+        .bind(token.label)
+        .bind(unix(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        let info = token_from_row(&row)?;
+        audit(&mut tx, actor, "token.create", &format!("token:{}", info.id), Some(token.label), now).await?;
+        tx.commit().await?;
+        Ok(info)
+    }
+
+    async fn credential(&self, hash: &SecretHash) -> DbResult<Option<Credential>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS}, store_id FROM tokens WHERE token_hash = ? AND revoked_at IS NULL"
+        ))
+        .bind(hash.as_str())
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let token = token_from_row(&row)?;
+        let store = match row.try_get::<Option<i64>, _>("store_id")? {
+            Some(store_id) => self.store(store_id).await?,
+            None => None,
+        };
+        if token.role == Role::Store && store.is_none() {
+            return Err(DbError::Corrupt(format!("token {} has no store", token.id)));
+        }
+        Ok(Some(Credential { token, store }))
+    }
+
+    async fn tokens(&self, owner: TokenOwner) -> DbResult<Vec<TokenInfo>> {
+        let query = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE {OWNED_BY} ORDER BY id");
+        let query = sqlx::query(&query).bind(owner.store_id());
+        let rows = query.fetch_all(&self.reader).await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_token(
+        &self,
+        owner: TokenOwner,
+        id: i64,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> DbResult<Option<TokenInfo>> {
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query(&format!(
+            "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? AND {OWNED_BY} \
+             RETURNING {TOKEN_COLUMNS}"
+        ))
+        .bind(unix(now))
+        .bind(id)
+        .bind(owner.store_id())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        audit(&mut tx, actor, "token.revoke", &format!("token:{id}"), None, now).await?;
+        tx.commit().await?;
+        Ok(Some(token_from_row(&row)?))
+    }
+}
+
+#[async_trait]
+impl Alerts for Sqlite {
+    async fn post_alert(
+        &self,
+        author: &StoreRef,
+        alert: &ValidAlert,
+        status: AlertStatus,
+        now: OffsetDateTime,
+    ) -> DbResult<(Alert, Option<Event>)> {
+        let now = crate::domain::alert::whole_seconds(now);
+        let mut tx = self.writer.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO alerts (store_id, kind, status, title, description, occurred_at, lat, lon, radius_km, \
+             suspects, vehicles, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(author.id)
+        .bind(alert.kind.as_str())
+        .bind(status.as_str())
+        .bind(&alert.title)
+        .bind(&alert.description)
+        .bind(unix(alert.occurred_at))
+        .bind(alert.reach.center.lat())
+        .bind(alert.reach.center.lon())
+        .bind(alert.reach.radius.km())
+        .bind(to_json(&alert.suspects)?)
+        .bind(to_json(&alert.vehicles)?)
+        .bind(unix(now))
+        .bind(unix(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        let posted = Alert {
+            id,
+            kind: alert.kind,
+            status,
+            title: alert.title.clone(),
+            description: alert.description.clone(),
+            occurred_at: alert.occurred_at,
+            location: alert.reach.center.location(),
+            radius_km: alert.reach.radius.km(),
+            suspects: alert.suspects.clone(),
+            vehicles: alert.vehicles.clone(),
+            store: author.clone(),
+            verified: false,
+            created_at: now,
+            updated_at: now,
+        };
+        let event = if status == AlertStatus::Published {
+            let body: Arc<str> = Arc::from(to_json(&AlertBody { alert: &posted })?);
+            let seq: i64 = sqlx::query_scalar(
+                "INSERT INTO events (type, alert_id, store_id, lat, lon, radius_km, body, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+            )
+            .bind(EventKind::Alert.as_str())
+            .bind(id)
+            .bind(author.id)
+            .bind(alert.reach.center.lat())
+            .bind(alert.reach.center.lon())
+            .bind(alert.reach.radius.km())
+            .bind(&*body)
+            .bind(unix(now))
+            .fetch_one(&mut *tx)
+            .await?;
+            Some(Event {
+                seq,
+                kind: EventKind::Alert,
+                alert_id: id,
+                author: author.id,
+                reach: alert.reach,
+                body,
+            })
+        } else {
+            None
+        };
+        tx.commit().await?;
+        Ok((posted, event))
+    }
+
+    async fn alert(&self, id: i64) -> DbResult<Option<Alert>> {
+        let row = sqlx::query(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id WHERE a.id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(alert_from_row).transpose()
+    }
+
+    async fn alerts(&self, query: &AlertQuery) -> DbResult<AlertList> {
+        let wanted = query.limit + 1;
+        let batch = match query.near {
+            Some(_) => NEAR_BATCH.max(wanted as i64),
+            None => wanted as i64,
+        };
+        let mut alerts = Vec::with_capacity(wanted);
+        let mut before_id = query.before_id;
+        loop {
+            let mut sql = QueryBuilder::new(format!(
+                "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id WHERE 1 = 1"
+            ));
+            if let Some(before_id) = before_id {
+                sql.push(" AND a.id < ").push_bind(before_id);
+            }
+            if let Viewer::Store(store_id) = query.viewer {
+                sql.push(" AND (a.status = 'published' OR a.store_id = ")
+                    .push_bind(store_id)
+                    .push(")");
+            }
+            if let Some(kind) = query.kind {
+                sql.push(" AND a.kind = ").push_bind(kind.as_str());
+            }
+            if let Some(status) = query.status {
+                sql.push(" AND a.status = ").push_bind(status.as_str());
+            }
+            if let Some(near) = query.near {
+                sql.push(" AND (");
+                for (i, (low, high)) in near.bounding_boxes().into_iter().enumerate() {
+                    if i > 0 {
+                        sql.push(" OR ");
+                    }
+                    sql.push("(a.lat BETWEEN ")
+                        .push_bind(low[1])
+                        .push(" AND ")
+                        .push_bind(high[1])
+                        .push(" AND a.lon BETWEEN ")
+                        .push_bind(low[0])
+                        .push(" AND ")
+                        .push_bind(high[0])
+                        .push(")");
+                }
+                sql.push(")");
+            }
+            sql.push(" ORDER BY a.id DESC LIMIT ").push_bind(batch);
+            let rows = sql.build().fetch_all(&self.reader).await?;
+            let exhausted = (rows.len() as i64) < batch;
+            for row in &rows {
+                let alert = alert_from_row(row)?;
+                before_id = Some(alert.id);
+                let within = query.near.is_none_or(|near| {
+                    near.contains(Place::from_stored(alert.location.lat, alert.location.lon))
+                });
+                if within {
+                    alerts.push(alert);
+                }
+                if alerts.len() == wanted {
+                    break;
+                }
+            }
+            if exhausted || alerts.len() == wanted {
+                break;
+            }
+        }
+        let more = alerts.len() > query.limit;
+        alerts.truncate(query.limit);
+        Ok(AlertList { alerts, more })
+    }
+}
+
+#[async_trait]
+impl Events for Sqlite {
+    async fn head(&self) -> DbResult<i64> {
+        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM events")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(head.unwrap_or(0))
+    }
+
+    async fn events_after(&self, after: i64, limit: i64) -> DbResult<Vec<Event>> {
+        let rows = sqlx::query(
+            "SELECT seq, type, alert_id, store_id, lat, lon, radius_km, body FROM events \
+             WHERE seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn ping(&self) -> DbResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,216 @@
+//! A new alert, checked against every limit of API.md.
+
+use p4p_protocol::{AlertKind, NewAlert, Suspect, Timestamp, Vehicle};
+use time::{Duration, OffsetDateTime};
+
+use super::place::{Area, Place, RadiusKm};
+use super::{optional_text, required_text, Invalid};
+
+pub const MAX_TITLE: usize = 120;
+pub const MAX_DESCRIPTION: usize = 4_000;
+pub const MAX_SUSPECTS: usize = 10;
+pub const MAX_VEHICLES: usize = 10;
+pub const MAX_DESCRIPTOR_FIELD: usize = 200;
+/// How far in the future `occurred_at` may lie, for clocks that run fast.
+pub const CLOCK_SKEW: Duration = Duration::minutes(5);
+
+/// A new alert whose every field is within the limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidAlert {
+    pub kind: AlertKind,
+    pub title: String,
+    pub description: Option<String>,
+    pub occurred_at: Timestamp,
+    pub reach: Area,
+    pub suspects: Vec<Suspect>,
+    pub vehicles: Vec<Vehicle>,
+}
+
+impl ValidAlert {
+    /// Checks `input` posted by a store at `store_place` at time `now`.
+    pub fn parse(input: NewAlert, store_place: Place, now: OffsetDateTime) -> Result<Self, Invalid> {
+        let title = required_text("title", &input.title, MAX_TITLE)?;
+        let description = optional_text("description", input.description.as_deref(), MAX_DESCRIPTION)?;
+        let occurred_at = match input.occurred_at {
+            None => now,
+            Some(at) if at > now + CLOCK_SKEW => {
+                return Err(Invalid::new("occurred_at", "must not be in the future"));
+            }
+            Some(at) => at,
+        };
+        let center = match input.location {
+            Some(location) => Place::parse("location", location)?,
+            None => store_place,
+        };
+        let radius = RadiusKm::parse(
+            "radius_km",
+            input.radius_km.unwrap_or_else(|| input.kind.default_radius_km()),
+        )?;
+        Ok(ValidAlert {
+            kind: input.kind,
+            title,
+            description,
+            occurred_at: whole_seconds(occurred_at),
+            reach: Area { center, radius },
+            suspects: descriptors("suspects", input.suspects, MAX_SUSPECTS, Suspect::fields, clean_suspect)?,
+            vehicles: descriptors("vehicles", input.vehicles, MAX_VEHICLES, Vehicle::fields, clean_vehicle)?,
+        })
+    }
+}
+
+/// Timestamps are kept to the second, in UTC.
+pub fn whole_seconds(at: OffsetDateTime) -> OffsetDateTime {
+    let utc = at.to_offset(time::UtcOffset::UTC);
+    utc.replace_nanosecond(0).unwrap_or(utc)
+}
+
+/// Checks a list of suspects or vehicles: its length and each field.
+fn descriptors<T, const N: usize>(
+    list: &str,
+    items: Vec<T>,
+    max_items: usize,
+    fields: fn(&T) -> [(&'static str, &Option<String>); N],
+    clean: fn(T) -> T,
+) -> Result<Vec<T>, Invalid> {
+    if items.len() > max_items {
+        return Err(Invalid::new(
+            list,
+            format!("must list at most {max_items} (got {})", items.len()),
+        ));
+    }
+    let items: Vec<T> = items.into_iter().map(clean).collect();
+    for (index, item) in items.iter().enumerate() {
+        for (name, value) in fields(item) {
+            optional_text(&format!("{list}[{index}].{name}"), value.as_deref(), MAX_DESCRIPTOR_FIELD)?;
+        }
+    }
+    Ok(items)
+}
+
+/// Trims every field; a blank field is absent.
+fn clean(value: Option<String>) -> Option<String> {
+    value
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn clean_suspect(s: Suspect) -> Suspect {
+    Suspect {
+        sex: clean(s.sex),
+        age: clean(s.age),
+        height: clean(s.height),
+        build: clean(s.build),
+        hair: clean(s.hair),
+        clothing: clean(s.clothing),
+        shoes: clean(s.shoes),
+        marks: clean(s.marks),
+        notes: clean(s.notes),
+    }
+}
+
+fn clean_vehicle(v: Vehicle) -> Vehicle {
+    Vehicle {
+        make: clean(v.make),
+        model: clean(v.model),
+        color: clean(v.color),
+        plate: clean(v.plate),
+        plate_region: clean(v.plate_region),
+        notes: clean(v.notes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p4p_protocol::Location;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-24 15:00:00 UTC);
+
+    fn store() -> Place {
+        Place::parse("location", Location { lat: 40.7, lon: -74.0 }).unwrap()
+    }
+
+    fn input() -> NewAlert {
+        NewAlert {
+            kind: AlertKind::Casing,
+            title: "Two men casing showcases".into(),
+            description: None,
+            occurred_at: None,
+            location: None,
+            radius_km: None,
+            suspects: vec![],
+            vehicles: vec![],
+        }
+    }
+
+    fn error(input: NewAlert) -> String {
+        ValidAlert::parse(input, store(), NOW).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_are_the_stores_place_the_kinds_radius_and_now() {
+        let alert = ValidAlert::parse(input(), store(), NOW).unwrap();
+        assert_eq!(alert.reach.center, store());
+        assert_eq!(alert.reach.radius.km(), 25.0);
+        assert_eq!(alert.occurred_at, NOW);
+        let vehicle = ValidAlert::parse(
+            NewAlert { kind: AlertKind::SuspiciousVehicle, ..input() },
+            store(),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(vehicle.reach.radius.km(), 15.0);
+    }
+
+    #[test]
+    fn each_limit_names_its_field() {
+        assert_eq!(error(NewAlert { title: " ".into(), ..input() }), "title must not be empty");
+        assert_eq!(
+            error(NewAlert { title: "x".repeat(121), ..input() }),
+            "title must be at most 120 characters (got 121)"
+        );
+        assert!(ValidAlert::parse(NewAlert { title: "x".repeat(120), ..input() }, store(), NOW).is_ok());
+        assert!(error(NewAlert { description: Some("x".repeat(4_001)), ..input() }).starts_with("description"));
+        assert_eq!(
+            error(NewAlert { radius_km: Some(0.0), ..input() }),
+            "radius_km must be between 0.5 and 500 km"
+        );
+        assert!(error(NewAlert { radius_km: Some(501.0), ..input() }).starts_with("radius_km"));
+        assert!(error(NewAlert {
+            location: Some(Location { lat: -91.0, lon: 0.0 }),
+            ..input()
+        })
+        .starts_with("location.lat"));
+        assert!(error(NewAlert { suspects: vec![Suspect::default(); 11], ..input() }).starts_with("suspects"));
+        assert!(error(NewAlert { vehicles: vec![Vehicle::default(); 11], ..input() }).starts_with("vehicles"));
+        let long_plate = Vehicle { plate: Some("x".repeat(201)), ..Vehicle::default() };
+        assert!(error(NewAlert { vehicles: vec![Vehicle::default(), long_plate], ..input() })
+            .starts_with("vehicles[1].plate"));
+        let long_shoes = Suspect { shoes: Some("x".repeat(201)), ..Suspect::default() };
+        assert!(error(NewAlert { suspects: vec![long_shoes], ..input() }).starts_with("suspects[0].shoes"));
+    }
+
+    #[test]
+    fn occurred_at_may_not_be_in_the_future_beyond_clock_skew() {
+        let soon = NOW + Duration::minutes(4);
+        assert!(ValidAlert::parse(NewAlert { occurred_at: Some(soon), ..input() }, store(), NOW).is_ok());
+        let later = NOW + Duration::minutes(10);
+        assert_eq!(
+            error(NewAlert { occurred_at: Some(later), ..input() }),
+            "occurred_at must not be in the future"
+        );
+    }
+
+    #[test]
+    fn descriptor_fields_are_trimmed_and_blank_ones_dropped() {
+        let suspect = Suspect {
+            hair: Some("  short black ".into()),
+            shoes: Some(" ".into()),
+            ..Suspect::default()
+        };
+        let alert = ValidAlert::parse(NewAlert { suspects: vec![suspect], ..input() }, store(), NOW).unwrap();
+        assert_eq!(alert.suspects[0].hair.as_deref(), Some("short black"));
+        assert_eq!(alert.suspects[0].shoes, None);
+    }
+}

@@ -1,0 +1,240 @@
+//! Places and great-circle distances.
+//!
+//! Distances are haversine over the mean earth radius (`geo`). Bounding
+//! boxes are conservative: they contain every point within the radius, so
+//! an index query followed by the exact distance check misses nobody.
+
+use geo::{Distance, Haversine, Point};
+use p4p_protocol::Location;
+
+use super::Invalid;
+
+/// The mean earth radius `geo`'s haversine uses, in kilometres.
+const EARTH_RADIUS_KM: f64 = 6_371.008_8;
+
+/// Radii accepted for alerts and for stores' areas of interest.
+pub const MIN_RADIUS_KM: f64 = 0.5;
+pub const MAX_RADIUS_KM: f64 = 500.0;
+
+/// A checked WGS 84 position.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Place {
+    lat: f64,
+    lon: f64,
+}
+
+impl Place {
+    /// `field` names the location in errors, e.g. `location`.
+    pub fn parse(field: &str, location: Location) -> Result<Place, Invalid> {
+        let Location { lat, lon } = location;
+        if !lat.is_finite() || !(-90.0..=90.0).contains(&lat) {
+            return Err(Invalid::new(format!("{field}.lat"), "must be between -90 and 90"));
+        }
+        if !lon.is_finite() || !(-180.0..=180.0).contains(&lon) {
+            return Err(Invalid::new(format!("{field}.lon"), "must be between -180 and 180"));
+        }
+        Ok(Place { lat, lon })
+    }
+
+    /// A place read back from storage, which only ever holds checked places.
+    pub fn from_stored(lat: f64, lon: f64) -> Place {
+        Place { lat, lon }
+    }
+
+    pub fn lat(self) -> f64 {
+        self.lat
+    }
+
+    pub fn lon(self) -> f64 {
+        self.lon
+    }
+
+    pub fn location(self) -> Location {
+        Location {
+            lat: self.lat,
+            lon: self.lon,
+        }
+    }
+
+    /// Great-circle distance in kilometres.
+    pub fn distance_km(self, other: Place) -> f64 {
+        let a = Point::new(self.lon, self.lat);
+        let b = Point::new(other.lon, other.lat);
+        Haversine.distance(a, b) / 1000.0
+    }
+
+    /// The lon/lat boxes that together contain every point within
+    /// `radius_km`: one box, or two where the circle crosses the
+    /// antimeridian. Each is `([min_lon, min_lat], [max_lon, max_lat])`.
+    pub fn bounding_boxes(self, radius_km: f64) -> Vec<([f64; 2], [f64; 2])> {
+        // A little slack so rounding never puts a point on the edge outside.
+        let angular = radius_km / EARTH_RADIUS_KM * 1.000_001 + 1e-9;
+        let dlat = angular.to_degrees();
+        let min_lat = self.lat - dlat;
+        let max_lat = self.lat + dlat;
+        if min_lat <= -90.0 || max_lat >= 90.0 || angular >= std::f64::consts::FRAC_PI_2 {
+            // The circle reaches a pole: every longitude is in reach.
+            return vec![([-180.0, min_lat.max(-90.0)], [180.0, max_lat.min(90.0)])];
+        }
+        let ratio = angular.sin() / self.lat.to_radians().cos();
+        if ratio >= 1.0 {
+            return vec![([-180.0, min_lat], [180.0, max_lat])];
+        }
+        let dlon = ratio.asin().to_degrees();
+        let (west, east) = (self.lon - dlon, self.lon + dlon);
+        if west < -180.0 {
+            vec![
+                ([-180.0, min_lat], [east, max_lat]),
+                ([west + 360.0, min_lat], [180.0, max_lat]),
+            ]
+        } else if east > 180.0 {
+            vec![
+                ([west, min_lat], [180.0, max_lat]),
+                ([-180.0, min_lat], [east - 360.0, max_lat]),
+            ]
+        } else {
+            vec![([west, min_lat], [east, max_lat])]
+        }
+    }
+}
+
+/// A checked radius in kilometres, 0.5 to 500.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct RadiusKm(f64);
+
+impl RadiusKm {
+    pub fn parse(field: &str, km: f64) -> Result<RadiusKm, Invalid> {
+        if !km.is_finite() || !(MIN_RADIUS_KM..=MAX_RADIUS_KM).contains(&km) {
+            return Err(Invalid::new(
+                field,
+                format!("must be between {MIN_RADIUS_KM} and {MAX_RADIUS_KM} km"),
+            ));
+        }
+        Ok(RadiusKm(km))
+    }
+
+    /// A radius read back from storage, which only ever holds checked radii.
+    pub fn from_stored(km: f64) -> RadiusKm {
+        RadiusKm(km)
+    }
+
+    pub fn km(self) -> f64 {
+        self.0
+    }
+}
+
+/// A circle on the earth: an alert's reach, or a store's area of interest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Area {
+    pub center: Place,
+    pub radius: RadiusKm,
+}
+
+impl Area {
+    pub fn contains(self, place: Place) -> bool {
+        self.center.distance_km(place) <= self.radius.km()
+    }
+
+    pub fn bounding_boxes(self) -> Vec<([f64; 2], [f64; 2])> {
+        self.center.bounding_boxes(self.radius.km())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use geo::Destination;
+
+    fn place(lat: f64, lon: f64) -> Place {
+        Place::parse("location", Location { lat, lon }).unwrap()
+    }
+
+    /// Known great-circle distances (mean earth radius), within 0.5%.
+    #[test]
+    fn haversine_matches_known_city_pairs() {
+        let pairs = [
+            // New York - Los Angeles
+            ((40.7128, -74.0060), (34.0522, -118.2437), 3_936.0),
+            // London - Paris
+            ((51.5074, -0.1278), (48.8566, 2.3522), 343.5),
+            // Sydney - Melbourne
+            ((-33.8688, 151.2093), (-37.8136, 144.9631), 713.4),
+            // New York - Philadelphia
+            ((40.7128, -74.0060), (39.9526, -75.1652), 129.6),
+            // Tokyo - Osaka
+            ((35.6762, 139.6503), (34.6937, 135.5023), 392.4),
+        ];
+        for ((a_lat, a_lon), (b_lat, b_lon), expected) in pairs {
+            let d = place(a_lat, a_lon).distance_km(place(b_lat, b_lon));
+            let error = (d - expected).abs() / expected;
+            assert!(error < 0.005, "{a_lat},{a_lon} -> {b_lat},{b_lon}: {d} km, expected {expected}");
+            let back = place(b_lat, b_lon).distance_km(place(a_lat, a_lon));
+            assert!((d - back).abs() < 1e-9, "distance is symmetric");
+        }
+        assert_eq!(place(10.0, 10.0).distance_km(place(10.0, 10.0)), 0.0);
+    }
+
+    #[test]
+    fn out_of_range_coordinates_are_refused_naming_the_field() {
+        let err = Place::parse("location", Location { lat: 90.5, lon: 0.0 }).unwrap_err();
+        assert_eq!(err.to_string(), "location.lat must be between -90 and 90");
+        let err = Place::parse("location", Location { lat: 0.0, lon: -180.1 }).unwrap_err();
+        assert_eq!(err.to_string(), "location.lon must be between -180 and 180");
+        assert!(Place::parse("location", Location { lat: f64::NAN, lon: 0.0 }).is_err());
+        assert!(Place::parse("location", Location { lat: 0.0, lon: f64::INFINITY }).is_err());
+        assert!(Place::parse("location", Location { lat: -90.0, lon: 180.0 }).is_ok());
+    }
+
+    #[test]
+    fn radius_limits_are_inclusive() {
+        assert!(RadiusKm::parse("radius_km", 0.5).is_ok());
+        assert!(RadiusKm::parse("radius_km", 500.0).is_ok());
+        assert!(RadiusKm::parse("radius_km", 0.0).is_err());
+        assert!(RadiusKm::parse("radius_km", 0.49).is_err());
+        assert!(RadiusKm::parse("radius_km", 501.0).is_err());
+        assert!(RadiusKm::parse("radius_km", f64::NAN).is_err());
+    }
+
+    fn inside_any(boxes: &[([f64; 2], [f64; 2])], p: Place) -> bool {
+        boxes.iter().any(|(lo, hi)| {
+            (lo[0]..=hi[0]).contains(&p.lon()) && (lo[1]..=hi[1]).contains(&p.lat())
+        })
+    }
+
+    /// Every point within the radius lies in one of the boxes, including
+    /// circles across the antimeridian and near the poles.
+    #[test]
+    fn bounding_boxes_contain_every_point_in_reach() {
+        let centers = [
+            place(40.7, -74.0),
+            place(-33.9, 151.2),
+            place(0.0, 179.9),
+            place(0.0, -179.95),
+            place(89.9, 0.0),
+            place(-89.0, 45.0),
+            place(64.0, -21.9),
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for center in centers {
+            for radius in [0.5, 10.0, 50.0, 500.0] {
+                let boxes = center.bounding_boxes(radius);
+                for _ in 0..2_000 {
+                    // Points at every bearing, at distances up to just past the radius.
+                    let origin = Point::new(center.lon(), center.lat());
+                    let to = Haversine.destination(origin, next() * 360.0, next() * radius * 1_050.0);
+                    let lon = (to.x() + 540.0).rem_euclid(360.0) - 180.0;
+                    let p = place(to.y().clamp(-90.0, 90.0), lon);
+                    if center.distance_km(p) <= radius {
+                        assert!(inside_any(&boxes, p), "{p:?} within {radius} km of {center:?}");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The one error type of the HTTP layer, answered as a problem document.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use p4p_protocol::{Problem, PROBLEM_CONTENT_TYPE};
+
+use crate::db::DbError;
+use crate::domain::Invalid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Invalid(#[from] Invalid),
+    #[error("{0}")]
+    MalformedJson(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{detail}")]
+    Forbidden { code: &'static str, detail: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    #[error("request body is larger than the limit of 64 KiB")]
+    TooLarge,
+    /// Logged in full, never shown to the client.
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError::Forbidden {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError::Conflict {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
+            ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::Database(DbError::Sqlx(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
+            )) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
+            ApiError::Database(_) | ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let detail = match &self {
+            ApiError::Database(error) => {
+                tracing::error!(%error, "database error");
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    "the database is unavailable; try again shortly".to_owned()
+                } else {
+                    "internal error; it has been logged".to_owned()
+                }
+            }
+            ApiError::Internal(error) => {
+                tracing::error!(%error, "internal error");
+                "internal error; it has been logged".to_owned()
+            }
+            other => other.to_string(),
+        };
+        problem(status, code, detail)
+    }
+}
+
+/// A problem document response.
+pub fn problem(status: StatusCode, code: &str, detail: String) -> Response {
+    let body = Problem {
+        kind: "about:blank".to_owned(),
+        title: title(status).to_owned(),
+        status: status.as_u16(),
+        detail,
+        code: code.to_owned(),
+    };
+    let mut response = (status, axum::Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
+    response
+}
+
+/// RFC 9110's names, where they differ from the older ones `http` knows.
+fn title(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::UNPROCESSABLE_ENTITY => "Unprocessable Content",
+        StatusCode::PAYLOAD_TOO_LARGE => "Content Too Large",
+        _ => status.canonical_reason().unwrap_or("Error"),
+    }
+}
+
+/// Turns any error response that is not yet a problem document (a framework
+/// rejection, an unknown route, a wrong method) into one, keeping its status
+/// and its text as the detail.
+pub async fn problem_documents(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes() == PROBLEM_CONTENT_TYPE.as_bytes());
+    if is_problem {
+        return response;
+    }
+    let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let text = axum::body::to_bytes(response.into_body(), 4_096)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let (code, detail) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "no such endpoint".to_owned()),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed on this endpoint".to_owned()),
+        StatusCode::PAYLOAD_TOO_LARGE => ("too_large", ApiError::TooLarge.to_string()),
+        _ if text.is_empty() => ("error", status.canonical_reason().unwrap_or("error").to_owned()),
+        _ if status.is_server_error() => ("internal", text),
+        _ => ("bad_request", text),
+    };
+    let mut response = problem(status, code, detail);
+    for (name, value) in [(header::RETRY_AFTER, retry_after), (header::ALLOW, allow)] {
+        if let Some(value) = value {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}

@@ -1,0 +1,218 @@
+//! Extractors that answer bad requests with problem documents naming the
+//! field: JSON bodies, query strings, and the caller behind a token.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use p4p_protocol::{Role, Store, StoreStatus, TokenInfo};
+use serde::de::DeserializeOwned;
+
+use super::{ApiContext, ApiError};
+use crate::db::Actor;
+use crate::domain::secret::Secret;
+use crate::domain::Invalid;
+
+/// A JSON request body. Syntax errors are 400; well-formed JSON of the
+/// wrong shape is 422, naming the field.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body(request, state).await?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+/// A JSON body that may be left out: an empty body is `T::default()`.
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body(request, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        parse_json(&bytes).map(OptionalJson)
+    }
+}
+
+async fn body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::BadRequest(rejection.body_text())
+        }
+    })
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => ApiError::Invalid(Invalid::new(
+                if path == "." { "body".to_owned() } else { path },
+                format!("is invalid: {}", strip_position(&inner.to_string())),
+            )),
+            _ => malformed(&inner),
+        }
+    })?;
+    deserializer.end().map_err(|error| malformed(&error))?;
+    Ok(value)
+}
+
+fn malformed(error: &serde_json::Error) -> ApiError {
+    ApiError::MalformedJson(format!("malformed JSON: {error}"))
+}
+
+/// serde_json ends data errors with " at line 1 column 42": the field path
+/// already says where.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// A query string; a value of the wrong type is 422, naming the parameter.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer = serde_urlencoded::Deserializer::new(url_parse(query));
+        serde_path_to_error::deserialize(deserializer)
+            .map(Query)
+            .map_err(|error| {
+                let path = error.path().to_string();
+                let field = if path == "." { "query".to_owned() } else { path };
+                ApiError::Invalid(Invalid::new(field, format!("is invalid: {}", error.into_inner())))
+            })
+    }
+}
+
+/// The caller behind the request's bearer token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub token: TokenInfo,
+    pub store: Option<Store>,
+}
+
+impl Caller {
+    pub fn role(&self) -> Role {
+        self.token.role
+    }
+
+    pub fn actor(&self) -> Actor {
+        match &self.store {
+            Some(store) => Actor::store(store.id),
+            None => Actor::staff(self.token.role, self.token.id, &self.token.label),
+        }
+    }
+
+    /// A pending or suspended store is refused everywhere but `GET /v1/me`.
+    pub fn require_active(&self) -> Result<(), ApiError> {
+        match self.store.as_ref().map(|s| s.status) {
+            None | Some(StoreStatus::Approved) => Ok(()),
+            Some(StoreStatus::Suspended) => Err(ApiError::forbidden(
+                "store_suspended",
+                "this store is suspended; contact the association",
+            )),
+            Some(status) => Err(ApiError::forbidden(
+                "store_not_approved",
+                format!("this store is {status}, not approved"),
+            )),
+        }
+    }
+
+    /// An approved member store, for what only stores do.
+    pub fn require_store(&self, doing: &str) -> Result<&Store, ApiError> {
+        self.require_active()?;
+        self.store
+            .as_ref()
+            .ok_or_else(|| ApiError::forbidden("forbidden", format!("only member stores can {doing}")))
+    }
+
+    /// Association staff: moderators and admins.
+    pub fn require_staff(&self, doing: &str) -> Result<(), ApiError> {
+        if self.role().is_staff() {
+            return Ok(());
+        }
+        Err(ApiError::forbidden("forbidden", format!("only association staff can {doing}")))
+    }
+}
+
+impl FromRequestParts<ApiContext> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)?;
+        authenticate(ctx, token).await
+    }
+}
+
+/// The caller of `GET /v1/stream`, which may also pass `?access_token=`
+/// for clients that cannot set headers (browsers).
+pub struct StreamCaller(pub Caller);
+
+impl FromRequestParts<ApiContext> for StreamCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, Self::Rejection> {
+        let from_query = parts.uri.query().and_then(|query| {
+            url_parse(query)
+                .find(|(name, _)| name == "access_token")
+                .map(|(_, value)| value.into_owned())
+        });
+        let token = match from_query {
+            Some(token) => Some(token),
+            None => bearer(parts)?.map(str::to_owned),
+        };
+        authenticate(ctx, token.as_deref()).await.map(StreamCaller)
+    }
+}
+
+fn url_parse(query: &str) -> form_urlencoded::Parse<'_> {
+    form_urlencoded::parse(query.as_bytes())
+}
+
+fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("the Authorization header is not valid text"))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(Some(token.trim())),
+        _ => Err(ApiError::Unauthorized(
+            "the Authorization header must be `Bearer <token>`",
+        )),
+    }
+}
+
+async fn authenticate(ctx: &ApiContext, token: Option<&str>) -> Result<Caller, ApiError> {
+    let token = token.ok_or(ApiError::Unauthorized(
+        "a bearer token is required: Authorization: Bearer p4p_…",
+    ))?;
+    let credential = ctx
+        .storage
+        .credential(&Secret::presented(token).hash())
+        .await?
+        .ok_or(ApiError::Unauthorized("unknown or revoked token"))?;
+    let caller = Caller {
+        token: credential.token,
+        store: credential.store,
+    };
+    tracing::Span::current().record("caller", tracing::field::display(caller.actor().0));
+    Ok(caller)
+}

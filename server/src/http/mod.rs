@@ -1,0 +1,84 @@
+//! The HTTP and WebSocket API (API.md): one router per resource, merged
+//! here, sharing one [`ApiContext`].
+
+mod alerts;
+mod error;
+mod extract;
+mod me;
+mod ops;
+mod pledge;
+mod stores;
+mod stream;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request, Response};
+use axum::Router;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+pub use error::ApiError;
+
+use crate::db::Storage;
+use crate::fanout::Hub;
+
+/// API.md: larger request bodies are refused with 413 before parsing.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct ApiContext {
+    pub storage: Arc<dyn Storage>,
+    pub hub: Arc<Hub>,
+    pub stream: StreamSettings,
+}
+
+/// How streams behave.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamSettings {
+    /// Pings go out this often; a client silent for two intervals is dropped.
+    pub ping_interval: Duration,
+}
+
+pub fn router(ctx: ApiContext) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .merge(pledge::router())
+        .merge(stores::router())
+        .merge(me::router())
+        .merge(alerts::router())
+        .merge(stream::router())
+        .merge(ops::router())
+        .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
+        .with_state(ctx)
+        .layer(axum::middleware::map_response(error::problem_documents))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<_>| {
+                    let id = request
+                        .extensions()
+                        .get::<RequestId>()
+                        .and_then(|id| id.header_value().to_str().ok())
+                        .unwrap_or("-");
+                    // The path only: a query may carry an access token.
+                    tracing::info_span!(
+                        "request",
+                        request_id = %id,
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        caller = tracing::field::Empty,
+                    )
+                })
+                .on_request(())
+                .on_response(|response: &Response<_>, latency: Duration, _span: &Span| {
+                    tracing::info!(status = response.status().as_u16(), ?latency, "request");
+                })
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}

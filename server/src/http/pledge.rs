@@ -1,0 +1,87 @@
+//! Membership applications: pledge, then claim the token once approved.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use p4p_protocol::{ClaimRequest, ClaimResponse, PledgeCreated, PledgeRequest, StoreStatus};
+use time::OffsetDateTime;
+
+use super::extract::Json;
+use super::{ApiContext, ApiError};
+use crate::db::ClaimOutcome;
+use crate::domain::secret::Secret;
+use crate::domain::store::ValidPledge;
+
+pub fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/v1/pledge", post(apply))
+        .route("/v1/pledge/{store_id}/claim", post(claim))
+}
+
+async fn apply(State(ctx): State<ApiContext>, Json(request): Json<PledgeRequest>) -> Result<Response, ApiError> {
+    let pledge = ValidPledge::parse(request)?;
+    let claim_secret = Secret::new_claim();
+    let store_id = ctx
+        .storage
+        .create_store(&pledge, &claim_secret.hash(), OffsetDateTime::now_utc())
+        .await?;
+    tracing::info!(store_id, "pledge received");
+    let created = PledgeCreated {
+        store_id,
+        status: StoreStatus::Pending,
+        claim_secret: claim_secret.expose().to_owned(),
+    };
+    Ok((StatusCode::CREATED, axum::Json(created)).into_response())
+}
+
+async fn claim(
+    State(ctx): State<ApiContext>,
+    Path(store_id): Path<i64>,
+    Json(request): Json<ClaimRequest>,
+) -> Result<Response, ApiError> {
+    let token = Secret::new_token();
+    let claim = Secret::presented(&request.claim_secret).hash();
+    let outcome = ctx
+        .storage
+        .claim_token(store_id, &claim, &token.hash(), OffsetDateTime::now_utc())
+        .await?;
+    match outcome {
+        ClaimOutcome::UnknownStore => Err(ApiError::NotFound(format!("no pledge with store id {store_id}"))),
+        ClaimOutcome::WrongSecret => Err(ApiError::forbidden(
+            "wrong_claim_secret",
+            "claim_secret does not match this pledge",
+        )),
+        ClaimOutcome::Pending => {
+            let pending = ClaimResponse {
+                status: StoreStatus::Pending,
+                token: None,
+            };
+            Ok((StatusCode::ACCEPTED, axum::Json(pending)).into_response())
+        }
+        ClaimOutcome::Rejected { reason } => Err(ApiError::forbidden(
+            "pledge_rejected",
+            match reason {
+                Some(reason) => format!("the pledge was rejected: {reason}"),
+                None => "the pledge was rejected".to_owned(),
+            },
+        )),
+        ClaimOutcome::Suspended => Err(ApiError::forbidden(
+            "store_suspended",
+            "this store is suspended; contact the association",
+        )),
+        ClaimOutcome::AlreadyClaimed => Err(ApiError::conflict(
+            "already_claimed",
+            "the token for this pledge was already handed out; an existing device can make more with POST /v1/me/tokens",
+        )),
+        ClaimOutcome::Issued => {
+            tracing::info!(store_id, "store token claimed");
+            let approved = ClaimResponse {
+                status: StoreStatus::Approved,
+                token: Some(token.expose().to_owned()),
+            };
+            Ok((StatusCode::OK, axum::Json(approved)).into_response())
+        }
+    }
+}
