@@ -1,1 +1,459 @@
-//! End-to-end test support.
+//! End-to-end test support: the real `p4p-server` on a free port against a
+//! fresh SQLite file, real HTTP and WebSocket clients, and the real `p4p`.
+//!
+//! Every test starts its own server; helpers here make member stores, open
+//! streams and run the CLI so that test files read like their scenarios.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for something that should happen.
+pub const PATIENCE: Duration = Duration::from_secs(15);
+
+/// Places with real distances between them (km from Manhattan: Newark 14,
+/// Philadelphia 130, Boston 306).
+pub mod places {
+    pub const MANHATTAN: (f64, f64) = (40.7128, -74.0060);
+    pub const NEWARK: (f64, f64) = (40.7357, -74.1724);
+    pub const PHILADELPHIA: (f64, f64) = (39.9526, -75.1652);
+    pub const BOSTON: (f64, f64) = (42.3601, -71.0589);
+    pub const BROOKLYN: (f64, f64) = (40.6782, -73.9442);
+}
+
+/// The real `p4p-server`, built (or found fresh) once per test process.
+pub fn server_binary() -> &'static Path {
+    static SERVER: OnceLock<PathBuf> = OnceLock::new();
+    SERVER.get_or_init(|| build_binary("p4p-server"))
+}
+
+/// The real `p4p` CLI, built (or found fresh) once per test process.
+pub fn cli_binary() -> &'static Path {
+    static CLI: OnceLock<PathBuf> = OnceLock::new();
+    CLI.get_or_init(|| build_binary("p4p"))
+}
+
+/// Builds one binary of the workspace with the profile of this test build.
+/// `--workspace` keeps feature unification the same as the test build's,
+/// so nothing is compiled twice; a fresh binary costs a no-op check.
+fn build_binary(bin: &str) -> PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut command = std::process::Command::new(env!("CARGO"));
+    command
+        .current_dir(&workspace)
+        .args(["build", "--quiet", "--workspace", "--bin", bin]);
+    if !cfg!(debug_assertions) {
+        command.arg("--release");
+    }
+    let status = command.status().unwrap_or_else(|e| panic!("cannot run cargo: {e}"));
+    assert!(status.success(), "cargo build --bin {bin} failed");
+    // This test runs from <target>/<profile>/deps/; the binaries sit in <target>/<profile>/.
+    let test_exe = std::env::current_exe().expect("current exe");
+    let profile_dir = test_exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir");
+    let path = profile_dir.join(bin);
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// A running `p4p-server` with its own database; killed when dropped.
+pub struct TestServer {
+    pub url: String,
+    pub database_url: String,
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::start_with(&[]).await
+    }
+
+    /// Starts a server with extra command-line arguments.
+    pub async fn start_with(args: &[&str]) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = format!("sqlite:{}", dir.path().join("p4p.db").display());
+        let mut server = TestServer {
+            url: String::new(),
+            database_url,
+            dir,
+            child: None,
+        };
+        server.launch(args).await;
+        server
+    }
+
+    /// Starts the server process (again) on a free port, same database.
+    pub async fn launch(&mut self, args: &[&str]) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("log file");
+        let mut child = Command::new(server_binary())
+            .args(["--bind", "127.0.0.1:0", "--database-url", &self.database_url])
+            .args(args)
+            .env("P4P_LOG", "info,p4p_server=debug")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start p4p-server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(PATIENCE, lines.next_line())
+            .await
+            .expect("p4p-server did not say where it listens")
+            .expect("read stdout")
+            .unwrap_or_else(|| panic!("p4p-server exited: {}", self.logs()));
+        let url = line
+            .strip_prefix("p4p-server listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"));
+        self.url = url.to_owned();
+        self.child = Some(child);
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    /// Everything the server logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Sends a signal to the server and waits for it to exit.
+    pub async fn stop(&mut self, signal: &str) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("server running");
+        let pid = child.id().expect("pid").to_string();
+        let sent = std::process::Command::new("kill").args([signal, &pid]).status().expect("kill");
+        assert!(sent.success());
+        tokio::time::timeout(PATIENCE, child.wait())
+            .await
+            .expect("server did not exit")
+            .expect("wait")
+    }
+
+    /// A new staff token, made as an operator would on the server host.
+    pub fn staff_token(&self, role: &str) -> String {
+        let output = std::process::Command::new(server_binary())
+            .args(["--database-url", &self.database_url, "token", "create", "--role", role, "--label", "test staff"])
+            .output()
+            .expect("run p4p-server token create");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).expect("utf-8").trim().to_owned()
+    }
+
+    pub fn api(&self, token: Option<&str>) -> Api {
+        Api {
+            client: reqwest::Client::new(),
+            base: self.url.clone(),
+            token: token.map(str::to_owned),
+        }
+    }
+
+    pub fn anonymous(&self) -> Api {
+        self.api(None)
+    }
+
+    /// Applies with a pledge; returns the store id and its claim secret.
+    pub async fn pledge(&self, name: &str, at: (f64, f64), radius_km: f64) -> (i64, String) {
+        let reply = self.anonymous().post("/v1/pledge", &pledge_body(name, at, radius_km)).await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+        (reply.i64("store_id"), reply.str("claim_secret").to_owned())
+    }
+
+    /// An approved member store with its token, vetted by `staff`.
+    pub async fn member(&self, staff: &str, name: &str, at: (f64, f64), radius_km: f64) -> Member {
+        let (id, secret) = self.pledge(name, at, radius_km).await;
+        let approved = self.api(Some(staff)).post(&format!("/v1/stores/{id}/approve"), &json!({})).await;
+        assert_eq!(approved.status, 200, "{approved:?}");
+        let claim = self
+            .anonymous()
+            .post(&format!("/v1/pledge/{id}/claim"), &json!({ "claim_secret": secret }))
+            .await;
+        assert_eq!(claim.status, 200, "{claim:?}");
+        Member {
+            id,
+            name: name.to_owned(),
+            token: claim.str("token").to_owned(),
+        }
+    }
+
+    /// Opens a stream with a bearer token.
+    pub async fn stream(&self, token: &str, since: Option<i64>) -> Stream {
+        self.try_stream(token, since).await.unwrap_or_else(|status| panic!("stream refused: {status}"))
+    }
+
+    /// Opens a stream, or says the HTTP status it was refused with.
+    pub async fn try_stream(&self, token: &str, since: Option<i64>) -> Result<Stream, u16> {
+        let mut url = format!("{}/v1/stream", self.url.replacen("http", "ws", 1));
+        if let Some(since) = since {
+            url.push_str(&format!("?since={since}"));
+        }
+        let mut request = url.into_client_request().expect("request");
+        request.headers_mut().insert(
+            "Authorization",
+            HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+        );
+        connect(request).await
+    }
+
+    /// Opens a stream passing the token as `?access_token=`, as a browser would.
+    pub async fn stream_with_query_token(&self, token: &str) -> Result<Stream, u16> {
+        let url = format!("{}/v1/stream?access_token={token}", self.url.replacen("http", "ws", 1));
+        connect(url.into_client_request().expect("request")).await
+    }
+
+    /// Runs the real `p4p` CLI with its own home, config and state.
+    pub fn cli(&self, home: &Path) -> Command {
+        let mut command = Command::new(cli_binary());
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", home)
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_STATE_HOME", home.join("state"))
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("P4P_SERVER", &self.url)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+}
+
+pub fn pledge_body(name: &str, at: (f64, f64), radius_km: f64) -> Value {
+    json!({
+        "store_name": name,
+        "address": format!("1 Main Street, {name}"),
+        "location": { "lat": at.0, "lon": at.1 },
+        "contact_name": "Ada Diamond",
+        "contact_email": "ada@example.com",
+        "phone": "+1 555 0100",
+        "radius_km": radius_km,
+        "accept_pledge": true,
+    })
+}
+
+async fn connect(request: tokio_tungstenite::tungstenite::handshake::client::Request) -> Result<Stream, u16> {
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => Ok(Stream { socket }),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+        Err(error) => panic!("stream connection failed: {error}"),
+    }
+}
+
+/// An approved member store.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub id: i64,
+    pub name: String,
+    pub token: String,
+}
+
+/// An HTTP client for the API, with or without a token.
+pub struct Api {
+    client: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+/// A response: status, content type and body (JSON when it is JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Reply {
+    pub fn str(&self, field: &str) -> &str {
+        self.body[field].as_str().unwrap_or_else(|| panic!("no string {field} in {:?}", self.body))
+    }
+
+    pub fn i64(&self, field: &str) -> i64 {
+        self.body[field].as_i64().unwrap_or_else(|| panic!("no integer {field} in {:?}", self.body))
+    }
+
+    /// Asserts a problem document with this status and code; its detail.
+    pub fn problem(&self, status: u16, code: &str) -> String {
+        assert_eq!(self.status, status, "{self:?}");
+        assert_eq!(self.content_type, "application/problem+json", "{self:?}");
+        assert_eq!(self.body["code"], code, "{self:?}");
+        assert_eq!(self.body["status"], status, "{self:?}");
+        assert!(self.body["title"].is_string(), "{self:?}");
+        assert_eq!(self.body["type"], "about:blank", "{self:?}");
+        self.str("detail").to_owned()
+    }
+}
+
+impl Api {
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.send(reqwest::Method::POST, path, Some(body.to_string().into_bytes())).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> Reply {
+        self.send(reqwest::Method::PATCH, path, Some(body.to_string().into_bytes())).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(reqwest::Method::DELETE, path, None).await
+    }
+
+    /// Sends raw bytes as the body, for malformed and oversized input.
+    pub async fn post_raw(&self, path: &str, body: impl Into<Vec<u8>>) -> Reply {
+        self.send(reqwest::Method::POST, path, Some(body.into())).await
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>) -> Reply {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let text = response.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply {
+            status,
+            content_type,
+            body,
+            headers,
+        }
+    }
+
+    /// Posts an alert; asserts 201 and returns it.
+    pub async fn post_alert(&self, alert: &Value) -> Value {
+        let reply = self.post("/v1/alerts", alert).await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+        reply.body
+    }
+}
+
+/// A casing alert at a place with a radius.
+pub fn casing_at(title: &str, at: (f64, f64), radius_km: f64) -> Value {
+    json!({
+        "kind": "casing",
+        "title": title,
+        "location": { "lat": at.0, "lon": at.1 },
+        "radius_km": radius_km,
+    })
+}
+
+/// A WebSocket stream client.
+pub struct Stream {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How a stream ended.
+#[derive(Debug, PartialEq)]
+pub enum Ended {
+    Closed(Option<u16>),
+    Dropped,
+}
+
+impl Stream {
+    /// The next frame; fails the test if none comes in time.
+    pub async fn next(&mut self) -> Value {
+        match self.next_within(PATIENCE).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => panic!("no frame within {PATIENCE:?}"),
+            Err(ended) => panic!("stream ended: {ended:?}"),
+        }
+    }
+
+    /// The next frame within `wait`, `None` if none came, or how it ended.
+    pub async fn next_within(&mut self, wait: Duration) -> Result<Option<Value>, Ended> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let message = match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Err(_) => return Ok(None),
+                Ok(message) => message,
+            };
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    return Ok(Some(serde_json::from_str(&text).expect("frame is JSON")));
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(Ended::Closed(frame.map(|f| u16::from(f.code))));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Err(Ended::Dropped),
+            }
+        }
+    }
+
+    /// Waits for the server to close the stream; the close code.
+    pub async fn closed(&mut self) -> Option<u16> {
+        loop {
+            match self.next_within(PATIENCE).await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the stream was not closed within {PATIENCE:?}"),
+                Err(Ended::Closed(code)) => return code,
+                Err(Ended::Dropped) => return None,
+            }
+        }
+    }
+
+    /// Collects frames until `count` have come; fails if they do not.
+    pub async fn take(&mut self, count: usize) -> Vec<Value> {
+        let mut frames = Vec::with_capacity(count);
+        while frames.len() < count {
+            frames.push(self.next().await);
+        }
+        frames
+    }
+
+    /// Asserts that no frame comes for a while.
+    pub async fn assert_quiet(&mut self, wait: Duration) {
+        if let Ok(Some(frame)) = self.next_within(wait).await {
+            panic!("expected no frame, got {frame}");
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self
+            .socket
+            .send(Message::Close(Some(
+                tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                    code: CloseCode::Normal,
+                    reason: "bye".into(),
+                },
+            )))
+            .await;
+    }
+}
+
+/// The hello frame's head, asserting the frame is a hello.
+pub fn hello_head(frame: &Value) -> i64 {
+    assert_eq!(frame["type"], "hello", "{frame}");
+    frame["head"].as_i64().expect("head")
+}
