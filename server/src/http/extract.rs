@@ -52,20 +52,19 @@ async fn body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiE
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Syntax first, so that anything that is not one JSON value is 400 and
+    // every error after it is about the shape, 422 naming the field (serde
+    // reports some shape errors, like `null` for an enum, as syntax).
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|error| malformed(&error))?;
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => ApiError::Invalid(Invalid::new(
-                if path == "." { "body".to_owned() } else { path },
-                format!("is invalid: {}", strip_position(&inner.to_string())),
-            )),
-            _ => malformed(&inner),
-        }
-    })?;
-    deserializer.end().map_err(|error| malformed(&error))?;
-    Ok(value)
+        ApiError::Invalid(Invalid::new(
+            if path == "." { "body".to_owned() } else { path },
+            format!("is invalid: {}", strip_position(&inner.to_string())),
+        ))
+    })
 }
 
 fn malformed(error: &serde_json::Error) -> ApiError {
