@@ -70,7 +70,10 @@ impl std::str::FromStr for AlertKind {
             .find(|kind| kind.as_str() == s)
             .ok_or_else(|| {
                 let known: Vec<&str> = AlertKind::ALL.iter().map(|k| k.as_str()).collect();
-                format!("unknown alert kind `{s}`, expected one of {}", known.join(", "))
+                format!(
+                    "unknown alert kind `{s}`, expected one of {}",
+                    known.join(", ")
+                )
             })
     }
 }
@@ -202,7 +205,8 @@ pub struct Vehicle {
 
 impl Vehicle {
     /// The field names, in the order the wire and the CLI list them.
-    pub const FIELDS: [&'static str; 6] = ["make", "model", "color", "plate", "plate_region", "notes"];
+    pub const FIELDS: [&'static str; 6] =
+        ["make", "model", "color", "plate", "plate_region", "notes"];
 
     /// Every field with its name, for validation and display.
     pub fn fields(&self) -> [(&'static str, &Option<String>); 6] {

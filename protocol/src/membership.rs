@@ -84,7 +84,9 @@ impl std::str::FromStr for StoreStatus {
             .into_iter()
             .find(|status| status.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown store status `{s}`, expected pending, approved, rejected or suspended")
+                format!(
+                    "unknown store status `{s}`, expected pending, approved, rejected or suspended"
+                )
             })
     }
 }

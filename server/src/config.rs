@@ -18,7 +18,12 @@ use p4p_protocol::Role;
 )]
 pub struct Cli {
     /// Where the data lives: sqlite:PATH (created if missing).
-    #[arg(long, env = "P4P_DATABASE_URL", default_value = "sqlite:p4p.db", global = true)]
+    #[arg(
+        long,
+        env = "P4P_DATABASE_URL",
+        default_value = "sqlite:p4p.db",
+        global = true
+    )]
     pub database_url: String,
 
     #[command(flatten)]
@@ -55,7 +60,9 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Print a new staff token to standard output (shown once).
-    #[command(after_help = "Example:\n  p4p-server token create --role admin --label \"Alice (association)\"")]
+    #[command(
+        after_help = "Example:\n  p4p-server token create --role admin --label \"Alice (association)\""
+    )]
     Create {
         /// admin (can also manage staff tokens) or moderator.
         #[arg(long, value_parser = parse_staff_role)]
@@ -68,7 +75,9 @@ pub enum TokenCommand {
 
 fn parse_staff_role(value: &str) -> Result<Role, String> {
     match value.parse()? {
-        Role::Store => Err("store tokens come from an approved pledge; use admin or moderator".to_owned()),
+        Role::Store => {
+            Err("store tokens come from an approved pledge; use admin or moderator".to_owned())
+        }
         role => Ok(role),
     }
 }

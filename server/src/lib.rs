@@ -31,7 +31,10 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
     let storage = db::connect(database_url)
         .await
         .with_context(|| format!("cannot open the database at {}", redact(database_url)))?;
-    let head = storage.head().await.context("cannot read the stream's head")?;
+    let head = storage
+        .head()
+        .await
+        .context("cannot read the stream's head")?;
     let hub = Hub::start(storage.clone(), head, args.stream_queue);
     let ctx = ApiContext {
         storage,
@@ -61,9 +64,15 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
 }
 
 /// `p4p-server token create`: the only way to the first staff token.
-pub async fn create_staff_token(database_url: &str, role: Role, label: &str) -> anyhow::Result<String> {
+pub async fn create_staff_token(
+    database_url: &str,
+    role: Role,
+    label: &str,
+) -> anyhow::Result<String> {
     if role == Role::Store {
-        anyhow::bail!("--role must be admin or moderator: store tokens come from an approved pledge");
+        anyhow::bail!(
+            "--role must be admin or moderator: store tokens come from an approved pledge"
+        );
     }
     let label = domain::required_text("label", label, 100)?;
     let storage: Arc<dyn Storage> = db::connect(database_url)
@@ -86,7 +95,9 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let mut terminate = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(signal) => signal,
             Err(error) => {
                 tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
@@ -123,7 +134,10 @@ pub fn redact(url: &str) -> String {
 mod tests {
     #[test]
     fn passwords_never_reach_the_logs() {
-        assert_eq!(super::redact("postgres://p4p:secret@db:5432/p4p"), "postgres://p4p:***@db:5432/p4p");
+        assert_eq!(
+            super::redact("postgres://p4p:secret@db:5432/p4p"),
+            "postgres://p4p:***@db:5432/p4p"
+        );
         assert_eq!(super::redact("sqlite:p4p.db"), "sqlite:p4p.db");
     }
 }

@@ -57,7 +57,9 @@ fn build_binary(bin: &str) -> PathBuf {
     if !cfg!(debug_assertions) {
         command.arg("--release");
     }
-    let status = command.status().unwrap_or_else(|e| panic!("cannot run cargo: {e}"));
+    let status = command
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo: {e}"));
     assert!(status.success(), "cargo build --bin {bin} failed");
     // This test runs from <target>/<profile>/deps/; the binaries sit in <target>/<profile>/.
     let test_exe = std::env::current_exe().expect("current exe");
@@ -105,7 +107,12 @@ impl TestServer {
             .open(self.log_path())
             .expect("log file");
         let mut child = Command::new(server_binary())
-            .args(["--bind", "127.0.0.1:0", "--database-url", &self.database_url])
+            .args([
+                "--bind",
+                "127.0.0.1:0",
+                "--database-url",
+                &self.database_url,
+            ])
             .args(args)
             .env("P4P_LOG", "info,p4p_server=debug")
             .stdout(Stdio::piped())
@@ -140,7 +147,10 @@ impl TestServer {
     pub async fn stop(&mut self, signal: &str) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("server running");
         let pid = child.id().expect("pid").to_string();
-        let sent = std::process::Command::new("kill").args([signal, &pid]).status().expect("kill");
+        let sent = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill");
         assert!(sent.success());
         tokio::time::timeout(PATIENCE, child.wait())
             .await
@@ -151,11 +161,27 @@ impl TestServer {
     /// A new staff token, made as an operator would on the server host.
     pub fn staff_token(&self, role: &str) -> String {
         let output = std::process::Command::new(server_binary())
-            .args(["--database-url", &self.database_url, "token", "create", "--role", role, "--label", "test staff"])
+            .args([
+                "--database-url",
+                &self.database_url,
+                "token",
+                "create",
+                "--role",
+                role,
+                "--label",
+                "test staff",
+            ])
             .output()
             .expect("run p4p-server token create");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8(output.stdout).expect("utf-8").trim().to_owned()
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
     }
 
     pub fn api(&self, token: Option<&str>) -> Api {
@@ -172,7 +198,10 @@ impl TestServer {
 
     /// Applies with a pledge; returns the store id and its claim secret.
     pub async fn pledge(&self, name: &str, at: (f64, f64), radius_km: f64) -> (i64, String) {
-        let reply = self.anonymous().post("/v1/pledge", &pledge_body(name, at, radius_km)).await;
+        let reply = self
+            .anonymous()
+            .post("/v1/pledge", &pledge_body(name, at, radius_km))
+            .await;
         assert_eq!(reply.status, 201, "{reply:?}");
         (reply.i64("store_id"), reply.str("claim_secret").to_owned())
     }
@@ -180,11 +209,17 @@ impl TestServer {
     /// An approved member store with its token, vetted by `staff`.
     pub async fn member(&self, staff: &str, name: &str, at: (f64, f64), radius_km: f64) -> Member {
         let (id, secret) = self.pledge(name, at, radius_km).await;
-        let approved = self.api(Some(staff)).post(&format!("/v1/stores/{id}/approve"), &json!({})).await;
+        let approved = self
+            .api(Some(staff))
+            .post(&format!("/v1/stores/{id}/approve"), &json!({}))
+            .await;
         assert_eq!(approved.status, 200, "{approved:?}");
         let claim = self
             .anonymous()
-            .post(&format!("/v1/pledge/{id}/claim"), &json!({ "claim_secret": secret }))
+            .post(
+                &format!("/v1/pledge/{id}/claim"),
+                &json!({ "claim_secret": secret }),
+            )
             .await;
         assert_eq!(claim.status, 200, "{claim:?}");
         Member {
@@ -196,7 +231,9 @@ impl TestServer {
 
     /// Opens a stream with a bearer token.
     pub async fn stream(&self, token: &str, since: Option<i64>) -> Stream {
-        self.try_stream(token, since).await.unwrap_or_else(|status| panic!("stream refused: {status}"))
+        self.try_stream(token, since)
+            .await
+            .unwrap_or_else(|status| panic!("stream refused: {status}"))
     }
 
     /// Opens a stream, or says the HTTP status it was refused with.
@@ -213,9 +250,35 @@ impl TestServer {
         connect(request).await
     }
 
+    /// Opens a stream whose socket takes in at most a few KiB at a time, so
+    /// that a client that stops reading really stops the server's writes.
+    pub async fn tiny_window_stream(&self, token: &str) -> Stream {
+        let address = self.url.trim_start_matches("http://");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4 * 1024).expect("SO_RCVBUF");
+        let tcp = socket
+            .connect(address.parse().expect("address"))
+            .await
+            .expect("connect");
+        let mut request = format!("ws://{address}/v1/stream")
+            .into_client_request()
+            .expect("request");
+        request.headers_mut().insert(
+            "Authorization",
+            HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+        );
+        let (socket, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp))
+            .await
+            .expect("stream");
+        Stream { socket }
+    }
+
     /// Opens a stream passing the token as `?access_token=`, as a browser would.
     pub async fn stream_with_query_token(&self, token: &str) -> Result<Stream, u16> {
-        let url = format!("{}/v1/stream?access_token={token}", self.url.replacen("http", "ws", 1));
+        let url = format!(
+            "{}/v1/stream?access_token={token}",
+            self.url.replacen("http", "ws", 1)
+        );
         connect(url.into_client_request().expect("request")).await
     }
 
@@ -249,10 +312,14 @@ pub fn pledge_body(name: &str, at: (f64, f64), radius_km: f64) -> Value {
     })
 }
 
-async fn connect(request: tokio_tungstenite::tungstenite::handshake::client::Request) -> Result<Stream, u16> {
+async fn connect(
+    request: tokio_tungstenite::tungstenite::handshake::client::Request,
+) -> Result<Stream, u16> {
     match tokio_tungstenite::connect_async(request).await {
         Ok((socket, _)) => Ok(Stream { socket }),
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Err(response.status().as_u16())
+        }
         Err(error) => panic!("stream connection failed: {error}"),
     }
 }
@@ -283,11 +350,15 @@ pub struct Reply {
 
 impl Reply {
     pub fn str(&self, field: &str) -> &str {
-        self.body[field].as_str().unwrap_or_else(|| panic!("no string {field} in {:?}", self.body))
+        self.body[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no string {field} in {:?}", self.body))
     }
 
     pub fn i64(&self, field: &str) -> i64 {
-        self.body[field].as_i64().unwrap_or_else(|| panic!("no integer {field} in {:?}", self.body))
+        self.body[field]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no integer {field} in {:?}", self.body))
     }
 
     /// Asserts a problem document with this status and code; its detail.
@@ -308,11 +379,21 @@ impl Api {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Reply {
-        self.send(reqwest::Method::POST, path, Some(body.to_string().into_bytes())).await
+        self.send(
+            reqwest::Method::POST,
+            path,
+            Some(body.to_string().into_bytes()),
+        )
+        .await
     }
 
     pub async fn patch(&self, path: &str, body: &Value) -> Reply {
-        self.send(reqwest::Method::PATCH, path, Some(body.to_string().into_bytes())).await
+        self.send(
+            reqwest::Method::PATCH,
+            path,
+            Some(body.to_string().into_bytes()),
+        )
+        .await
     }
 
     pub async fn delete(&self, path: &str) -> Reply {
@@ -321,7 +402,8 @@ impl Api {
 
     /// Sends raw bytes as the body, for malformed and oversized input.
     pub async fn post_raw(&self, path: &str, body: impl Into<Vec<u8>>) -> Reply {
-        self.send(reqwest::Method::POST, path, Some(body.into())).await
+        self.send(reqwest::Method::POST, path, Some(body.into()))
+            .await
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>) -> Reply {
@@ -330,7 +412,9 @@ impl Api {
             request = request.bearer_auth(token);
         }
         if let Some(body) = body {
-            request = request.header("content-type", "application/json").body(body);
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
         }
         let response = request.send().await.expect("request");
         let status = response.status().as_u16();

@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 async fn store_server() -> (TestServer, Api, Member) {
     let server = TestServer::start().await;
     let staff = server.staff_token("moderator");
-    let store = server.member(&staff, "Main Street Jewelers", MANHATTAN, 25.0).await;
+    let store = server
+        .member(&staff, "Main Street Jewelers", MANHATTAN, 25.0)
+        .await;
     let api = server.api(Some(&store.token));
     (server, api, store)
 }
@@ -31,10 +33,26 @@ async fn each_bad_alert_is_refused_with_422_naming_the_field() {
     let vehicles = |n: usize| Value::Array(vec![json!({ "plate": "ABC1234" }); n]);
     let cases: Vec<(&str, Value, &str)> = vec![
         ("location", json!({ "lat": 90.1, "lon": 0 }), "location.lat"),
-        ("location", json!({ "lat": -90.1, "lon": 0 }), "location.lat"),
-        ("location", json!({ "lat": 0, "lon": 180.1 }), "location.lon"),
-        ("location", json!({ "lat": 0, "lon": -180.1 }), "location.lon"),
-        ("location", json!({ "lat": "NaN", "lon": 0 }), "location.lat"),
+        (
+            "location",
+            json!({ "lat": -90.1, "lon": 0 }),
+            "location.lat",
+        ),
+        (
+            "location",
+            json!({ "lat": 0, "lon": 180.1 }),
+            "location.lon",
+        ),
+        (
+            "location",
+            json!({ "lat": 0, "lon": -180.1 }),
+            "location.lon",
+        ),
+        (
+            "location",
+            json!({ "lat": "NaN", "lon": 0 }),
+            "location.lat",
+        ),
         ("location", json!({ "lat": 0 }), "location"),
         ("kind", json!("shoplifting"), "kind"),
         ("kind", json!(null), "kind"),
@@ -48,15 +66,28 @@ async fn each_bad_alert_is_refused_with_422_naming_the_field() {
         ("radius_km", json!("far"), "radius_km"),
         ("suspects", suspects(11), "suspects"),
         ("vehicles", vehicles(11), "vehicles"),
-        ("suspects", json!([{ "clothing": "x".repeat(201) }]), "suspects[0].clothing"),
-        ("vehicles", json!([{}, { "plate": "x".repeat(201) }]), "vehicles[1].plate"),
+        (
+            "suspects",
+            json!([{ "clothing": "x".repeat(201) }]),
+            "suspects[0].clothing",
+        ),
+        (
+            "vehicles",
+            json!([{}, { "plate": "x".repeat(201) }]),
+            "vehicles[1].plate",
+        ),
         ("occurred_at", json!("2999-01-01T00:00:00Z"), "occurred_at"),
         ("occurred_at", json!("yesterday"), "occurred_at"),
     ];
     for (field, value, named) in cases {
-        let reply = api.post("/v1/alerts", &alert_with(field, value.clone())).await;
+        let reply = api
+            .post("/v1/alerts", &alert_with(field, value.clone()))
+            .await;
         let detail = reply.problem(422, "invalid_input");
-        assert!(detail.starts_with(named), "{field}={value}: detail `{detail}` should name {named}");
+        assert!(
+            detail.starts_with(named),
+            "{field}={value}: detail `{detail}` should name {named}"
+        );
     }
     let listed = api.get("/v1/alerts").await;
     assert_eq!(listed.body["alerts"], json!([]), "nothing bad was stored");
@@ -70,8 +101,14 @@ async fn limits_are_inclusive_at_their_edges() {
         alert_with("description", Value::String("x".repeat(4_000))),
         alert_with("radius_km", json!(0.5)),
         alert_with("radius_km", json!(500)),
-        alert_with("suspects", Value::Array(vec![json!({ "shoes": "x".repeat(200) }); 10])),
-        alert_with("vehicles", Value::Array(vec![json!({ "plate": "ABC1234" }); 10])),
+        alert_with(
+            "suspects",
+            Value::Array(vec![json!({ "shoes": "x".repeat(200) }); 10]),
+        ),
+        alert_with(
+            "vehicles",
+            Value::Array(vec![json!({ "plate": "ABC1234" }); 10]),
+        ),
         alert_with("location", json!({ "lat": -90, "lon": 180 })),
     ];
     for alert in edges {
@@ -82,8 +119,12 @@ async fn limits_are_inclusive_at_their_edges() {
 #[tokio::test]
 async fn malformed_json_is_400_and_a_body_over_64_kib_is_413() {
     let (_server, api, _) = store_server().await;
-    api.post_raw("/v1/alerts", "{\"kind\": \"casing\",").await.problem(400, "malformed_json");
-    api.post_raw("/v1/alerts", "not json").await.problem(400, "malformed_json");
+    api.post_raw("/v1/alerts", "{\"kind\": \"casing\",")
+        .await
+        .problem(400, "malformed_json");
+    api.post_raw("/v1/alerts", "not json")
+        .await
+        .problem(400, "malformed_json");
     // JSON has no NaN: a literal NaN is malformed.
     api.post_raw(
         "/v1/alerts",
@@ -91,11 +132,17 @@ async fn malformed_json_is_400_and_a_body_over_64_kib_is_413() {
     )
     .await
     .problem(400, "malformed_json");
-    api.post_raw("/v1/alerts", "{} {}").await.problem(400, "malformed_json");
+    api.post_raw("/v1/alerts", "{} {}")
+        .await
+        .problem(400, "malformed_json");
     let padding = "x".repeat(70 * 1024);
     let huge = format!(r#"{{"kind":"casing","title":"x","description":"{padding}"}}"#);
-    api.post_raw("/v1/alerts", huge).await.problem(413, "too_large");
-    api.post_raw("/v1/pledge", "x".repeat(70 * 1024)).await.problem(413, "too_large");
+    api.post_raw("/v1/alerts", huge)
+        .await
+        .problem(413, "too_large");
+    api.post_raw("/v1/pledge", "x".repeat(70 * 1024))
+        .await
+        .problem(413, "too_large");
 }
 
 #[tokio::test]
@@ -113,13 +160,21 @@ async fn defaults_fill_what_the_author_leaves_out() {
         ("other", 50.0),
     ];
     for (kind, radius) in defaults {
-        let alert = api.post_alert(&json!({ "kind": kind, "title": "seen" })).await;
+        let alert = api
+            .post_alert(&json!({ "kind": kind, "title": "seen" }))
+            .await;
         assert_eq!(alert["radius_km"], radius, "{kind}");
-        assert_eq!(alert["location"], json!({ "lat": MANHATTAN.0, "lon": MANHATTAN.1 }), "the store's place");
+        assert_eq!(
+            alert["location"],
+            json!({ "lat": MANHATTAN.0, "lon": MANHATTAN.1 }),
+            "the store's place"
+        );
         assert_eq!(alert["status"], "published");
         assert_eq!(alert["store"]["id"], store.id);
         assert_eq!(alert["verified"], false);
-        assert!(alert["occurred_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+        assert!(alert["occurred_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')));
     }
 }
 
@@ -149,7 +204,10 @@ async fn a_full_alert_round_trips_every_field() {
     assert_eq!(posted["suspects"][0]["shoes"], "white sneakers");
     assert_eq!(posted["suspects"][0]["notes"], Value::Null);
     assert_eq!(posted["vehicles"][0]["plate"], "ABC1234");
-    assert_eq!(posted["store"], json!({ "id": store.id, "name": "Main Street Jewelers" }));
+    assert_eq!(
+        posted["store"],
+        json!({ "id": store.id, "name": "Main Street Jewelers" })
+    );
     api.get("/v1/alerts/999999").await.problem(404, "not_found");
     api.get("/v1/alerts/abc").await.problem(400, "bad_request");
 }
@@ -169,12 +227,23 @@ async fn bad_pledges_are_refused_naming_the_field() {
     for (field, value, named) in cases {
         let mut body = pledge_body("Main Street Jewelers", MANHATTAN, 25.0);
         body[field] = value.clone();
-        let detail = server.anonymous().post("/v1/pledge", &body).await.problem(422, "invalid_input");
+        let detail = server
+            .anonymous()
+            .post("/v1/pledge", &body)
+            .await
+            .problem(422, "invalid_input");
         assert!(detail.starts_with(named), "{field}={value}: `{detail}`");
     }
     let mut missing = pledge_body("Main Street Jewelers", MANHATTAN, 25.0);
-    missing.as_object_mut().expect("object").remove("accept_pledge");
-    server.anonymous().post("/v1/pledge", &missing).await.problem(422, "invalid_input");
+    missing
+        .as_object_mut()
+        .expect("object")
+        .remove("accept_pledge");
+    server
+        .anonymous()
+        .post("/v1/pledge", &missing)
+        .await
+        .problem(422, "invalid_input");
     let staff = server.staff_token("moderator");
     let stores = server.api(Some(&staff)).get("/v1/stores").await;
     assert_eq!(stores.body["stores"], json!([]), "no bad pledge was stored");
@@ -193,7 +262,9 @@ async fn listing_parameters_are_checked() {
         "kind=shoplifting",
         "before_id=x",
     ] {
-        api.get(&format!("/v1/alerts?{query}")).await.problem(422, "invalid_input");
+        api.get(&format!("/v1/alerts?{query}"))
+            .await
+            .problem(422, "invalid_input");
     }
     assert_eq!(api.get("/v1/alerts?limit=500").await.status, 200);
 }
@@ -201,8 +272,16 @@ async fn listing_parameters_are_checked() {
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_problem_documents() {
     let server = TestServer::start().await;
-    server.anonymous().get("/v1/nothing-here").await.problem(404, "not_found");
-    server.anonymous().delete("/v1/alerts").await.problem(405, "method_not_allowed");
+    server
+        .anonymous()
+        .get("/v1/nothing-here")
+        .await
+        .problem(404, "not_found");
+    server
+        .anonymous()
+        .delete("/v1/alerts")
+        .await
+        .problem(405, "method_not_allowed");
     let health = server.anonymous().get("/healthz").await;
     assert_eq!(health.status, 200);
     let ready = server.anonymous().get("/readyz").await;

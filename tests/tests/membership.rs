@@ -17,7 +17,10 @@ async fn a_pledge_is_claimed_once_approved_and_only_once() {
     assert_eq!(pending.body["status"], "pending");
     assert!(pending.body.get("token").is_none());
 
-    let approved = server.api(Some(&staff)).post(&format!("/v1/stores/{id}/approve"), &json!({})).await;
+    let approved = server
+        .api(Some(&staff))
+        .post(&format!("/v1/stores/{id}/approve"), &json!({}))
+        .await;
     assert_eq!(approved.status, 200, "{approved:?}");
     assert_eq!(approved.body["status"], "approved");
     assert_eq!(approved.body["contact_email"], "ada@example.com");
@@ -28,8 +31,15 @@ async fn a_pledge_is_claimed_once_approved_and_only_once() {
     let token = claimed.str("token").to_owned();
     assert!(token.starts_with("p4p_"));
 
-    server.anonymous().post(&path, &claim).await.problem(409, "already_claimed");
-    let wrong = server.anonymous().post(&path, &json!({ "claim_secret": "p4pclaim_nope" })).await;
+    server
+        .anonymous()
+        .post(&path, &claim)
+        .await
+        .problem(409, "already_claimed");
+    let wrong = server
+        .anonymous()
+        .post(&path, &json!({ "claim_secret": "p4pclaim_nope" }))
+        .await;
     wrong.problem(403, "wrong_claim_secret");
     server
         .anonymous()
@@ -57,20 +67,31 @@ async fn a_rejected_pledge_cannot_claim_and_is_told_why() {
         .await
         .problem(422, "invalid_input");
     let rejected = staff_api
-        .post(&format!("/v1/stores/{id}/reject"), &json!({ "reason": "not a jeweler" }))
+        .post(
+            &format!("/v1/stores/{id}/reject"),
+            &json!({ "reason": "not a jeweler" }),
+        )
         .await;
     assert_eq!(rejected.status, 200, "{rejected:?}");
     assert_eq!(rejected.body["status"], "rejected");
     assert_eq!(rejected.body["status_reason"], "not a jeweler");
     let detail = server
         .anonymous()
-        .post(&format!("/v1/pledge/{id}/claim"), &json!({ "claim_secret": secret }))
+        .post(
+            &format!("/v1/pledge/{id}/claim"),
+            &json!({ "claim_secret": secret }),
+        )
         .await
         .problem(403, "pledge_rejected");
     assert!(detail.contains("not a jeweler"), "{detail}");
-    let again = staff_api.post(&format!("/v1/stores/{id}/approve"), &json!({})).await;
+    let again = staff_api
+        .post(&format!("/v1/stores/{id}/approve"), &json!({}))
+        .await;
     let detail = again.problem(409, "invalid_transition");
-    assert!(detail.contains("rejected"), "names the current status: {detail}");
+    assert!(
+        detail.contains("rejected"),
+        "names the current status: {detail}"
+    );
 }
 
 #[tokio::test]
@@ -93,14 +114,18 @@ async fn staff_list_stores_by_status_with_contact_details() {
     assert_eq!(all.body["stores"].as_array().expect("stores").len(), 2);
     let approved = api.get("/v1/stores?status=approved").await;
     assert_eq!(approved.body["stores"][0]["id"], member.id);
-    api.get("/v1/stores?status=sleeping").await.problem(422, "invalid_input");
+    api.get("/v1/stores?status=sleeping")
+        .await
+        .problem(422, "invalid_input");
 }
 
 #[tokio::test]
 async fn roles_decide_who_may_do_what() {
     let server = TestServer::start().await;
     let staff = server.staff_token("moderator");
-    let store = server.member(&staff, "Main Street Jewelers", MANHATTAN, 25.0).await;
+    let store = server
+        .member(&staff, "Main Street Jewelers", MANHATTAN, 25.0)
+        .await;
     let (pending_id, _) = server.pledge("Waiting Co", NEWARK, 25.0).await;
     let as_store = server.api(Some(&store.token));
     let as_staff = server.api(Some(&staff));
@@ -108,7 +133,13 @@ async fn roles_decide_who_may_do_what() {
     let forged = server.api(Some("p4p_not_a_real_token"));
 
     // No token, or an unknown one: 401 everywhere that needs one.
-    for path in ["/v1/me", "/v1/stores", "/v1/alerts", "/v1/alerts/1", "/v1/me/tokens"] {
+    for path in [
+        "/v1/me",
+        "/v1/stores",
+        "/v1/alerts",
+        "/v1/alerts/1",
+        "/v1/me/tokens",
+    ] {
         nobody.get(path).await.problem(401, "unauthorized");
         forged.get(path).await.problem(401, "unauthorized");
     }
@@ -116,13 +147,19 @@ async fn roles_decide_who_may_do_what() {
         .post("/v1/alerts", &casing_at("x", MANHATTAN, 5.0))
         .await
         .problem(401, "unauthorized");
-    assert_eq!(server.try_stream("p4p_not_a_real_token", None).await.err(), Some(401));
+    assert_eq!(
+        server.try_stream("p4p_not_a_real_token", None).await.err(),
+        Some(401)
+    );
 
     // A store cannot vet stores.
     as_store.get("/v1/stores").await.problem(403, "forbidden");
     for action in ["approve", "reject", "suspend", "reinstate"] {
         as_store
-            .post(&format!("/v1/stores/{pending_id}/{action}"), &json!({ "reason": "x" }))
+            .post(
+                &format!("/v1/stores/{pending_id}/{action}"),
+                &json!({ "reason": "x" }),
+            )
             .await
             .problem(403, "forbidden");
     }
@@ -131,7 +168,10 @@ async fn roles_decide_who_may_do_what() {
         .post("/v1/alerts", &casing_at("x", MANHATTAN, 5.0))
         .await
         .problem(403, "forbidden");
-    as_staff.patch("/v1/me", &json!({ "radius_km": 10 })).await.problem(403, "forbidden");
+    as_staff
+        .patch("/v1/me", &json!({ "radius_km": 10 }))
+        .await
+        .problem(403, "forbidden");
     // A moderator is not an admin: no staff tokens.
     as_staff
         .post("/v1/me/tokens", &json!({ "label": "laptop" }))
@@ -146,7 +186,9 @@ async fn roles_decide_who_may_do_what() {
 async fn suspension_refuses_the_store_at_once_and_closes_its_streams_with_4001() {
     let server = TestServer::start().await;
     let staff = server.staff_token("moderator");
-    let store = server.member(&staff, "Main Street Jewelers", MANHATTAN, 25.0).await;
+    let store = server
+        .member(&staff, "Main Street Jewelers", MANHATTAN, 25.0)
+        .await;
     let bystander = server.member(&staff, "Next Door", BROOKLYN, 25.0).await;
     let mut suspended_stream = server.stream(&store.token, None).await;
     hello_head(&suspended_stream.next().await);
@@ -158,7 +200,10 @@ async fn suspension_refuses_the_store_at_once_and_closes_its_streams_with_4001()
         .await
         .problem(422, "invalid_input");
     let suspended = api
-        .post(&format!("/v1/stores/{}/suspend", store.id), &json!({ "reason": "fake alerts" }))
+        .post(
+            &format!("/v1/stores/{}/suspend", store.id),
+            &json!({ "reason": "fake alerts" }),
+        )
         .await;
     assert_eq!(suspended.status, 200, "{suspended:?}");
     assert_eq!(suspended.body["status"], "suspended");
@@ -169,10 +214,16 @@ async fn suspension_refuses_the_store_at_once_and_closes_its_streams_with_4001()
         .post("/v1/alerts", &casing_at("x", MANHATTAN, 5.0))
         .await
         .problem(403, "store_suspended");
-    as_store.get("/v1/alerts").await.problem(403, "store_suspended");
+    as_store
+        .get("/v1/alerts")
+        .await
+        .problem(403, "store_suspended");
     assert_eq!(server.try_stream(&store.token, None).await.err(), Some(403));
     let me = as_store.get("/v1/me").await;
-    assert_eq!(me.status, 200, "a suspended store can still see where it stands");
+    assert_eq!(
+        me.status, 200,
+        "a suspended store can still see where it stands"
+    );
     assert_eq!(me.body["store"]["status"], "suspended");
 
     // Others are untouched.
@@ -183,7 +234,9 @@ async fn suspension_refuses_the_store_at_once_and_closes_its_streams_with_4001()
     let frame = bystander_stream.next().await;
     assert_eq!(frame["alert"]["id"], posted["id"]);
 
-    let reinstated = api.post(&format!("/v1/stores/{}/reinstate", store.id), &json!({})).await;
+    let reinstated = api
+        .post(&format!("/v1/stores/{}/reinstate", store.id), &json!({}))
+        .await;
     assert_eq!(reinstated.body["status"], "approved");
     assert_eq!(as_store.get("/v1/alerts").await.status, 200);
 }
@@ -192,10 +245,16 @@ async fn suspension_refuses_the_store_at_once_and_closes_its_streams_with_4001()
 async fn a_store_makes_and_revokes_device_tokens_and_revocation_closes_their_streams() {
     let server = TestServer::start().await;
     let staff = server.staff_token("moderator");
-    let store = server.member(&staff, "Main Street Jewelers", MANHATTAN, 25.0).await;
+    let store = server
+        .member(&staff, "Main Street Jewelers", MANHATTAN, 25.0)
+        .await;
     let api = server.api(Some(&store.token));
-    api.post("/v1/me/tokens", &json!({ "label": " " })).await.problem(422, "invalid_input");
-    let created = api.post("/v1/me/tokens", &json!({ "label": "back office PC" })).await;
+    api.post("/v1/me/tokens", &json!({ "label": " " }))
+        .await
+        .problem(422, "invalid_input");
+    let created = api
+        .post("/v1/me/tokens", &json!({ "label": "back office PC" }))
+        .await;
     assert_eq!(created.status, 201, "{created:?}");
     let device_token = created.str("token").to_owned();
     let device_id = created.i64("id");
@@ -209,7 +268,10 @@ async fn a_store_makes_and_revokes_device_tokens_and_revocation_closes_their_str
         .filter_map(|t| t["label"].as_str())
         .collect();
     assert!(labels.contains(&"back office PC"), "{labels:?}");
-    assert!(listed.body.to_string().find("p4p_").is_none(), "tokens are never listed");
+    assert!(
+        listed.body.to_string().find("p4p_").is_none(),
+        "tokens are never listed"
+    );
 
     let mut stream = server.stream(&device_token, None).await;
     hello_head(&stream.next().await);
@@ -217,22 +279,35 @@ async fn a_store_makes_and_revokes_device_tokens_and_revocation_closes_their_str
     assert_eq!(revoked.status, 200, "{revoked:?}");
     assert!(revoked.body["revoked_at"].is_string());
     assert_eq!(stream.closed().await, Some(4001));
-    server.api(Some(&device_token)).get("/v1/me").await.problem(401, "unauthorized");
-    assert_eq!(api.get("/v1/me").await.status, 200, "the other token still works");
+    server
+        .api(Some(&device_token))
+        .get("/v1/me")
+        .await
+        .problem(401, "unauthorized");
+    assert_eq!(
+        api.get("/v1/me").await.status,
+        200,
+        "the other token still works"
+    );
 
     // Another store's token is not ours to revoke.
     let other = server.member(&staff, "Other", BOSTON, 25.0).await;
     let other_id = server.api(Some(&other.token)).get("/v1/me").await.body["token"]["id"]
         .as_i64()
         .expect("id");
-    api.delete(&format!("/v1/me/tokens/{other_id}")).await.problem(404, "not_found");
+    api.delete(&format!("/v1/me/tokens/{other_id}"))
+        .await
+        .problem(404, "not_found");
 }
 
 #[tokio::test]
 async fn an_admin_makes_staff_tokens() {
     let server = TestServer::start().await;
     let admin = server.staff_token("admin");
-    let created = server.api(Some(&admin)).post("/v1/me/tokens", &json!({ "label": "Bob" })).await;
+    let created = server
+        .api(Some(&admin))
+        .post("/v1/me/tokens", &json!({ "label": "Bob" }))
+        .await;
     assert_eq!(created.status, 201, "{created:?}");
     let me = server.api(Some(created.str("token"))).get("/v1/me").await;
     assert_eq!(me.body["role"], "admin");
@@ -243,14 +318,20 @@ async fn an_admin_makes_staff_tokens() {
 async fn a_store_moves_its_area_of_interest() {
     let server = TestServer::start().await;
     let staff = server.staff_token("moderator");
-    let store = server.member(&staff, "Main Street Jewelers", MANHATTAN, 25.0).await;
+    let store = server
+        .member(&staff, "Main Street Jewelers", MANHATTAN, 25.0)
+        .await;
     let api = server.api(Some(&store.token));
     let moved = api.patch("/v1/me", &json!({ "radius_km": 80 })).await;
     assert_eq!(moved.status, 200, "{moved:?}");
     assert_eq!(moved.body["store"]["radius_km"], 80.0);
     assert_eq!(moved.body["store"]["location"]["lat"], MANHATTAN.0);
-    api.patch("/v1/me", &json!({ "radius_km": 501 })).await.problem(422, "invalid_input");
-    api.patch("/v1/me", &json!({})).await.problem(422, "invalid_input");
+    api.patch("/v1/me", &json!({ "radius_km": 501 }))
+        .await
+        .problem(422, "invalid_input");
+    api.patch("/v1/me", &json!({}))
+        .await
+        .problem(422, "invalid_input");
     let detail = api
         .patch("/v1/me", &json!({ "location": { "lat": 0, "lon": 181 } }))
         .await

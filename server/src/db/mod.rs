@@ -77,7 +77,9 @@ pub enum ClaimOutcome {
     UnknownStore,
     WrongSecret,
     Pending,
-    Rejected { reason: Option<String> },
+    Rejected {
+        reason: Option<String>,
+    },
     Suspended,
     AlreadyClaimed,
     /// The token, stored under the hash passed in, is now the store's.
@@ -149,7 +151,12 @@ pub struct AlertList {
 #[async_trait]
 pub trait Membership: Send + Sync {
     /// Records a pledge as a pending store; returns its id.
-    async fn create_store(&self, pledge: &ValidPledge, claim: &SecretHash, now: OffsetDateTime) -> DbResult<i64>;
+    async fn create_store(
+        &self,
+        pledge: &ValidPledge,
+        claim: &SecretHash,
+        now: OffsetDateTime,
+    ) -> DbResult<i64>;
     /// Hands the store its first token, once, if it is approved.
     async fn claim_token(
         &self,
@@ -170,13 +177,23 @@ pub trait Membership: Send + Sync {
         now: OffsetDateTime,
     ) -> DbResult<Transition<Store, StoreStatus>>;
     /// Moves a store or changes its area of interest.
-    async fn move_store(&self, id: i64, interest: Area, now: OffsetDateTime) -> DbResult<Option<Store>>;
+    async fn move_store(
+        &self,
+        id: i64,
+        interest: Area,
+        now: OffsetDateTime,
+    ) -> DbResult<Option<Store>>;
 }
 
 /// Bearer tokens, kept as hashes.
 #[async_trait]
 pub trait Tokens: Send + Sync {
-    async fn create_token(&self, token: NewToken<'_>, actor: &Actor, now: OffsetDateTime) -> DbResult<TokenInfo>;
+    async fn create_token(
+        &self,
+        token: NewToken<'_>,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> DbResult<TokenInfo>;
     /// The unrevoked token with this hash.
     async fn credential(&self, hash: &SecretHash) -> DbResult<Option<Credential>>;
     async fn tokens(&self, owner: TokenOwner) -> DbResult<Vec<TokenInfo>>;

@@ -11,7 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use p4p_protocol::{Alert, AlertStatus, Location, Role, Store, StoreRef, StoreStatus, TokenInfo};
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row, SqlitePool};
 use time::OffsetDateTime;
 
@@ -118,7 +120,8 @@ fn token_from_row(row: &SqliteRow) -> DbResult<TokenInfo> {
     })
 }
 
-const ALERT_COLUMNS: &str = "a.id, a.kind, a.status, a.title, a.description, a.occurred_at, a.lat, a.lon, \
+const ALERT_COLUMNS: &str =
+    "a.id, a.kind, a.status, a.title, a.description, a.occurred_at, a.lat, a.lon, \
      a.radius_km, a.suspects, a.vehicles, a.verified, a.created_at, a.updated_at, \
      a.store_id, s.name AS store_name";
 
@@ -154,7 +157,8 @@ fn event_from_row(row: &SqliteRow) -> DbResult<Event> {
     let kind: &str = row.try_get("type")?;
     Ok(Event {
         seq: row.try_get("seq")?,
-        kind: EventKind::parse(kind).ok_or_else(|| DbError::Corrupt(format!("event type {kind}")))?,
+        kind: EventKind::parse(kind)
+            .ok_or_else(|| DbError::Corrupt(format!("event type {kind}")))?,
         alert_id: row.try_get("alert_id")?,
         author: row.try_get("store_id")?,
         reach: Area {
@@ -177,7 +181,12 @@ fn to_json<T: Serialize>(value: &T) -> DbResult<String> {
 
 #[async_trait]
 impl Membership for Sqlite {
-    async fn create_store(&self, pledge: &ValidPledge, claim: &SecretHash, now: OffsetDateTime) -> DbResult<i64> {
+    async fn create_store(
+        &self,
+        pledge: &ValidPledge,
+        claim: &SecretHash,
+        now: OffsetDateTime,
+    ) -> DbResult<i64> {
         let mut tx = self.writer.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO stores (name, address, lat, lon, radius_km, contact_name, contact_email, phone, \
@@ -197,7 +206,15 @@ impl Membership for Sqlite {
         .bind(unix(now))
         .fetch_one(&mut *tx)
         .await?;
-        audit(&mut tx, &Actor::store(id), "store.pledge", &format!("store:{id}"), None, now).await?;
+        audit(
+            &mut tx,
+            &Actor::store(id),
+            "store.pledge",
+            &format!("store:{id}"),
+            None,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -210,10 +227,12 @@ impl Membership for Sqlite {
         now: OffsetDateTime,
     ) -> DbResult<ClaimOutcome> {
         let mut tx = self.writer.begin().await?;
-        let row = sqlx::query("SELECT status, status_reason, claim_secret_hash, claimed_at FROM stores WHERE id = ?")
-            .bind(store_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row = sqlx::query(
+            "SELECT status, status_reason, claim_secret_hash, claimed_at FROM stores WHERE id = ?",
+        )
+        .bind(store_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(row) = row else {
             return Ok(ClaimOutcome::UnknownStore);
         };
@@ -309,12 +328,25 @@ impl Membership for Sqlite {
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
-        audit(&mut tx, actor, action.audit_name(), &format!("store:{id}"), reason, now).await?;
+        audit(
+            &mut tx,
+            actor,
+            action.audit_name(),
+            &format!("store:{id}"),
+            reason,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(Transition::Done(store_from_row(&row)?))
     }
 
-    async fn move_store(&self, id: i64, interest: Area, now: OffsetDateTime) -> DbResult<Option<Store>> {
+    async fn move_store(
+        &self,
+        id: i64,
+        interest: Area,
+        now: OffsetDateTime,
+    ) -> DbResult<Option<Store>> {
         let row = sqlx::query(&format!(
             "UPDATE stores SET lat = ?, lon = ?, radius_km = ?, updated_at = ? WHERE id = ? RETURNING {STORE_COLUMNS}"
         ))
@@ -331,7 +363,12 @@ impl Membership for Sqlite {
 
 #[async_trait]
 impl Tokens for Sqlite {
-    async fn create_token(&self, token: NewToken<'_>, actor: &Actor, now: OffsetDateTime) -> DbResult<TokenInfo> {
+    async fn create_token(
+        &self,
+        token: NewToken<'_>,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> DbResult<TokenInfo> {
         let mut tx = self.writer.begin().await?;
         let row = sqlx::query(&format!(
             "INSERT INTO tokens (token_hash, role, store_id, label, created_at) VALUES (?, ?, ?, ?, ?) \
@@ -345,7 +382,15 @@ impl Tokens for Sqlite {
         .fetch_one(&mut *tx)
         .await?;
         let info = token_from_row(&row)?;
-        audit(&mut tx, actor, "token.create", &format!("token:{}", info.id), Some(token.label), now).await?;
+        audit(
+            &mut tx,
+            actor,
+            "token.create",
+            &format!("token:{}", info.id),
+            Some(token.label),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(info)
     }
@@ -398,7 +443,15 @@ impl Tokens for Sqlite {
         let Some(row) = row else {
             return Ok(None);
         };
-        audit(&mut tx, actor, "token.revoke", &format!("token:{id}"), None, now).await?;
+        audit(
+            &mut tx,
+            actor,
+            "token.revoke",
+            &format!("token:{id}"),
+            None,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(token_from_row(&row)?))
     }

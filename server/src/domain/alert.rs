@@ -28,9 +28,14 @@ pub struct ValidAlert {
 
 impl ValidAlert {
     /// Checks `input` posted by a store at `store_place` at time `now`.
-    pub fn parse(input: NewAlert, store_place: Place, now: OffsetDateTime) -> Result<Self, Invalid> {
+    pub fn parse(
+        input: NewAlert,
+        store_place: Place,
+        now: OffsetDateTime,
+    ) -> Result<Self, Invalid> {
         let title = required_text("title", &input.title, MAX_TITLE)?;
-        let description = optional_text("description", input.description.as_deref(), MAX_DESCRIPTION)?;
+        let description =
+            optional_text("description", input.description.as_deref(), MAX_DESCRIPTION)?;
         let occurred_at = match input.occurred_at {
             None => now,
             Some(at) if at > now + CLOCK_SKEW => {
@@ -44,7 +49,9 @@ impl ValidAlert {
         };
         let radius = RadiusKm::parse(
             "radius_km",
-            input.radius_km.unwrap_or_else(|| input.kind.default_radius_km()),
+            input
+                .radius_km
+                .unwrap_or_else(|| input.kind.default_radius_km()),
         )?;
         Ok(ValidAlert {
             kind: input.kind,
@@ -52,8 +59,20 @@ impl ValidAlert {
             description,
             occurred_at: whole_seconds(occurred_at),
             reach: Area { center, radius },
-            suspects: descriptors("suspects", input.suspects, MAX_SUSPECTS, Suspect::fields, clean_suspect)?,
-            vehicles: descriptors("vehicles", input.vehicles, MAX_VEHICLES, Vehicle::fields, clean_vehicle)?,
+            suspects: descriptors(
+                "suspects",
+                input.suspects,
+                MAX_SUSPECTS,
+                Suspect::fields,
+                clean_suspect,
+            )?,
+            vehicles: descriptors(
+                "vehicles",
+                input.vehicles,
+                MAX_VEHICLES,
+                Vehicle::fields,
+                clean_vehicle,
+            )?,
         })
     }
 }
@@ -81,7 +100,11 @@ fn descriptors<T, const N: usize>(
     let items: Vec<T> = items.into_iter().map(clean).collect();
     for (index, item) in items.iter().enumerate() {
         for (name, value) in fields(item) {
-            optional_text(&format!("{list}[{index}].{name}"), value.as_deref(), MAX_DESCRIPTOR_FIELD)?;
+            optional_text(
+                &format!("{list}[{index}].{name}"),
+                value.as_deref(),
+                MAX_DESCRIPTOR_FIELD,
+            )?;
         }
     }
     Ok(items)
@@ -89,9 +112,7 @@ fn descriptors<T, const N: usize>(
 
 /// Trims every field; a blank field is absent.
 fn clean(value: Option<String>) -> Option<String> {
-    value
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
 fn clean_suspect(s: Suspect) -> Suspect {
@@ -128,7 +149,14 @@ mod tests {
     const NOW: OffsetDateTime = datetime!(2026-11-24 15:00:00 UTC);
 
     fn store() -> Place {
-        Place::parse("location", Location { lat: 40.7, lon: -74.0 }).unwrap()
+        Place::parse(
+            "location",
+            Location {
+                lat: 40.7,
+                lon: -74.0,
+            },
+        )
+        .unwrap()
     }
 
     fn input() -> NewAlert {
@@ -145,7 +173,9 @@ mod tests {
     }
 
     fn error(input: NewAlert) -> String {
-        ValidAlert::parse(input, store(), NOW).unwrap_err().to_string()
+        ValidAlert::parse(input, store(), NOW)
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -155,7 +185,10 @@ mod tests {
         assert_eq!(alert.reach.radius.km(), 25.0);
         assert_eq!(alert.occurred_at, NOW);
         let vehicle = ValidAlert::parse(
-            NewAlert { kind: AlertKind::SuspiciousVehicle, ..input() },
+            NewAlert {
+                kind: AlertKind::SuspiciousVehicle,
+                ..input()
+            },
             store(),
             NOW,
         )
@@ -165,39 +198,102 @@ mod tests {
 
     #[test]
     fn each_limit_names_its_field() {
-        assert_eq!(error(NewAlert { title: " ".into(), ..input() }), "title must not be empty");
         assert_eq!(
-            error(NewAlert { title: "x".repeat(121), ..input() }),
+            error(NewAlert {
+                title: " ".into(),
+                ..input()
+            }),
+            "title must not be empty"
+        );
+        assert_eq!(
+            error(NewAlert {
+                title: "x".repeat(121),
+                ..input()
+            }),
             "title must be at most 120 characters (got 121)"
         );
-        assert!(ValidAlert::parse(NewAlert { title: "x".repeat(120), ..input() }, store(), NOW).is_ok());
-        assert!(error(NewAlert { description: Some("x".repeat(4_001)), ..input() }).starts_with("description"));
+        assert!(ValidAlert::parse(
+            NewAlert {
+                title: "x".repeat(120),
+                ..input()
+            },
+            store(),
+            NOW
+        )
+        .is_ok());
+        assert!(error(NewAlert {
+            description: Some("x".repeat(4_001)),
+            ..input()
+        })
+        .starts_with("description"));
         assert_eq!(
-            error(NewAlert { radius_km: Some(0.0), ..input() }),
+            error(NewAlert {
+                radius_km: Some(0.0),
+                ..input()
+            }),
             "radius_km must be between 0.5 and 500 km"
         );
-        assert!(error(NewAlert { radius_km: Some(501.0), ..input() }).starts_with("radius_km"));
         assert!(error(NewAlert {
-            location: Some(Location { lat: -91.0, lon: 0.0 }),
+            radius_km: Some(501.0),
+            ..input()
+        })
+        .starts_with("radius_km"));
+        assert!(error(NewAlert {
+            location: Some(Location {
+                lat: -91.0,
+                lon: 0.0
+            }),
             ..input()
         })
         .starts_with("location.lat"));
-        assert!(error(NewAlert { suspects: vec![Suspect::default(); 11], ..input() }).starts_with("suspects"));
-        assert!(error(NewAlert { vehicles: vec![Vehicle::default(); 11], ..input() }).starts_with("vehicles"));
-        let long_plate = Vehicle { plate: Some("x".repeat(201)), ..Vehicle::default() };
-        assert!(error(NewAlert { vehicles: vec![Vehicle::default(), long_plate], ..input() })
-            .starts_with("vehicles[1].plate"));
-        let long_shoes = Suspect { shoes: Some("x".repeat(201)), ..Suspect::default() };
-        assert!(error(NewAlert { suspects: vec![long_shoes], ..input() }).starts_with("suspects[0].shoes"));
+        assert!(error(NewAlert {
+            suspects: vec![Suspect::default(); 11],
+            ..input()
+        })
+        .starts_with("suspects"));
+        assert!(error(NewAlert {
+            vehicles: vec![Vehicle::default(); 11],
+            ..input()
+        })
+        .starts_with("vehicles"));
+        let long_plate = Vehicle {
+            plate: Some("x".repeat(201)),
+            ..Vehicle::default()
+        };
+        assert!(error(NewAlert {
+            vehicles: vec![Vehicle::default(), long_plate],
+            ..input()
+        })
+        .starts_with("vehicles[1].plate"));
+        let long_shoes = Suspect {
+            shoes: Some("x".repeat(201)),
+            ..Suspect::default()
+        };
+        assert!(error(NewAlert {
+            suspects: vec![long_shoes],
+            ..input()
+        })
+        .starts_with("suspects[0].shoes"));
     }
 
     #[test]
     fn occurred_at_may_not_be_in_the_future_beyond_clock_skew() {
         let soon = NOW + Duration::minutes(4);
-        assert!(ValidAlert::parse(NewAlert { occurred_at: Some(soon), ..input() }, store(), NOW).is_ok());
+        assert!(ValidAlert::parse(
+            NewAlert {
+                occurred_at: Some(soon),
+                ..input()
+            },
+            store(),
+            NOW
+        )
+        .is_ok());
         let later = NOW + Duration::minutes(10);
         assert_eq!(
-            error(NewAlert { occurred_at: Some(later), ..input() }),
+            error(NewAlert {
+                occurred_at: Some(later),
+                ..input()
+            }),
             "occurred_at must not be in the future"
         );
     }
@@ -209,7 +305,15 @@ mod tests {
             shoes: Some(" ".into()),
             ..Suspect::default()
         };
-        let alert = ValidAlert::parse(NewAlert { suspects: vec![suspect], ..input() }, store(), NOW).unwrap();
+        let alert = ValidAlert::parse(
+            NewAlert {
+                suspects: vec![suspect],
+                ..input()
+            },
+            store(),
+            NOW,
+        )
+        .unwrap();
         assert_eq!(alert.suspects[0].hair.as_deref(), Some("short black"));
         assert_eq!(alert.suspects[0].shoes, None);
     }

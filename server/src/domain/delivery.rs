@@ -93,7 +93,10 @@ mod tests {
     const BOSTON: (f64, f64) = (42.3601, -71.0589);
 
     fn listener(store_id: i64, at: (f64, f64), km: f64) -> Listener {
-        Listener { store_id, interest: area(at.0, at.1, km) }
+        Listener {
+            store_id,
+            interest: area(at.0, at.1, km),
+        }
     }
 
     #[test]
@@ -131,6 +134,8 @@ mod tests {
     }
 
     fn nyc_to_newark_km() -> f64 {
-        area(NYC.0, NYC.1, 1.0).center.distance_km(area(NEWARK.0, NEWARK.1, 1.0).center)
+        area(NYC.0, NYC.1, 1.0)
+            .center
+            .distance_km(area(NEWARK.0, NEWARK.1, 1.0).center)
     }
 }

@@ -38,7 +38,11 @@ pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, Inv
 }
 
 /// An optional text: trimmed, empty means absent, at most `max` characters.
-pub fn optional_text(field: &str, value: Option<&str>, max: usize) -> Result<Option<String>, Invalid> {
+pub fn optional_text(
+    field: &str,
+    value: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, Invalid> {
     let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
@@ -54,7 +58,10 @@ fn bounded(field: &str, value: &str, max: usize) -> Result<(), Invalid> {
             format!("must be at most {max} characters (got {length})"),
         ));
     }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
         return Err(Invalid::new(field, "must not contain control characters"));
     }
     Ok(())
@@ -78,7 +85,10 @@ mod tests {
         assert_eq!(required_text("title", "  ring  ", 5).unwrap(), "ring");
         assert_eq!(required_text("title", "ééééé", 5).unwrap(), "ééééé");
         let err = required_text("title", "ééééééé", 5).unwrap_err();
-        assert_eq!(err.to_string(), "title must be at most 5 characters (got 7)");
+        assert_eq!(
+            err.to_string(),
+            "title must be at most 5 characters (got 7)"
+        );
         assert_eq!(
             required_text("title", "   ", 5).unwrap_err().to_string(),
             "title must not be empty"

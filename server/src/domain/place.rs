@@ -28,10 +28,16 @@ impl Place {
     pub fn parse(field: &str, location: Location) -> Result<Place, Invalid> {
         let Location { lat, lon } = location;
         if !lat.is_finite() || !(-90.0..=90.0).contains(&lat) {
-            return Err(Invalid::new(format!("{field}.lat"), "must be between -90 and 90"));
+            return Err(Invalid::new(
+                format!("{field}.lat"),
+                "must be between -90 and 90",
+            ));
         }
         if !lon.is_finite() || !(-180.0..=180.0).contains(&lon) {
-            return Err(Invalid::new(format!("{field}.lon"), "must be between -180 and 180"));
+            return Err(Invalid::new(
+                format!("{field}.lon"),
+                "must be between -180 and 180",
+            ));
         }
         Ok(Place { lat, lon })
     }
@@ -167,7 +173,10 @@ mod tests {
         for ((a_lat, a_lon), (b_lat, b_lon), expected) in pairs {
             let d = place(a_lat, a_lon).distance_km(place(b_lat, b_lon));
             let error = (d - expected).abs() / expected;
-            assert!(error < 0.005, "{a_lat},{a_lon} -> {b_lat},{b_lon}: {d} km, expected {expected}");
+            assert!(
+                error < 0.005,
+                "{a_lat},{a_lon} -> {b_lat},{b_lon}: {d} km, expected {expected}"
+            );
             let back = place(b_lat, b_lon).distance_km(place(a_lat, a_lon));
             assert!((d - back).abs() < 1e-9, "distance is symmetric");
         }
@@ -176,13 +185,48 @@ mod tests {
 
     #[test]
     fn out_of_range_coordinates_are_refused_naming_the_field() {
-        let err = Place::parse("location", Location { lat: 90.5, lon: 0.0 }).unwrap_err();
+        let err = Place::parse(
+            "location",
+            Location {
+                lat: 90.5,
+                lon: 0.0,
+            },
+        )
+        .unwrap_err();
         assert_eq!(err.to_string(), "location.lat must be between -90 and 90");
-        let err = Place::parse("location", Location { lat: 0.0, lon: -180.1 }).unwrap_err();
+        let err = Place::parse(
+            "location",
+            Location {
+                lat: 0.0,
+                lon: -180.1,
+            },
+        )
+        .unwrap_err();
         assert_eq!(err.to_string(), "location.lon must be between -180 and 180");
-        assert!(Place::parse("location", Location { lat: f64::NAN, lon: 0.0 }).is_err());
-        assert!(Place::parse("location", Location { lat: 0.0, lon: f64::INFINITY }).is_err());
-        assert!(Place::parse("location", Location { lat: -90.0, lon: 180.0 }).is_ok());
+        assert!(Place::parse(
+            "location",
+            Location {
+                lat: f64::NAN,
+                lon: 0.0
+            }
+        )
+        .is_err());
+        assert!(Place::parse(
+            "location",
+            Location {
+                lat: 0.0,
+                lon: f64::INFINITY
+            }
+        )
+        .is_err());
+        assert!(Place::parse(
+            "location",
+            Location {
+                lat: -90.0,
+                lon: 180.0
+            }
+        )
+        .is_ok());
     }
 
     #[test]
@@ -227,11 +271,15 @@ mod tests {
                 for _ in 0..2_000 {
                     // Points at every bearing, at distances up to just past the radius.
                     let origin = Point::new(center.lon(), center.lat());
-                    let to = Haversine.destination(origin, next() * 360.0, next() * radius * 1_050.0);
+                    let to =
+                        Haversine.destination(origin, next() * 360.0, next() * radius * 1_050.0);
                     let lon = (to.x() + 540.0).rem_euclid(360.0) - 180.0;
                     let p = place(to.y().clamp(-90.0, 90.0), lon);
                     if center.distance_km(p) <= radius {
-                        assert!(inside_any(&boxes, p), "{p:?} within {radius} km of {center:?}");
+                        assert!(
+                            inside_any(&boxes, p),
+                            "{p:?} within {radius} km of {center:?}"
+                        );
                     }
                 }
             }

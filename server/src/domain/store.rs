@@ -34,7 +34,10 @@ impl ValidPledge {
         }
         let contact_email = required_text("contact_email", &input.contact_email, MAX_EMAIL)?;
         if !looks_like_email(&contact_email) {
-            return Err(Invalid::new("contact_email", "must be an email address like name@example.com"));
+            return Err(Invalid::new(
+                "contact_email",
+                "must be an email address like name@example.com",
+            ));
         }
         Ok(ValidPledge {
             name: required_text("store_name", &input.store_name, MAX_STORE_NAME)?,
@@ -120,7 +123,10 @@ mod tests {
         PledgeRequest {
             store_name: "Main Street Jewelers".into(),
             address: "1 Main St, Springfield".into(),
-            location: Location { lat: 40.0, lon: -74.0 },
+            location: Location {
+                lat: 40.0,
+                lon: -74.0,
+            },
             contact_name: "Ada Diamond".into(),
             contact_email: "ada@example.com".into(),
             phone: None,
@@ -131,7 +137,11 @@ mod tests {
 
     #[test]
     fn a_pledge_must_be_accepted() {
-        let err = ValidPledge::parse(PledgeRequest { accept_pledge: false, ..pledge() }).unwrap_err();
+        let err = ValidPledge::parse(PledgeRequest {
+            accept_pledge: false,
+            ..pledge()
+        })
+        .unwrap_err();
         assert_eq!(err.field, "accept_pledge");
     }
 
@@ -139,22 +149,43 @@ mod tests {
     fn the_interest_radius_defaults_and_is_bounded() {
         let valid = ValidPledge::parse(pledge()).unwrap();
         assert_eq!(valid.interest.radius.km(), DEFAULT_STORE_RADIUS_KM);
-        let err = ValidPledge::parse(PledgeRequest { radius_km: Some(600.0), ..pledge() }).unwrap_err();
+        let err = ValidPledge::parse(PledgeRequest {
+            radius_km: Some(600.0),
+            ..pledge()
+        })
+        .unwrap_err();
         assert_eq!(err.field, "radius_km");
     }
 
     #[test]
     fn emails_are_checked_roughly() {
-        for bad in ["ada", "ada@", "@example.com", "ada@example", "a da@example.com", "ada@.com"] {
-            let err = ValidPledge::parse(PledgeRequest { contact_email: bad.into(), ..pledge() }).unwrap_err();
+        for bad in [
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a da@example.com",
+            "ada@.com",
+        ] {
+            let err = ValidPledge::parse(PledgeRequest {
+                contact_email: bad.into(),
+                ..pledge()
+            })
+            .unwrap_err();
             assert_eq!(err.field, "contact_email", "{bad}");
         }
     }
 
     #[test]
     fn transitions_start_from_the_right_status() {
-        assert_eq!(MembershipAction::Approve.transition().0, &[StoreStatus::Pending]);
-        assert_eq!(MembershipAction::Reinstate.transition().1, StoreStatus::Approved);
+        assert_eq!(
+            MembershipAction::Approve.transition().0,
+            &[StoreStatus::Pending]
+        );
+        assert_eq!(
+            MembershipAction::Reinstate.transition().1,
+            StoreStatus::Approved
+        );
         assert!(MembershipAction::Suspend.needs_reason());
         assert!(!MembershipAction::Approve.needs_reason());
     }

@@ -69,7 +69,10 @@ mod tests {
             "suspects":[],"vehicles":[],"store":{"id":1,"name":"s"},"verified":false,
             "created_at":"2026-11-24T15:04:05Z","updated_at":"2026-11-24T15:04:05Z"}"#;
         let text = render(&event(&format!("{{\"alert\":{alert}}}")), Some(3.21049));
-        assert!(text.starts_with(r#"{"type":"alert","seq":7,"distance_km":3.21,"alert":{"#), "{text}");
+        assert!(
+            text.starts_with(r#"{"type":"alert","seq":7,"distance_km":3.21,"alert":{"#),
+            "{text}"
+        );
         match serde_json::from_str::<Frame>(&text).unwrap() {
             Frame::Alert(frame) => {
                 assert_eq!(frame.seq, 7);

@@ -245,11 +245,15 @@ impl Hub {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Subscribers> {
-        self.subscribers.read().unwrap_or_else(PoisonError::into_inner)
+        self.subscribers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Subscribers> {
-        self.subscribers.write().unwrap_or_else(PoisonError::into_inner)
+        self.subscribers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -289,10 +293,13 @@ impl Subscribers {
             let Some(connection) = self.connections.get(id) else {
                 continue;
             };
-            if let Err(mpsc::error::TrySendError::Full(_)) = connection.queue.try_send((seq, frame.clone())) {
-                connection
-                    .closer
-                    .close(p4p_protocol::close_code::TOO_SLOW, "too slow: reconnect with since");
+            if let Err(mpsc::error::TrySendError::Full(_)) =
+                connection.queue.try_send((seq, frame.clone()))
+            {
+                connection.closer.close(
+                    p4p_protocol::close_code::TOO_SLOW,
+                    "too slow: reconnect with since",
+                );
             }
         }
     }
@@ -300,7 +307,11 @@ impl Subscribers {
 
 /// Delivers committed events in `seq` order, reading from the database any
 /// that were committed but not handed over (yet).
-async fn dispatcher(hub: Weak<Hub>, storage: Arc<dyn Storage>, mut events: mpsc::UnboundedReceiver<Event>) {
+async fn dispatcher(
+    hub: Weak<Hub>,
+    storage: Arc<dyn Storage>,
+    mut events: mpsc::UnboundedReceiver<Event>,
+) {
     while let Some(event) = events.recv().await {
         let Some(hub) = hub.upgrade() else {
             return;

@@ -80,7 +80,8 @@ mod tests {
         }
         fn area(&mut self, center: (f64, f64), spread: f64) -> Area {
             let lat = (center.0 + (self.next() - 0.5) * spread).clamp(-90.0, 90.0);
-            let lon = (center.1 + (self.next() - 0.5) * spread * 2.0 + 540.0).rem_euclid(360.0) - 180.0;
+            let lon =
+                (center.1 + (self.next() - 0.5) * spread * 2.0 + 540.0).rem_euclid(360.0) - 180.0;
             Area {
                 center: Place::from_stored(lat, lon),
                 radius: RadiusKm::from_stored(0.5 + self.next() * self.next() * 499.5),
@@ -95,7 +96,10 @@ mod tests {
         let mut rng = Rng(0x2545_f491_4f6c_dd1d);
         for center in [(40.7, -74.0), (0.0, 179.8), (88.5, 10.0), (-33.9, 151.2)] {
             let stores: Vec<Listener> = (0..400)
-                .map(|i| Listener { store_id: i, interest: rng.area(center, 8.0) })
+                .map(|i| Listener {
+                    store_id: i,
+                    interest: rng.area(center, 8.0),
+                })
                 .collect();
             let mut index = SpatialIndex::default();
             for store in &stores {

@@ -74,8 +74,9 @@ impl ListParams {
         match (self.lat, self.lon, self.radius_km) {
             (None, None, None) => Ok(None),
             (Some(lat), Some(lon), Some(radius_km)) => Ok(Some(Area {
-                center: Place::parse("location", Location { lat, lon })
-                    .map_err(|e| Invalid::new(e.field.trim_start_matches("location."), e.message))?,
+                center: Place::parse("location", Location { lat, lon }).map_err(|e| {
+                    Invalid::new(e.field.trim_start_matches("location."), e.message)
+                })?,
                 radius: RadiusKm::parse("radius_km", radius_km)?,
             })),
             _ => Err(Invalid::new("lat", "lat, lon and radius_km go together")),
@@ -86,7 +87,10 @@ impl ListParams {
         match self.limit {
             None => Ok(DEFAULT_PAGE),
             Some(limit) if (1..=MAX_PAGE).contains(&limit) => Ok(limit),
-            Some(_) => Err(Invalid::new("limit", format!("must be between 1 and {MAX_PAGE}"))),
+            Some(_) => Err(Invalid::new(
+                "limit",
+                format!("must be between 1 and {MAX_PAGE}"),
+            )),
         }
     }
 }

@@ -60,7 +60,9 @@ impl ApiError {
             ApiError::Database(DbError::Sqlx(
                 sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
             )) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
-            ApiError::Database(_) | ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::Database(_) | ApiError::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
         }
     }
 }
@@ -97,9 +99,10 @@ pub fn problem(status: StatusCode, code: &str, detail: String) -> Response {
         code: code.to_owned(),
     };
     let mut response = (status, axum::Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+    );
     response
 }
 
@@ -135,9 +138,15 @@ pub async fn problem_documents(response: Response) -> Response {
         .unwrap_or_default();
     let (code, detail) = match status {
         StatusCode::NOT_FOUND => ("not_found", "no such endpoint".to_owned()),
-        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed on this endpoint".to_owned()),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "method not allowed on this endpoint".to_owned(),
+        ),
         StatusCode::PAYLOAD_TOO_LARGE => ("too_large", ApiError::TooLarge.to_string()),
-        _ if text.is_empty() => ("error", status.canonical_reason().unwrap_or("error").to_owned()),
+        _ if text.is_empty() => (
+            "error",
+            status.canonical_reason().unwrap_or("error").to_owned(),
+        ),
         _ if status.is_server_error() => ("internal", text),
         _ => ("bad_request", text),
     };

@@ -42,13 +42,15 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
 }
 
 async fn body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
-    Bytes::from_request(request, state).await.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge
-        } else {
-            ApiError::BadRequest(rejection.body_text())
-        }
-    })
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge
+            } else {
+                ApiError::BadRequest(rejection.body_text())
+            }
+        })
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -93,8 +95,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
             .map(Query)
             .map_err(|error| {
                 let path = error.path().to_string();
-                let field = if path == "." { "query".to_owned() } else { path };
-                ApiError::Invalid(Invalid::new(field, format!("is invalid: {}", error.into_inner())))
+                let field = if path == "." {
+                    "query".to_owned()
+                } else {
+                    path
+                };
+                ApiError::Invalid(Invalid::new(
+                    field,
+                    format!("is invalid: {}", error.into_inner()),
+                ))
             })
     }
 }
@@ -136,9 +145,9 @@ impl Caller {
     /// An approved member store, for what only stores do.
     pub fn require_store(&self, doing: &str) -> Result<&Store, ApiError> {
         self.require_active()?;
-        self.store
-            .as_ref()
-            .ok_or_else(|| ApiError::forbidden("forbidden", format!("only member stores can {doing}")))
+        self.store.as_ref().ok_or_else(|| {
+            ApiError::forbidden("forbidden", format!("only member stores can {doing}"))
+        })
     }
 
     /// Association staff: moderators and admins.
@@ -146,14 +155,20 @@ impl Caller {
         if self.role().is_staff() {
             return Ok(());
         }
-        Err(ApiError::forbidden("forbidden", format!("only association staff can {doing}")))
+        Err(ApiError::forbidden(
+            "forbidden",
+            format!("only association staff can {doing}"),
+        ))
     }
 }
 
 impl FromRequestParts<ApiContext> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        ctx: &ApiContext,
+    ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?;
         authenticate(ctx, token).await
     }
@@ -166,7 +181,10 @@ pub struct StreamCaller(pub Caller);
 impl FromRequestParts<ApiContext> for StreamCaller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        ctx: &ApiContext,
+    ) -> Result<Self, Self::Rejection> {
         let from_query = parts.uri.query().and_then(|query| {
             url_parse(query)
                 .find(|(name, _)| name == "access_token")

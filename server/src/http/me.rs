@@ -4,7 +4,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::Router;
-use p4p_protocol::{close_code, Me, MePatch, OwnStore, Role, Store, TokenCreated, TokenList, TokenRequest};
+use p4p_protocol::{
+    close_code, Me, MePatch, OwnStore, Role, Store, TokenCreated, TokenList, TokenRequest,
+};
 use time::OffsetDateTime;
 
 use super::extract::{Caller, Json};
@@ -84,7 +86,10 @@ fn token_owner(caller: &Caller) -> Result<TokenOwner, ApiError> {
     }
 }
 
-async fn tokens(State(ctx): State<ApiContext>, caller: Caller) -> Result<axum::Json<TokenList>, ApiError> {
+async fn tokens(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+) -> Result<axum::Json<TokenList>, ApiError> {
     let owner = token_owner(&caller)?;
     let tokens = ctx.storage.tokens(owner).await?;
     Ok(axum::Json(TokenList { tokens }))
@@ -132,7 +137,8 @@ async fn revoke_token(
         .revoke_token(owner, id, &caller.actor(), OffsetDateTime::now_utc())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no token with id {id} among yours")))?;
-    ctx.hub.close_token(id, close_code::REVOKED, "token revoked");
+    ctx.hub
+        .close_token(id, close_code::REVOKED, "token revoked");
     tracing::info!(token_id = id, "token revoked");
     Ok(axum::Json(revoked))
 }

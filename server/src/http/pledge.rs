@@ -20,7 +20,10 @@ pub fn router() -> Router<ApiContext> {
         .route("/v1/pledge/{store_id}/claim", post(claim))
 }
 
-async fn apply(State(ctx): State<ApiContext>, Json(request): Json<PledgeRequest>) -> Result<Response, ApiError> {
+async fn apply(
+    State(ctx): State<ApiContext>,
+    Json(request): Json<PledgeRequest>,
+) -> Result<Response, ApiError> {
     let pledge = ValidPledge::parse(request)?;
     let claim_secret = Secret::new_claim();
     let store_id = ctx

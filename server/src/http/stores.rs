@@ -39,19 +39,39 @@ async fn list(
 
 type Changed = Result<axum::Json<Store>, ApiError>;
 
-async fn approve(ctx: State<ApiContext>, caller: Caller, id: Path<i64>, body: OptionalJson<ReasonRequest>) -> Changed {
+async fn approve(
+    ctx: State<ApiContext>,
+    caller: Caller,
+    id: Path<i64>,
+    body: OptionalJson<ReasonRequest>,
+) -> Changed {
     change(ctx, caller, id, body, MembershipAction::Approve).await
 }
 
-async fn reject(ctx: State<ApiContext>, caller: Caller, id: Path<i64>, body: OptionalJson<ReasonRequest>) -> Changed {
+async fn reject(
+    ctx: State<ApiContext>,
+    caller: Caller,
+    id: Path<i64>,
+    body: OptionalJson<ReasonRequest>,
+) -> Changed {
     change(ctx, caller, id, body, MembershipAction::Reject).await
 }
 
-async fn suspend(ctx: State<ApiContext>, caller: Caller, id: Path<i64>, body: OptionalJson<ReasonRequest>) -> Changed {
+async fn suspend(
+    ctx: State<ApiContext>,
+    caller: Caller,
+    id: Path<i64>,
+    body: OptionalJson<ReasonRequest>,
+) -> Changed {
     change(ctx, caller, id, body, MembershipAction::Suspend).await
 }
 
-async fn reinstate(ctx: State<ApiContext>, caller: Caller, id: Path<i64>, body: OptionalJson<ReasonRequest>) -> Changed {
+async fn reinstate(
+    ctx: State<ApiContext>,
+    caller: Caller,
+    id: Path<i64>,
+    body: OptionalJson<ReasonRequest>,
+) -> Changed {
     change(ctx, caller, id, body, MembershipAction::Reinstate).await
 }
 
@@ -66,14 +86,25 @@ async fn change(
     let reason = reason(body.reason.as_deref(), action.needs_reason())?;
     let outcome = ctx
         .storage
-        .change_membership(id, action, reason.as_deref(), &caller.actor(), OffsetDateTime::now_utc())
+        .change_membership(
+            id,
+            action,
+            reason.as_deref(),
+            &caller.actor(),
+            OffsetDateTime::now_utc(),
+        )
         .await?;
     match outcome {
         Transition::Done(store) => {
             if action == MembershipAction::Suspend {
-                ctx.hub.close_store(id, close_code::REVOKED, "store suspended");
+                ctx.hub
+                    .close_store(id, close_code::REVOKED, "store suspended");
             }
-            tracing::info!(store_id = id, action = action.audit_name(), "membership changed");
+            tracing::info!(
+                store_id = id,
+                action = action.audit_name(),
+                "membership changed"
+            );
             Ok(axum::Json(store))
         }
         Transition::NotFound => Err(ApiError::NotFound(format!("no store with id {id}"))),

@@ -77,7 +77,11 @@ async fn connect(
         .on_upgrade(move |socket| {
             async move {
                 let registration = ctx.hub.subscribe(subscription);
-                tracing::info!(head = registration.head, since = params.since, "stream connected");
+                tracing::info!(
+                    head = registration.head,
+                    since = params.since,
+                    "stream connected"
+                );
                 let started = Instant::now();
                 let ended = serve(&ctx, socket, registration, role, audience, params.since).await;
                 tracing::info!(
