@@ -1,1 +1,238 @@
-fn main() {}
+//! `p4p`: the command-line client of the p4p alert network for jewelry stores.
+
+mod api;
+mod args;
+mod atomic_file;
+mod commands;
+mod config;
+mod context;
+mod output;
+mod render;
+mod secret;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use commands::{alerts, listen, login, pledge, post, show, stores, tokens};
+use context::{Context, GlobalArgs};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "p4p",
+    version,
+    about = "p4p: jewelry stores warn each other of thieves and suspects, live.",
+    long_about = "p4p: jewelry stores warn each other of thieves and suspects, live.\n\n\
+A member store posts an alert (someone casing the showcases, a grab and run, a \
+suspicious car); every member store around it receives it at once with `p4p listen`. \
+Association staff approve new stores and moderate alerts.",
+    after_help = "Getting started, as a store:\n  \
+p4p pledge --name \"Main Street Jewelers\" --address \"1 Main St\" --lat 40.7128 --lon -74.006 \\\n      \
+--contact \"Ann Lee\" --email ann@example.com      # apply\n  \
+p4p pledge status                                   # once approved: saves your token\n  \
+p4p listen                                          # receive alerts, live\n  \
+p4p post --kind casing --title \"Two men watching the showcases\"\n\n\
+As staff, with a token from `p4p-server token create`:\n  \
+p4p login --server https://p4p.example.org --token p4p_...\n  \
+p4p stores --status pending\n  \
+p4p stores approve 7\n\n\
+Settings: --server/--token flags, then P4P_SERVER/P4P_TOKEN, then the config file \
+(P4P_CONFIG or --config, default <config dir>/p4p/config.json).\n\
+Add --json to any command to get the server's JSON, for scripts."
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply for membership with your store (then: `p4p pledge status`).
+    #[command(
+        long_about = "Apply for membership with your store. This sends the store's details \
+and its acceptance of the Partner for Protection pledge to the association, and saves \
+the store id and a claim secret in the config file. Once the association has approved \
+the store, `p4p pledge status` fetches its token.",
+        after_help = "Examples:\n  \
+p4p --server https://p4p.example.org pledge --name \"Main Street Jewelers\" \\\n      \
+--address \"1 Main St, New York\" --lat 40.7128 --lon -74.006 \\\n      \
+--contact \"Ann Lee\" --email ann@example.com --phone \"+1 212 555 0100\"\n  \
+p4p pledge status"
+    )]
+    Pledge(pledge::PledgeArgs),
+
+    /// Save the server and a token (given by staff or `p4p tokens create`).
+    #[command(
+        long_about = "Save the server URL and a token in the config file, after checking \
+the token with the server. A token the server refuses is not saved.",
+        after_help = "Example:\n  p4p login --server https://p4p.example.org --token p4p_..."
+    )]
+    Login,
+
+    /// Show who the token belongs to: role, store, token.
+    #[command(visible_alias = "me", after_help = "Example:\n  p4p whoami")]
+    Whoami,
+
+    /// Receive alerts live, resuming where the last run stopped.
+    #[command(
+        long_about = "Receive alerts live from the stream and print each as a block: \
+new alerts, updates, retractions (and, for staff, alerts awaiting moderation and \
+flags). The listener reconnects by itself and keeps the seq of the last event it \
+processed in a state file, so that a restart misses nothing. Status messages go to \
+standard error; standard output carries only the events. With --json each frame \
+is printed as one JSON line, exactly as received. Ctrl-C stops it.",
+        after_help = "Examples:\n  \
+p4p listen\n  \
+p4p listen --json | jq .\n  \
+p4p listen --exec 'notify-send \"p4p $P4P_FRAME_TYPE\" \"$(jq -r .alert.title)\"'"
+    )]
+    Listen(listen::ListenArgs),
+
+    /// Post an alert to the stores around yours.
+    #[command(
+        long_about = "Post an alert. It reaches every member store within its radius (by \
+default, by kind) of where it happened (by default, your store). Describe each suspect \
+and vehicle with `key=value` pairs separated by `;`.",
+        after_help = "Example:\n  \
+p4p post --kind casing --title \"Two men casing showcases, left in a silver sedan\" \\\n      \
+--suspect \"sex=male; age=30s; clothing=red hoodie; shoes=white sneakers\" \\\n      \
+--vehicle \"make=Honda; color=silver; plate=ABC1234\""
+    )]
+    Post(post::PostArgs),
+
+    /// List alerts, newest first, with filters.
+    #[command(after_help = "Examples:\n  \
+p4p alerts\n  \
+p4p alerts --near -33.86,151.2 --radius-km 10 --kind grab_and_run\n  \
+p4p alerts --before-id 17")]
+    Alerts(alerts::AlertsArgs),
+
+    /// Show one alert in full.
+    #[command(after_help = "Example:\n  p4p show 42")]
+    Show(show::ShowArgs),
+
+    /// List your tokens; create one for another device, or revoke one.
+    #[command(after_help = "Examples:\n  \
+p4p tokens\n  \
+p4p tokens create --label \"back office PC\"\n  \
+p4p tokens revoke 3")]
+    Tokens(tokens::TokensArgs),
+
+    /// Staff: list member stores; approve, reject, suspend or reinstate one.
+    #[command(after_help = "Examples:\n  \
+p4p stores --status pending\n  \
+p4p stores approve 7\n  \
+p4p stores reject 8 --reason \"Not a jewelry store\"\n  \
+p4p stores suspend 7 --reason \"Posted false alerts\"\n  \
+p4p stores reinstate 7")]
+    Stores(stores::StoresArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut ctx = Context::resolve(cli.global)?;
+    match cli.command {
+        Command::Pledge(args) => pledge::run(&mut ctx, args).await,
+        Command::Login => login::login(&mut ctx).await,
+        Command::Whoami => login::whoami(&ctx).await,
+        Command::Listen(args) => listen::run(&ctx, args).await,
+        Command::Post(args) => post::run(&ctx, args).await,
+        Command::Alerts(args) => alerts::run(&ctx, args).await,
+        Command::Show(args) => show::run(&ctx, args).await,
+        Command::Tokens(args) => tokens::run(&ctx, args).await,
+        Command::Stores(args) => stores::run(&ctx, args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn reject_and_suspend_need_a_reason() {
+        assert!(Cli::try_parse_from(["p4p", "stores", "reject", "7"]).is_err());
+        assert!(Cli::try_parse_from(["p4p", "stores", "suspend", "7"]).is_err());
+        assert!(Cli::try_parse_from(["p4p", "stores", "reject", "7", "--reason", "no"]).is_ok());
+        assert!(Cli::try_parse_from(["p4p", "stores", "approve", "7"]).is_ok());
+    }
+
+    #[test]
+    fn pledge_takes_its_flags_or_the_status_subcommand() {
+        assert!(Cli::try_parse_from(["p4p", "pledge", "status"]).is_ok());
+        assert!(Cli::try_parse_from(["p4p", "pledge", "--name", "Main"]).is_err());
+        let full = [
+            "p4p",
+            "pledge",
+            "--name",
+            "Main",
+            "--address",
+            "1 Main St",
+            "--lat",
+            "-33.86",
+            "--lon",
+            "151.2",
+            "--contact",
+            "Ann",
+            "--email",
+            "ann@example.com",
+        ];
+        assert!(Cli::try_parse_from(full).is_ok());
+    }
+
+    #[test]
+    fn near_takes_negative_numbers_and_needs_a_radius() {
+        let parsed = Cli::try_parse_from([
+            "p4p",
+            "alerts",
+            "--near",
+            "-33.86,151.2",
+            "--radius-km",
+            "5",
+        ]);
+        assert!(parsed.is_ok(), "{parsed:?}");
+        assert!(Cli::try_parse_from(["p4p", "alerts", "--near", "-33.86,151.2"]).is_err());
+        assert!(Cli::try_parse_from(["p4p", "alerts", "--radius-km", "5"]).is_err());
+    }
+
+    #[test]
+    fn post_needs_lat_and_lon_together_and_a_known_kind() {
+        let base = ["p4p", "post", "--kind", "casing", "--title", "t"];
+        assert!(Cli::try_parse_from(base).is_ok());
+        assert!(Cli::try_parse_from([&base[..], &["--lat", "40.7"]].concat()).is_err());
+        assert!(
+            Cli::try_parse_from([&base[..], &["--lat", "-40.7", "--lon", "-74"]].concat()).is_ok()
+        );
+        assert!(
+            Cli::try_parse_from(["p4p", "post", "--kind", "shoplifting", "--title", "t"]).is_err()
+        );
+        assert!(Cli::try_parse_from([&base[..], &["--suspect", "colour=red"]].concat()).is_err());
+    }
+
+    #[test]
+    fn global_flags_work_after_the_subcommand() {
+        let cli = Cli::try_parse_from(["p4p", "alerts", "--json", "--server", "http://x:1"]);
+        let cli = cli.expect("parses");
+        assert!(cli.global.json);
+        assert_eq!(cli.global.server.as_deref(), Some("http://x:1"));
+    }
+}

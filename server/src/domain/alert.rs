@@ -83,12 +83,15 @@ pub fn whole_seconds(at: OffsetDateTime) -> OffsetDateTime {
     utc.replace_nanosecond(0).unwrap_or(utc)
 }
 
+/// A descriptor's fields with their names (`Suspect::fields`, `Vehicle::fields`).
+type Fields<T, const N: usize> = fn(&T) -> [(&'static str, &Option<String>); N];
+
 /// Checks a list of suspects or vehicles: its length and each field.
 fn descriptors<T, const N: usize>(
     list: &str,
     items: Vec<T>,
     max_items: usize,
-    fields: fn(&T) -> [(&'static str, &Option<String>); N],
+    fields: Fields<T, N>,
     clean: fn(T) -> T,
 ) -> Result<Vec<T>, Invalid> {
     if items.len() > max_items {

@@ -1,0 +1,82 @@
+//! Parsers for argument values that several commands share: the trade's
+//! enumerations (listed in `--help`), places and times.
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use p4p_protocol::{AlertKind, AlertStatus, Location, StoreStatus, Timestamp};
+
+/// `--kind`: one of the alert kinds, listed in `--help`.
+pub fn alert_kind() -> impl TypedValueParser<Value = AlertKind> {
+    PossibleValuesParser::new(AlertKind::ALL.map(AlertKind::as_str))
+        .try_map(|text| text.parse::<AlertKind>())
+}
+
+/// `--status` of an alert.
+pub fn alert_status() -> impl TypedValueParser<Value = AlertStatus> {
+    PossibleValuesParser::new(AlertStatus::ALL.map(AlertStatus::as_str))
+        .try_map(|text| text.parse::<AlertStatus>())
+}
+
+/// `--status` of a store.
+pub fn store_status() -> impl TypedValueParser<Value = StoreStatus> {
+    PossibleValuesParser::new(StoreStatus::ALL.map(StoreStatus::as_str))
+        .try_map(|text| text.parse::<StoreStatus>())
+}
+
+/// `LAT,LON` in degrees, e.g. `40.71,-74.0` or `-33.86,151.2`.
+pub fn location(text: &str) -> Result<Location, String> {
+    let Some((lat, lon)) = text.split_once(',') else {
+        return Err(format!("`{text}` is not LAT,LON (e.g. 40.71,-74.0)"));
+    };
+    let lat = degrees(lat, "latitude", 90.0)?;
+    let lon = degrees(lon, "longitude", 180.0)?;
+    Ok(Location { lat, lon })
+}
+
+fn degrees(text: &str, name: &str, limit: f64) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("the {name} `{}` is not a number", text.trim()))?;
+    if !value.is_finite() || value.abs() > limit {
+        return Err(format!(
+            "the {name} {value} is not between -{limit} and {limit}"
+        ));
+    }
+    Ok(value)
+}
+
+/// An RFC 3339 time, e.g. `2026-11-24T15:04:05Z`.
+pub fn timestamp(text: &str) -> Result<Timestamp, String> {
+    Timestamp::parse(text, &time::format_description::well_known::Rfc3339).map_err(|error| {
+        format!("`{text}` is not an RFC 3339 time like 2026-11-24T15:04:05Z: {error}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn near_accepts_negative_coordinates_and_spaces() {
+        let place = location("-33.86, 151.2").expect("valid");
+        assert_eq!(place.lat, -33.86);
+        assert_eq!(place.lon, 151.2);
+        let place = location("40.7128,-74.006").expect("valid");
+        assert_eq!(place.lon, -74.006);
+    }
+
+    #[test]
+    fn near_refuses_what_is_not_a_place() {
+        assert!(location("40.7").is_err());
+        assert!(location("north,west").is_err());
+        assert!(location("91,0").is_err());
+        assert!(location("0,-180.5").is_err());
+        assert!(location("NaN,0").is_err());
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        assert!(timestamp("2026-11-24T15:04:05Z").is_ok());
+        assert!(timestamp("2026-11-24 15:04").is_err());
+    }
+}

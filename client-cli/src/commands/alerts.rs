@@ -1,0 +1,97 @@
+//! `p4p alerts`: the alerts the caller may see, newest first, a page at a time.
+
+use p4p_protocol::{AlertKind, AlertPage, AlertStatus, Location};
+
+use crate::context::Context;
+use crate::{args, output, render};
+
+#[derive(Debug, clap::Args)]
+pub struct AlertsArgs {
+    /// Only alerts around this point, e.g. `--near 40.71,-74.0` or
+    /// `--near -33.86,151.2` (needs --radius-km).
+    #[arg(
+        long,
+        value_name = "LAT,LON",
+        allow_hyphen_values = true,
+        value_parser = args::location,
+        requires = "radius_km"
+    )]
+    pub near: Option<Location>,
+
+    /// How far around --near to look, in km (needs --near).
+    #[arg(long, value_name = "KM", requires = "near")]
+    pub radius_km: Option<f64>,
+
+    /// Only alerts of this kind.
+    #[arg(long, value_parser = args::alert_kind())]
+    pub kind: Option<AlertKind>,
+
+    /// Only alerts in this status (staff; stores see published alerts and their own).
+    #[arg(long, value_parser = args::alert_status())]
+    pub status: Option<AlertStatus>,
+
+    /// At most this many alerts, up to 500 [default: 50].
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+
+    /// Only alerts older than this id: the next page.
+    #[arg(long, value_name = "ID")]
+    pub before_id: Option<i64>,
+}
+
+pub async fn run(ctx: &Context, args: AlertsArgs) -> anyhow::Result<()> {
+    let mut query: Vec<(&str, String)> = Vec::new();
+    if let (Some(near), Some(radius_km)) = (args.near, args.radius_km) {
+        query.push(("lat", near.lat.to_string()));
+        query.push(("lon", near.lon.to_string()));
+        query.push(("radius_km", radius_km.to_string()));
+    }
+    if let Some(kind) = args.kind {
+        query.push(("kind", kind.as_str().to_owned()));
+    }
+    if let Some(status) = args.status {
+        query.push(("status", status.as_str().to_owned()));
+    }
+    if let Some(limit) = args.limit {
+        query.push(("limit", limit.to_string()));
+    }
+    if let Some(before_id) = args.before_id {
+        query.push(("before_id", before_id.to_string()));
+    }
+
+    let reply = ctx
+        .api()?
+        .get::<AlertPage>(&["v1", "alerts"], &query)
+        .await?;
+    if ctx.json {
+        output::json(&reply.json)?;
+        return Ok(());
+    }
+    let page = reply.body;
+    if page.alerts.is_empty() {
+        output::line("No alerts.")?;
+    } else {
+        let rows: Vec<Vec<String>> = page
+            .alerts
+            .iter()
+            .map(|alert| {
+                vec![
+                    alert.id.to_string(),
+                    alert.kind.to_string(),
+                    alert.status.to_string(),
+                    render::time(alert.occurred_at),
+                    alert.title.clone(),
+                    alert.store.name.clone(),
+                ]
+            })
+            .collect();
+        output::line(&render::table(
+            &["id", "kind", "status", "occurred_at", "title", "store"],
+            &rows,
+        ))?;
+    }
+    if let Some(next) = page.next_before_id {
+        output::line(&format!("More alerts: run again with --before-id {next}"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,426 @@
+//! `p4p listen`: the live stream of alerts, printed as they come.
+//!
+//! The listener keeps the `seq` of the last event it fully processed (printed
+//! and handed to `--exec`) in a state file, and resumes from it with `since`
+//! after a dropped connection or a restart, so that no alert is missed and
+//! none is shown twice.
+
+mod exec;
+mod seq_file;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use futures_util::{SinkExt, StreamExt};
+use p4p_protocol::{close_code, Frame, Hello, Problem};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::header::{HeaderValue, AUTHORIZATION};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::api::{error_chain, ServerUrl};
+use crate::context::Context;
+use crate::secret::Token;
+use crate::{output, render};
+use seq_file::SeqFile;
+
+#[derive(Debug, clap::Args)]
+pub struct ListenArgs {
+    /// Resume after this seq instead of the one saved in the state file.
+    #[arg(long, value_name = "SEQ")]
+    pub since: Option<i64>,
+
+    /// Where to keep the last processed seq
+    /// [default: <state dir>/p4p/listen-<hash of server and token>.seq].
+    #[arg(long, env = "P4P_STATE_FILE", value_name = "PATH")]
+    pub state_file: Option<PathBuf>,
+
+    /// Run `sh -c CMD` for every event, with the frame's JSON on standard
+    /// input and P4P_FRAME_TYPE set to its type (alert, update, retract,
+    /// pending, flag).
+    #[arg(long, value_name = "CMD")]
+    pub exec: Option<String>,
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+const PING_EVERY: Duration = Duration::from_secs(30);
+/// Without a single message (pongs included) for this long, the connection
+/// is taken for dead: a cut cable does not always close a socket.
+const SILENCE_LIMIT: Duration = Duration::from_secs(75);
+
+pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
+    let token = ctx.require_token()?.clone();
+    let state_path = match args.state_file.filter(|path| !path.as_os_str().is_empty()) {
+        Some(path) => path,
+        None => seq_file::default_path(&ctx.server, &token).ok_or_else(|| {
+            anyhow!("cannot find a state directory: pass --state-file PATH or set P4P_STATE_FILE")
+        })?,
+    };
+    let seq_file = SeqFile::new(state_path);
+    let saved = seq_file.load()?;
+    // Installed before connecting, so that Ctrl-C or SIGTERM at any moment
+    // ends the listener cleanly.
+    let shutdown = Shutdown::install()?;
+    let listener = Listener {
+        server: ctx.server.clone(),
+        token,
+        json: ctx.json,
+        exec: args.exec,
+        last_seq: args.since.or(saved),
+        seq_file,
+    };
+    tokio::select! {
+        result = listener.run() => result,
+        () = shutdown.wait() => {
+            eprintln!("p4p listen: stopped");
+            Ok(())
+        }
+    }
+}
+
+/// What to do after a connection ended without a fatal error.
+enum Reconnect {
+    /// At once, with `since` (the server found us too slow).
+    Now(String),
+    /// After the backoff delay, with `since`.
+    Later(String),
+    /// At once, without `since`: the server is behind our saved seq.
+    FromHead(String),
+}
+
+struct Listener {
+    server: ServerUrl,
+    token: Token,
+    json: bool,
+    exec: Option<String>,
+    /// The last event fully processed; `None` before the first `hello`.
+    last_seq: Option<i64>,
+    seq_file: SeqFile,
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+impl Listener {
+    /// Listens until a fatal error; reconnections happen in here.
+    async fn run(mut self) -> anyhow::Result<()> {
+        let mut backoff = Backoff::new();
+        loop {
+            match self.session(&mut backoff).await? {
+                Reconnect::Now(why) => eprintln!("p4p listen: {why}; reconnecting now"),
+                Reconnect::Later(why) => {
+                    let delay = backoff.next_delay();
+                    eprintln!("p4p listen: {why}; reconnecting in {} s", delay.as_secs());
+                    tokio::time::sleep(delay).await;
+                }
+                Reconnect::FromHead(why) => {
+                    eprintln!("warning: {why}");
+                    self.last_seq = None;
+                }
+            }
+        }
+    }
+
+    /// One connection, from the upgrade to its end.
+    async fn session(&mut self, backoff: &mut Backoff) -> anyhow::Result<Reconnect> {
+        let since = self.last_seq;
+        let mut socket = match self.connect(since).await? {
+            Ok(socket) => socket,
+            Err(reconnect) => return Ok(reconnect),
+        };
+        let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut last_heard = Instant::now();
+        loop {
+            tokio::select! {
+                message = socket.next() => {
+                    last_heard = Instant::now();
+                    match message {
+                        Some(Ok(Message::Text(text))) => {
+                            self.handle(text.as_str(), since, backoff).await?;
+                            // Time spent in --exec is not the server's silence.
+                            last_heard = Instant::now();
+                        }
+                        Some(Ok(Message::Close(frame))) => return self.closed(frame),
+                        Some(Ok(_)) => {}
+                        Some(Err(error)) => {
+                            return Ok(Reconnect::Later(format!(
+                                "the stream broke: {}",
+                                error_chain(&error)
+                            )))
+                        }
+                        None => {
+                            return Ok(Reconnect::Later(
+                                "the server ended the connection".to_owned(),
+                            ))
+                        }
+                    }
+                }
+                _ = ping.tick() => {
+                    if last_heard.elapsed() >= SILENCE_LIMIT {
+                        return Ok(Reconnect::Later(format!(
+                            "no word from the server for {} s",
+                            SILENCE_LIMIT.as_secs()
+                        )));
+                    }
+                    if let Err(error) = socket.send(Message::Ping(Default::default())).await {
+                        return Ok(Reconnect::Later(format!(
+                            "the stream broke: {}",
+                            error_chain(&error)
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Opens the stream; `Ok(Err(_))` says how to try again, `Err` is fatal.
+    async fn connect(&self, since: Option<i64>) -> anyhow::Result<Result<Socket, Reconnect>> {
+        let url = self.server.stream_url(since);
+        let mut request = url.as_str().into_client_request()?;
+        let bearer = HeaderValue::from_str(&format!("Bearer {}", self.token.expose()))
+            .map_err(|_| anyhow!("the token holds characters no HTTP header may carry"))?;
+        request.headers_mut().insert(AUTHORIZATION, bearer);
+        match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await
+        {
+            Ok(Ok((socket, _response))) => Ok(Ok(socket)),
+            Ok(Err(error)) => self.refused(error, since).map(Err),
+            Err(_) => Ok(Err(Reconnect::Later(format!(
+                "cannot reach the p4p server at {}: no answer within {} s",
+                self.server,
+                CONNECT_TIMEOUT.as_secs()
+            )))),
+        }
+    }
+
+    /// Why the upgrade failed, and whether trying again can help.
+    fn refused(&self, error: WsError, since: Option<i64>) -> anyhow::Result<Reconnect> {
+        let response = match error {
+            WsError::Http(response) => response,
+            WsError::Url(error) => {
+                return Err(anyhow!(
+                    "cannot open the stream at {}: {error}",
+                    self.server.stream_url(since)
+                ))
+            }
+            other => {
+                return Ok(Reconnect::Later(format!(
+                    "cannot reach the p4p server at {}: {}",
+                    self.server,
+                    error_chain(&other)
+                )))
+            }
+        };
+        let status = response.status();
+        let problem: Option<Problem> = response
+            .body()
+            .as_deref()
+            .and_then(|body| serde_json::from_slice(body).ok());
+        let code = problem.as_ref().map(|problem| problem.code.as_str());
+        let detail = match &problem {
+            Some(problem) if !problem.detail.is_empty() => problem.detail.clone(),
+            _ => status.to_string(),
+        };
+        match (status.as_u16(), since) {
+            (401 | 403, _) => Err(anyhow!(detail)),
+            (409, Some(since)) if code == Some("since_ahead") => Ok(Reconnect::FromHead(format!(
+                "the saved seq {since} is ahead of the server's newest event (was its \
+                 database replaced?); listening from its newest event instead"
+            ))),
+            (429 | 500..=599, _) => Ok(Reconnect::Later(format!(
+                "the p4p server at {} answered {status}: {detail}",
+                self.server
+            ))),
+            _ => Err(anyhow!(
+                "the p4p server at {} refused the stream ({status}): {detail}",
+                self.server
+            )),
+        }
+    }
+
+    /// The server closed the stream: revoked (fatal), too slow, or going away.
+    fn closed(&self, frame: Option<CloseFrame>) -> anyhow::Result<Reconnect> {
+        let (code, reason) = frame
+            .map(|frame| (u16::from(frame.code), frame.reason.to_string()))
+            .unwrap_or((1005, String::new()));
+        let because = if reason.is_empty() {
+            String::new()
+        } else {
+            format!(": {reason}")
+        };
+        match code {
+            close_code::REVOKED if reason.is_empty() => Err(anyhow!(
+                "the server closed the stream: the token was revoked or the store suspended"
+            )),
+            close_code::REVOKED => Err(anyhow!("the server closed the stream{because}")),
+            close_code::TOO_SLOW => Ok(Reconnect::Now(format!(
+                "the server closed the stream because this client read too slowly{because}"
+            ))),
+            close_code::GOING_AWAY => Ok(Reconnect::Later(format!(
+                "the server is going away{because}"
+            ))),
+            other => Ok(Reconnect::Later(format!(
+                "the server closed the stream (code {other}){because}"
+            ))),
+        }
+    }
+
+    /// One text frame, exactly as received.
+    async fn handle(
+        &mut self,
+        text: &str,
+        since: Option<i64>,
+        backoff: &mut Backoff,
+    ) -> anyhow::Result<()> {
+        let frame: Frame = match serde_json::from_str(text) {
+            Ok(frame) => frame,
+            Err(error) => {
+                eprintln!("warning: skipping a frame this client cannot read: {error}");
+                return Ok(());
+            }
+        };
+        match &frame {
+            Frame::Hello(hello) => {
+                backoff.reset();
+                self.greet(hello, text, since)
+            }
+            // Scripts may know frame types this client does not.
+            Frame::Unknown if self.json => Ok(output::line(text)?),
+            Frame::Unknown => Ok(()),
+            event => self.process(event, text).await,
+        }
+    }
+
+    fn greet(&mut self, hello: &Hello, text: &str, since: Option<i64>) -> anyhow::Result<()> {
+        if self.json {
+            output::line(text)?;
+        }
+        match since {
+            Some(since) => eprintln!(
+                "p4p listen: connected to {} as {}; resumed from seq {since} (server head {})",
+                self.server, hello.role, hello.head
+            ),
+            None => eprintln!(
+                "p4p listen: connected to {} as {}; live from seq {}",
+                self.server, hello.role, hello.head
+            ),
+        }
+        if self.last_seq.is_none() {
+            // First run: later restarts resume from here.
+            self.last_seq = Some(hello.head);
+            self.seq_file.save(hello.head)?;
+        }
+        Ok(())
+    }
+
+    /// Prints an event, hands it to `--exec`, then records its seq.
+    async fn process(&mut self, frame: &Frame, text: &str) -> anyhow::Result<()> {
+        let Some(seq) = frame.seq() else {
+            return Ok(());
+        };
+        if self.last_seq.is_some_and(|last| seq <= last) {
+            return Ok(());
+        }
+        if self.json {
+            output::line(text)?;
+        } else if let Some(block) = render::frame(frame) {
+            output::line(&format!("{block}\n"))?;
+        }
+        if let Some(command) = &self.exec {
+            exec::run(command, frame_type(frame), text, seq).await;
+        }
+        self.last_seq = Some(seq);
+        self.seq_file.save(seq)?;
+        Ok(())
+    }
+}
+
+fn frame_type(frame: &Frame) -> &'static str {
+    match frame {
+        Frame::Hello(_) => "hello",
+        Frame::Alert(_) => "alert",
+        Frame::Update(_) => "update",
+        Frame::Retract { .. } => "retract",
+        Frame::Pending { .. } => "pending",
+        Frame::Flag { .. } => "flag",
+        Frame::Unknown => "unknown",
+    }
+}
+
+/// 1 s, doubling up to 30 s; back to 1 s once a connection says hello.
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(30);
+
+    fn new() -> Backoff {
+        Backoff { next: Self::FIRST }
+    }
+
+    fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        delay
+    }
+
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
+/// Ctrl-C and SIGTERM.
+struct Shutdown {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    #[cfg(unix)]
+    fn install() -> anyhow::Result<Shutdown> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Shutdown {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn install() -> anyhow::Result<Shutdown> {
+        Ok(Shutdown {})
+    }
+
+    #[cfg(unix)]
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn wait(self) {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_doubles_up_to_thirty_seconds() {
+        let mut backoff = Backoff::new();
+        let delays: Vec<u64> = (0..7).map(|_| backoff.next_delay().as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30]);
+        backoff.reset();
+        assert_eq!(backoff.next_delay().as_secs(), 1);
+    }
+}

@@ -1,0 +1,87 @@
+//! `p4p login` and `p4p whoami`: which server and token this user works with.
+
+use p4p_protocol::Me;
+
+use crate::api::{Api, ApiError, Reply};
+use crate::context::Context;
+use crate::{output, render};
+
+/// Checks the token given with `--token` (or `P4P_TOKEN`) against the server
+/// and saves both in the config file; a token the server refuses is not saved.
+pub async fn login(ctx: &mut Context) -> anyhow::Result<()> {
+    let Some(token) = ctx.given_token.clone() else {
+        anyhow::bail!("login needs a token: p4p login --server URL --token TOKEN");
+    };
+    let api = Api::new(ctx.server.clone(), Some(token.clone()))?;
+    let me = fetch_me(&api).await.map_err(|error| match error.status() {
+        Some(status) if status.as_u16() == 401 => {
+            anyhow::anyhow!("{error} (the token was not saved)")
+        }
+        _ => error.into(),
+    })?;
+
+    ctx.config.file.server = Some(ctx.server.to_string());
+    ctx.config.file.token = Some(token);
+    let path = ctx.config.save()?;
+
+    if ctx.json {
+        output::json(&me.json)?;
+        return Ok(());
+    }
+    output::line(&format!(
+        "Logged in to {} as {}.",
+        ctx.server,
+        who(&me.body)
+    ))?;
+    output::line(&format!(
+        "Saved the server and token to {}.",
+        path.display()
+    ))?;
+    Ok(())
+}
+
+/// Prints who the current token belongs to.
+pub async fn whoami(ctx: &Context) -> anyhow::Result<()> {
+    let me = fetch_me(&ctx.api()?).await?;
+    if ctx.json {
+        output::json(&me.json)?;
+        return Ok(());
+    }
+    let me = me.body;
+    let mut lines = vec![
+        format!("Server:  {}", ctx.server),
+        format!("Role:    {}", me.role),
+    ];
+    if let Some(store) = &me.store {
+        lines.push(format!(
+            "Store:   {} (#{}, {})",
+            store.name, store.id, store.status
+        ));
+        lines.push(format!("Address: {}", store.address));
+        lines.push(format!(
+            "Area:    {}, radius {}",
+            render::place(store.location),
+            render::km(store.radius_km)
+        ));
+    }
+    lines.push(format!(
+        "Token:   #{} \"{}\", created {}",
+        me.token.id,
+        me.token.label,
+        render::time(me.token.created_at)
+    ));
+    output::line(&lines.join("\n"))?;
+    Ok(())
+}
+
+async fn fetch_me(api: &Api) -> Result<Reply<Me>, ApiError> {
+    api.get(&["v1", "me"], &[]).await
+}
+
+/// `store Main Street Jewelers (#7)` or `admin (token "laptop")`.
+fn who(me: &Me) -> String {
+    match &me.store {
+        Some(store) => format!("{} {} (#{})", me.role, store.name, store.id),
+        None => format!("{} (token \"{}\")", me.role, me.token.label),
+    }
+}

@@ -1,0 +1,10 @@
+//! One module per subcommand of `p4p`, in the order a newcomer uses them.
+
+pub mod alerts;
+pub mod listen;
+pub mod login;
+pub mod pledge;
+pub mod post;
+pub mod show;
+pub mod stores;
+pub mod tokens;

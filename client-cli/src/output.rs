@@ -1,0 +1,26 @@
+//! Writing results to standard output.
+//!
+//! Every write is flushed at once, because scripts and tests read the CLI
+//! through a pipe, and a closed pipe is an error to report, never a panic
+//! (as `println!` would do).
+
+use std::io::{self, Write};
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write to standard output: {0}")]
+pub struct OutputError(#[from] io::Error);
+
+/// Prints `text` followed by a newline, flushed.
+pub fn line(text: &str) -> Result<(), OutputError> {
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.write_all(b"\n")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Prints a JSON value for scripts, pretty-printed.
+pub fn json(value: &serde_json::Value) -> Result<(), OutputError> {
+    let text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
+    line(&text)
+}
