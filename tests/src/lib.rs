@@ -95,24 +95,19 @@ impl TestServer {
             dir,
             child: None,
         };
-        server.launch(args).await;
+        server.launch("127.0.0.1:0", args).await;
         server
     }
 
-    /// Starts the server process (again) on a free port, same database.
-    pub async fn launch(&mut self, args: &[&str]) {
+    /// Starts the server process (again) on `bind`, same database.
+    pub async fn launch(&mut self, bind: &str, args: &[&str]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log_path())
             .expect("log file");
         let mut child = Command::new(server_binary())
-            .args([
-                "--bind",
-                "127.0.0.1:0",
-                "--database-url",
-                &self.database_url,
-            ])
+            .args(["--bind", bind, "--database-url", &self.database_url])
             .args(args)
             .env("P4P_LOG", "info,p4p_server=debug")
             .stdout(Stdio::piped())
@@ -540,4 +535,124 @@ impl Stream {
 pub fn hello_head(frame: &Value) -> i64 {
     assert_eq!(frame["type"], "hello", "{frame}");
     frame["head"].as_i64().expect("head")
+}
+
+/// The outcome of one `p4p` run.
+#[derive(Debug)]
+pub struct CliRun {
+    pub success: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl TestServer {
+    /// Runs `p4p ARGS` with its own home and waits for it.
+    pub async fn run_cli(&self, home: &Path, args: &[&str]) -> CliRun {
+        let output = tokio::time::timeout(PATIENCE, self.cli(home).args(args).output())
+            .await
+            .unwrap_or_else(|_| panic!("p4p {args:?} did not finish"))
+            .expect("run p4p");
+        CliRun {
+            success: output.status.success(),
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Starts `p4p listen ARGS` in the background, reading its stdout.
+    pub fn spawn_listen(&self, home: &Path, args: &[&str]) -> Listening {
+        let mut child = self
+            .cli(home)
+            .arg("listen")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start p4p listen");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        Listening {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+/// A running `p4p listen`.
+pub struct Listening {
+    child: Child,
+    stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    stderr: tokio::io::Lines<BufReader<tokio::process::ChildStderr>>,
+}
+
+impl Listening {
+    /// The next line on stdout; fails the test if none comes in time.
+    pub async fn line(&mut self) -> String {
+        match tokio::time::timeout(PATIENCE, self.stdout.next_line()).await {
+            Ok(Ok(Some(line))) => line,
+            Ok(_) => panic!("p4p listen ended; stderr: {}", self.drain_stderr().await),
+            Err(_) => panic!("no output from p4p listen within {PATIENCE:?}"),
+        }
+    }
+
+    /// The next stdout line as a JSON frame (`--json`).
+    pub async fn frame(&mut self) -> Value {
+        let line = self.line().await;
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    }
+
+    /// Lines until one contains `needle`; all of them.
+    pub async fn lines_until(&mut self, needle: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line().await;
+            let found = line.contains(needle);
+            lines.push(line);
+            if found {
+                return lines;
+            }
+        }
+    }
+
+    /// Asserts nothing more is printed for a while.
+    pub async fn assert_quiet(&mut self, wait: Duration) {
+        if let Ok(Ok(Some(line))) = tokio::time::timeout(wait, self.stdout.next_line()).await {
+            panic!("expected no output, got {line}");
+        }
+    }
+
+    /// Stops it as a service manager would (SIGTERM); its exit code.
+    pub async fn stop(mut self) -> Option<i32> {
+        let pid = self.child.id().expect("pid").to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        self.wait().await
+    }
+
+    /// Waits for it to exit by itself; its exit code.
+    pub async fn wait(&mut self) -> Option<i32> {
+        let status = tokio::time::timeout(PATIENCE, self.child.wait())
+            .await
+            .expect("p4p listen did not exit")
+            .expect("wait");
+        status.code()
+    }
+
+    /// Everything it printed on stderr (after it exited).
+    pub async fn drain_stderr(&mut self) -> String {
+        let mut text = String::new();
+        while let Ok(Ok(Some(line))) =
+            tokio::time::timeout(Duration::from_millis(500), self.stderr.next_line()).await
+        {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    }
 }

@@ -63,8 +63,15 @@ pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
     let seq_file = SeqFile::new(state_path);
     let saved = seq_file.load()?;
     // Installed before connecting, so that Ctrl-C or SIGTERM at any moment
-    // ends the listener cleanly.
+    // ends the listener cleanly: at once while it waits, and after the frame
+    // in hand is printed, handed to --exec and recorded while it works, so
+    // that a restart neither misses nor repeats it.
     let shutdown = Shutdown::install()?;
+    let (stop_sender, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.wait().await;
+        let _ = stop_sender.send(true);
+    });
     let listener = Listener {
         server: ctx.server.clone(),
         token,
@@ -72,14 +79,11 @@ pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
         exec: args.exec,
         last_seq: args.since.or(saved),
         seq_file,
+        stop,
     };
-    tokio::select! {
-        result = listener.run() => result,
-        () = shutdown.wait() => {
-            eprintln!("p4p listen: stopped");
-            Ok(())
-        }
-    }
+    listener.run().await?;
+    eprintln!("p4p listen: stopped");
+    Ok(())
 }
 
 /// What to do after a connection ended without a fatal error.
@@ -90,6 +94,8 @@ enum Reconnect {
     Later(String),
     /// At once, without `since`: the server is behind our saved seq.
     FromHead(String),
+    /// Not at all: Ctrl-C or SIGTERM.
+    Stop,
 }
 
 struct Listener {
@@ -100,21 +106,28 @@ struct Listener {
     /// The last event fully processed; `None` before the first `hello`.
     last_seq: Option<i64>,
     seq_file: SeqFile,
+    /// Turns true on Ctrl-C or SIGTERM.
+    stop: tokio::sync::watch::Receiver<bool>,
 }
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 impl Listener {
-    /// Listens until a fatal error; reconnections happen in here.
+    /// Listens until stopped or a fatal error; reconnections happen in here.
     async fn run(mut self) -> anyhow::Result<()> {
         let mut backoff = Backoff::new();
+        let mut stop = self.stop.clone();
         loop {
             match self.session(&mut backoff).await? {
+                Reconnect::Stop => return Ok(()),
                 Reconnect::Now(why) => eprintln!("p4p listen: {why}; reconnecting now"),
                 Reconnect::Later(why) => {
                     let delay = backoff.next_delay();
                     eprintln!("p4p listen: {why}; reconnecting in {} s", delay.as_secs());
-                    tokio::time::sleep(delay).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        _ = stop.wait_for(|stopped| *stopped) => return Ok(()),
+                    }
                 }
                 Reconnect::FromHead(why) => {
                     eprintln!("warning: {why}");
@@ -127,7 +140,12 @@ impl Listener {
     /// One connection, from the upgrade to its end.
     async fn session(&mut self, backoff: &mut Backoff) -> anyhow::Result<Reconnect> {
         let since = self.last_seq;
-        let mut socket = match self.connect(since).await? {
+        let mut stop = self.stop.clone();
+        let connected = tokio::select! {
+            connected = self.connect(since) => connected?,
+            _ = stop.wait_for(|stopped| *stopped) => return Ok(Reconnect::Stop),
+        };
+        let mut socket = match connected {
             Ok(socket) => socket,
             Err(reconnect) => return Ok(reconnect),
         };
@@ -136,6 +154,10 @@ impl Listener {
         let mut last_heard = Instant::now();
         loop {
             tokio::select! {
+                _ = stop.wait_for(|stopped| *stopped) => {
+                    let _ = socket.close(None).await;
+                    return Ok(Reconnect::Stop);
+                }
                 message = socket.next() => {
                     last_heard = Instant::now();
                     match message {

@@ -161,6 +161,17 @@ async fn apply(ctx: &mut Context, args: PledgeArgs) -> anyhow::Result<()> {
 }
 
 async fn status(ctx: &mut Context) -> anyhow::Result<()> {
+    if let (Some(store_id), None, Some(_)) = (
+        ctx.config.file.store_id,
+        &ctx.config.file.claim_secret,
+        &ctx.config.file.token,
+    ) {
+        output::line(&format!(
+            "Store #{store_id}: approved; its token is already saved in {}.",
+            ctx.config.path()?.display()
+        ))?;
+        return Ok(());
+    }
     let (Some(store_id), Some(secret)) = (
         ctx.config.file.store_id,
         ctx.config.file.claim_secret.clone(),
