@@ -99,6 +99,17 @@ impl TestServer {
         server
     }
 
+    /// A server with a moderator and one approved store, Main Street
+    /// Jewelers in Manhattan looking 25 km around: the usual opening scene.
+    pub async fn with_store() -> (TestServer, String, Member) {
+        let server = TestServer::start().await;
+        let staff = server.staff_token("moderator");
+        let store = server
+            .member(&staff, "Main Street Jewelers", places::MANHATTAN, 25.0)
+            .await;
+        (server, staff, store)
+    }
+
     /// Starts the server process (again) on `bind`, same database.
     pub async fn launch(&mut self, bind: &str, args: &[&str]) {
         let log = std::fs::OpenOptions::new()
@@ -544,6 +555,26 @@ pub struct CliRun {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl CliRun {
+    /// Asserts the run succeeded and printed `needle` on stdout.
+    pub fn expect_ok(self, needle: &str) -> CliRun {
+        assert!(
+            self.success && self.stdout.contains(needle),
+            "expected `{needle}`: {self:?}"
+        );
+        self
+    }
+
+    /// Asserts the run failed and said `needle` on stderr.
+    pub fn expect_error(self, needle: &str) -> CliRun {
+        assert!(
+            !self.success && self.stderr.contains(needle),
+            "expected error `{needle}`: {self:?}"
+        );
+        self
+    }
 }
 
 impl TestServer {

@@ -52,43 +52,28 @@ async fn the_quick_start_works_as_written() {
         .await;
     assert!(pledge.success, "{pledge:?}");
     assert!(pledge.stdout.contains("store #1 is pending"), "{pledge:?}");
-    let status = server
+    server
         .run_cli(store_home.path(), &["pledge", "status"])
-        .await;
-    assert!(
-        status.success && status.stdout.contains("pending approval"),
-        "{status:?}"
-    );
+        .await
+        .expect_ok("pending approval");
 
-    let queue = server
+    server
         .run_cli(staff_home.path(), &["stores", "--status", "pending"])
-        .await;
-    assert!(
-        queue.success && queue.stdout.contains("Main Street Jewelers"),
-        "{queue:?}"
-    );
-    let approve = server
+        .await
+        .expect_ok("Main Street Jewelers");
+    server
         .run_cli(staff_home.path(), &["stores", "approve", "1"])
-        .await;
-    assert!(
-        approve.success && approve.stdout.contains("now approved"),
-        "{approve:?}"
-    );
+        .await
+        .expect_ok("now approved");
 
-    let claimed = server
+    server
         .run_cli(store_home.path(), &["pledge", "status"])
-        .await;
-    assert!(
-        claimed.success && claimed.stdout.contains("approved; token saved"),
-        "{claimed:?}"
-    );
-    let again = server
+        .await
+        .expect_ok("approved; token saved");
+    server
         .run_cli(store_home.path(), &["pledge", "status"])
-        .await;
-    assert!(
-        again.success && again.stdout.contains("already saved"),
-        "{again:?}"
-    );
+        .await
+        .expect_ok("already saved");
     let whoami = server.run_cli(store_home.path(), &["whoami"]).await;
     assert!(whoami.stdout.contains("Main Street Jewelers"), "{whoami:?}");
 
@@ -301,11 +286,7 @@ async fn listen_rides_out_a_server_restart() {
 
 #[tokio::test]
 async fn errors_print_the_servers_detail_in_one_line_and_exit_non_zero() {
-    let server = TestServer::start().await;
-    let staff = server.staff_token("moderator");
-    let store = server
-        .member(&staff, "Main Street Jewelers", MANHATTAN, 25.0)
-        .await;
+    let (server, _, store) = TestServer::with_store().await;
     let home = tempfile::tempdir().expect("home");
     let empty = tempfile::tempdir().expect("home");
 
@@ -394,11 +375,7 @@ async fn errors_print_the_servers_detail_in_one_line_and_exit_non_zero() {
 
 #[tokio::test]
 async fn a_revoked_listener_stops_with_an_error() {
-    let server = TestServer::start().await;
-    let staff = server.staff_token("moderator");
-    let store = server
-        .member(&staff, "Main Street Jewelers", MANHATTAN, 25.0)
-        .await;
+    let (server, staff, store) = TestServer::with_store().await;
     let home = tempfile::tempdir().expect("home");
     let mut listen = server.spawn_listen(home.path(), &["--json", "--token", &store.token]);
     listen.frame().await;

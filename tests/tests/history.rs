@@ -18,11 +18,7 @@ fn ids(page: &Value) -> Vec<i64> {
 
 #[tokio::test]
 async fn alerts_near_a_point_are_exactly_those_within_the_radius() {
-    let server = TestServer::start().await;
-    let staff = server.staff_token("moderator");
-    let store = server
-        .member(&staff, "Main Street Jewelers", MANHATTAN, 25.0)
-        .await;
+    let (server, _, store) = TestServer::with_store().await;
     let api = server.api(Some(&store.token));
     let manhattan = api
         .post_alert(&casing_at("manhattan", MANHATTAN, 5.0))
@@ -61,11 +57,7 @@ async fn alerts_near_a_point_are_exactly_those_within_the_radius() {
 
 #[tokio::test]
 async fn paging_with_before_id_walks_every_alert_once() {
-    let server = TestServer::start().await;
-    let staff = server.staff_token("moderator");
-    let store = server
-        .member(&staff, "Main Street Jewelers", MANHATTAN, 25.0)
-        .await;
+    let (server, _, store) = TestServer::with_store().await;
     let api = server.api(Some(&store.token));
     for i in 0..7 {
         let kind = if i % 2 == 0 { "casing" } else { "fraud" };

@@ -6,11 +6,7 @@ use p4p_tests::*;
 use serde_json::{json, Value};
 
 async fn store_server() -> (TestServer, Api, Member) {
-    let server = TestServer::start().await;
-    let staff = server.staff_token("moderator");
-    let store = server
-        .member(&staff, "Main Street Jewelers", MANHATTAN, 25.0)
-        .await;
+    let (server, _, store) = TestServer::with_store().await;
     let api = server.api(Some(&store.token));
     (server, api, store)
 }

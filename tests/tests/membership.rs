@@ -121,11 +121,7 @@ async fn staff_list_stores_by_status_with_contact_details() {
 
 #[tokio::test]
 async fn roles_decide_who_may_do_what() {
-    let server = TestServer::start().await;
-    let staff = server.staff_token("moderator");
-    let store = server
-        .member(&staff, "Main Street Jewelers", MANHATTAN, 25.0)
-        .await;
+    let (server, staff, store) = TestServer::with_store().await;
     let (pending_id, _) = server.pledge("Waiting Co", NEWARK, 25.0).await;
     let as_store = server.api(Some(&store.token));
     let as_staff = server.api(Some(&staff));
@@ -184,11 +180,7 @@ async fn roles_decide_who_may_do_what() {
 
 #[tokio::test]
 async fn suspension_refuses_the_store_at_once_and_closes_its_streams_with_4001() {
-    let server = TestServer::start().await;
-    let staff = server.staff_token("moderator");
-    let store = server
-        .member(&staff, "Main Street Jewelers", MANHATTAN, 25.0)
-        .await;
+    let (server, staff, store) = TestServer::with_store().await;
     let bystander = server.member(&staff, "Next Door", BROOKLYN, 25.0).await;
     let mut suspended_stream = server.stream(&store.token, None).await;
     hello_head(&suspended_stream.next().await);
@@ -243,11 +235,7 @@ async fn suspension_refuses_the_store_at_once_and_closes_its_streams_with_4001()
 
 #[tokio::test]
 async fn a_store_makes_and_revokes_device_tokens_and_revocation_closes_their_streams() {
-    let server = TestServer::start().await;
-    let staff = server.staff_token("moderator");
-    let store = server
-        .member(&staff, "Main Street Jewelers", MANHATTAN, 25.0)
-        .await;
+    let (server, staff, store) = TestServer::with_store().await;
     let api = server.api(Some(&store.token));
     api.post("/v1/me/tokens", &json!({ "label": " " }))
         .await
@@ -316,11 +304,7 @@ async fn an_admin_makes_staff_tokens() {
 
 #[tokio::test]
 async fn a_store_moves_its_area_of_interest() {
-    let server = TestServer::start().await;
-    let staff = server.staff_token("moderator");
-    let store = server
-        .member(&staff, "Main Street Jewelers", MANHATTAN, 25.0)
-        .await;
+    let (server, _, store) = TestServer::with_store().await;
     let api = server.api(Some(&store.token));
     let moved = api.patch("/v1/me", &json!({ "radius_km": 80 })).await;
     assert_eq!(moved.status, 200, "{moved:?}");

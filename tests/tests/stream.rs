@@ -199,11 +199,7 @@ async fn resuming_while_alerts_keep_coming_loses_and_repeats_nothing() {
 
 #[tokio::test]
 async fn since_beyond_the_head_is_refused() {
-    let server = TestServer::start().await;
-    let staff = server.staff_token("moderator");
-    let store = server
-        .member(&staff, "Main Street Jewelers", MANHATTAN, 25.0)
-        .await;
+    let (server, _, store) = TestServer::with_store().await;
     assert_eq!(
         server.try_stream(&store.token, Some(10)).await.err(),
         Some(409)
@@ -217,11 +213,7 @@ async fn since_beyond_the_head_is_refused() {
 
 #[tokio::test]
 async fn a_browser_may_pass_the_token_in_the_query() {
-    let server = TestServer::start().await;
-    let staff = server.staff_token("moderator");
-    let store = server
-        .member(&staff, "Main Street Jewelers", MANHATTAN, 25.0)
-        .await;
+    let (server, _, store) = TestServer::with_store().await;
     let mut stream = server
         .stream_with_query_token(&store.token)
         .await
