@@ -41,12 +41,13 @@ pub struct ServeArgs {
 
     /// Frames a stream may have waiting before its client counts as too
     /// slow and is closed with 4008 (it resumes with `since`, losing nothing).
-    #[arg(long, env = "P4P_STREAM_QUEUE", default_value_t = 1024, value_parser = clap::value_parser!(usize))]
+    #[arg(long, env = "P4P_STREAM_QUEUE", default_value_t = 1024, value_parser = queue_length)]
     pub stream_queue: usize,
 
     /// Seconds between pings on idle streams; a client silent for two
     /// intervals is dropped.
-    #[arg(long, env = "P4P_PING_INTERVAL_SECS", default_value_t = 30)]
+    #[arg(long, env = "P4P_PING_INTERVAL_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub ping_interval_secs: u64,
 }
 
@@ -71,6 +72,13 @@ pub enum TokenCommand {
         #[arg(long)]
         label: String,
     },
+}
+
+fn queue_length(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(length) if (1..=1_000_000).contains(&length) => Ok(length),
+        _ => Err("must be a whole number from 1 to 1000000".to_owned()),
+    }
 }
 
 fn parse_staff_role(value: &str) -> Result<Role, String> {

@@ -40,8 +40,9 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         storage,
         hub: hub.clone(),
         stream: StreamSettings {
-            ping_interval: Duration::from_secs(args.ping_interval_secs.max(1)),
+            ping_interval: Duration::from_secs(args.ping_interval_secs),
         },
+        store_moves: Arc::default(),
     };
     let listener = TcpListener::bind(&args.bind)
         .await

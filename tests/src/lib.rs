@@ -259,6 +259,15 @@ impl TestServer {
     /// Opens a stream whose socket takes in at most a few KiB at a time, so
     /// that a client that stops reading really stops the server's writes.
     pub async fn tiny_window_stream(&self, token: &str) -> Stream {
+        self.tiny_window(token, "").await
+    }
+
+    /// The same, resuming after `since`.
+    pub async fn tiny_window_stream_since(&self, token: &str, since: i64) -> Stream {
+        self.tiny_window(token, &format!("?since={since}")).await
+    }
+
+    async fn tiny_window(&self, token: &str, query: &str) -> Stream {
         let address = self.url.trim_start_matches("http://");
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
         socket.set_recv_buffer_size(4 * 1024).expect("SO_RCVBUF");
@@ -266,7 +275,7 @@ impl TestServer {
             .connect(address.parse().expect("address"))
             .await
             .expect("connect");
-        let mut request = format!("ws://{address}/v1/stream")
+        let mut request = format!("ws://{address}/v1/stream{query}")
             .into_client_request()
             .expect("request");
         request.headers_mut().insert(
@@ -456,6 +465,33 @@ pub fn casing_at(title: &str, at: (f64, f64), radius_km: f64) -> Value {
         "location": { "lat": at.0, "lon": at.1 },
         "radius_km": radius_km,
     })
+}
+
+/// An alert as large as the limits allow (~35 KB): every suspect and
+/// vehicle field full. A few hundred overrun any socket buffer.
+pub fn largest_alert(title: &str, at: (f64, f64)) -> Value {
+    let full = |fields: &[&str], fill: &str| -> Value {
+        fields
+            .iter()
+            .map(|f| (f.to_string(), Value::String(fill.repeat(200))))
+            .collect::<serde_json::Map<String, Value>>()
+            .into()
+    };
+    let suspect = full(
+        &[
+            "sex", "age", "height", "build", "hair", "clothing", "shoes", "marks", "notes",
+        ],
+        "s",
+    );
+    let vehicle = full(
+        &["make", "model", "color", "plate", "plate_region", "notes"],
+        "v",
+    );
+    let mut alert = casing_at(title, at, 25.0);
+    alert["description"] = Value::String("d".repeat(4_000));
+    alert["suspects"] = Value::Array(vec![suspect; 10]);
+    alert["vehicles"] = Value::Array(vec![vehicle; 10]);
+    alert
 }
 
 /// A WebSocket stream client.

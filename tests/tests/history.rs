@@ -109,6 +109,11 @@ async fn staff_see_every_alert_and_stores_see_published_ones() {
         .get("/v1/alerts?status=published")
         .await;
     assert_eq!(ids(&by_status.body), vec![id]);
+    server
+        .api(Some(&other.token))
+        .get("/v1/alerts?status=published")
+        .await
+        .problem(403, "forbidden");
 }
 
 #[tokio::test]

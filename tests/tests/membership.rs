@@ -40,12 +40,17 @@ async fn a_pledge_is_claimed_once_approved_and_only_once() {
         .anonymous()
         .post(&path, &json!({ "claim_secret": "p4pclaim_nope" }))
         .await;
-    wrong.problem(403, "wrong_claim_secret");
-    server
+    let wrong_secret = wrong.problem(404, "not_found");
+    let unknown_store = server
         .anonymous()
         .post("/v1/pledge/9999/claim", &claim)
         .await
         .problem(404, "not_found");
+    assert_eq!(
+        wrong_secret.replace(&id.to_string(), "N"),
+        unknown_store.replace("9999", "N"),
+        "a wrong secret and an unknown store look alike"
+    );
 
     let me = server.api(Some(&token)).get("/v1/me").await;
     assert_eq!(me.status, 200, "{me:?}");

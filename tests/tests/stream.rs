@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use p4p_tests::places::*;
 use p4p_tests::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// Stores around Manhattan, each opened on the stream after its hello.
 struct Neighbourhood {
@@ -233,30 +233,12 @@ async fn a_client_too_slow_for_its_queue_is_closed_with_4008_and_resumes() {
     let reader = server.member(&staff, "Reader", BROOKLYN, 25.0).await;
     let mut slow = server.tiny_window_stream(&reader.token).await;
     let head = hello_head(&slow.next().await);
-    // Alerts as large as the limits allow (~35 KB each), 8 MB or more in
-    // all, while the slow client reads nothing.
+    // 8 MB or more in all, while the slow client reads nothing.
     let api = server.api(Some(&poster.token));
-    let fat = |i: usize| {
-        let mut alert = casing_at(&format!("burst {i}"), MANHATTAN, 25.0);
-        alert["description"] = Value::String("d".repeat(4_000));
-        let suspect: serde_json::Map<String, Value> = [
-            "sex", "age", "height", "build", "hair", "clothing", "shoes", "marks", "notes",
-        ]
-        .iter()
-        .map(|f| (f.to_string(), Value::String("s".repeat(200))))
-        .collect();
-        let vehicle: serde_json::Map<String, Value> =
-            ["make", "model", "color", "plate", "plate_region", "notes"]
-                .iter()
-                .map(|f| (f.to_string(), Value::String("v".repeat(200))))
-                .collect();
-        alert["suspects"] = Value::Array(vec![Value::Object(suspect); 10]);
-        alert["vehicles"] = Value::Array(vec![Value::Object(vehicle); 10]);
-        alert
-    };
     const BURST: usize = 250;
     for i in 0..BURST {
-        api.post_alert(&fat(i)).await;
+        api.post_alert(&largest_alert(&format!("burst {i}"), MANHATTAN))
+            .await;
     }
     let mut seen = Vec::new();
     let code = loop {
@@ -290,4 +272,59 @@ async fn shutdown_closes_streams_with_1001() {
     let status = server.stop("-TERM").await;
     assert!(status.success(), "{status:?}");
     assert_eq!(stream.closed().await, Some(1001));
+}
+
+#[tokio::test]
+async fn suspension_during_a_long_replay_closes_the_stream_with_4001_at_once() {
+    let (server, staff, poster) = TestServer::with_store().await;
+    let reader = server.member(&staff, "Reader", BROOKLYN, 25.0).await;
+    let api = server.api(Some(&poster.token));
+    const HISTORY: usize = 250;
+    for i in 0..HISTORY {
+        api.post_alert(&largest_alert(&format!("old {i}"), MANHATTAN))
+            .await;
+    }
+    // Replay from 0 into a client that takes a few KiB at a time.
+    let mut stream = server.tiny_window_stream_since(&reader.token, 0).await;
+    hello_head(&stream.next().await);
+    stream.next().await;
+    server
+        .api(Some(&staff))
+        .post(
+            &format!("/v1/stores/{}/suspend", reader.id),
+            &json!({ "reason": "abuse" }),
+        )
+        .await;
+    let mut received = 1;
+    let code = loop {
+        match stream.next_within(PATIENCE).await {
+            Ok(Some(_)) => received += 1,
+            Ok(None) => panic!("the stream was not closed"),
+            Err(Ended::Closed(code)) => break code,
+            Err(Ended::Dropped) => break None,
+        }
+    };
+    assert_eq!(code, Some(4001));
+    assert!(
+        received < HISTORY,
+        "closed before the whole history went out ({received} frames)"
+    );
+}
+
+#[test]
+fn the_server_refuses_settings_that_cannot_work() {
+    for args in [
+        ["--stream-queue", "0"],
+        ["--ping-interval-secs", "0"],
+        ["--ping-interval-secs", "99999999999"],
+    ] {
+        let output = std::process::Command::new(server_binary())
+            .args(args)
+            .args(["--bind", "127.0.0.1:0", "--database-url", "sqlite::memory:"])
+            .output()
+            .expect("run p4p-server");
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(args[0]), "{args:?}: {stderr}");
+    }
 }

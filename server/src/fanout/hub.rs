@@ -42,6 +42,11 @@ impl Closer {
         }
     }
 
+    /// Whether the connection is to be closed.
+    pub fn is_closing(&self) -> bool {
+        self.reason.get().is_some()
+    }
+
     /// Waits until the connection is to be closed; the code and reason.
     pub async fn closed(&self) -> (u16, &'static str) {
         loop {
@@ -329,11 +334,19 @@ async fn dispatcher(
 }
 
 /// Dispatches every event after the hub's head up to `until` from the
-/// database, retrying until the database answers.
+/// database, retrying until the database answers: `until` was committed,
+/// so the events before it are there to be read.
 async fn catch_up(hub: &Hub, storage: &dyn Storage, until: i64) {
     while hub.head() < until {
         match storage.events_after(hub.head(), CATCH_UP_BATCH).await {
-            Ok(events) if events.is_empty() => return,
+            Ok(events) if events.is_empty() => {
+                tracing::error!(
+                    head = hub.head(),
+                    until,
+                    "committed events not readable yet; retrying"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             Ok(events) => events.iter().for_each(|event| hub.dispatch(event)),
             Err(error) => {
                 tracing::error!(%error, head = hub.head(), "cannot read events to catch up; retrying");

@@ -102,6 +102,12 @@ async fn list(
 ) -> Result<axum::Json<AlertPage>, ApiError> {
     caller.require_active()?;
     let viewer = match &caller.store {
+        Some(_) if params.status.is_some() => {
+            return Err(ApiError::forbidden(
+                "forbidden",
+                "only association staff filter by status; stores see published alerts and their own",
+            ));
+        }
         Some(store) => Viewer::Store(store.id),
         None => Viewer::Staff,
     };

@@ -147,7 +147,10 @@ pub async fn problem_documents(response: Response) -> Response {
             "error",
             status.canonical_reason().unwrap_or("error").to_owned(),
         ),
-        _ if status.is_server_error() => ("internal", text),
+        _ if status.is_server_error() => {
+            tracing::error!(status = status.as_u16(), detail = %text, "error response");
+            ("internal", "internal error; it has been logged".to_owned())
+        }
         _ => ("bad_request", text),
     };
     let mut response = problem(status, code, detail);

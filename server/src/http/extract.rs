@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::{ApiContext, ApiError};
 use crate::db::Actor;
-use crate::domain::secret::Secret;
+use crate::domain::secret::{Secret, SecretHash};
 use crate::domain::Invalid;
 
 /// A JSON request body. Syntax errors are 400; well-formed JSON of the
@@ -113,6 +113,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 pub struct Caller {
     pub token: TokenInfo,
     pub store: Option<Store>,
+    /// To look the token up again (streams check it after subscribing).
+    pub token_hash: SecretHash,
 }
 
 impl Caller {
@@ -221,14 +223,16 @@ async fn authenticate(ctx: &ApiContext, token: Option<&str>) -> Result<Caller, A
     let token = token.ok_or(ApiError::Unauthorized(
         "a bearer token is required: Authorization: Bearer p4p_…",
     ))?;
+    let token_hash = Secret::presented(token).hash();
     let credential = ctx
         .storage
-        .credential(&Secret::presented(token).hash())
+        .credential(&token_hash)
         .await?
         .ok_or(ApiError::Unauthorized("unknown or revoked token"))?;
     let caller = Caller {
         token: credential.token,
         store: credential.store,
+        token_hash,
     };
     tracing::Span::current().record("caller", tracing::field::display(caller.actor().0));
     Ok(caller)

@@ -60,6 +60,7 @@ async fn update(
     };
     let radius = RadiusKm::parse("radius_km", patch.radius_km.unwrap_or(store.radius_km))?;
     let interest = Area { center, radius };
+    let _moves = ctx.store_moves.lock().await;
     let moved = ctx
         .storage
         .move_store(store.id, interest, OffsetDateTime::now_utc())

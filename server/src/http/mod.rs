@@ -36,6 +36,9 @@ pub struct ApiContext {
     pub storage: Arc<dyn Storage>,
     pub hub: Arc<Hub>,
     pub stream: StreamSettings,
+    /// Serializes store moves with stream subscriptions, so that the hub
+    /// always ends up with a store's newest area of interest.
+    pub store_moves: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// How streams behave.

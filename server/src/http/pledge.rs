@@ -51,11 +51,10 @@ async fn claim(
         .claim_token(store_id, &claim, &token.hash(), OffsetDateTime::now_utc())
         .await?;
     match outcome {
-        ClaimOutcome::UnknownStore => Err(ApiError::NotFound(format!("no pledge with store id {store_id}"))),
-        ClaimOutcome::WrongSecret => Err(ApiError::forbidden(
-            "wrong_claim_secret",
-            "claim_secret does not match this pledge",
-        )),
+        // One answer for both, so that nobody learns which ids pledged.
+        ClaimOutcome::UnknownStore | ClaimOutcome::WrongSecret => Err(ApiError::NotFound(format!(
+            "no pledge with store id {store_id} and this claim_secret"
+        ))),
         ClaimOutcome::Pending => {
             let pending = ClaimResponse {
                 status: StoreStatus::Pending,

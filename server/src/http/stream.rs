@@ -4,7 +4,7 @@
 //! database up to the hub's head at that moment, then drains its live queue,
 //! whose frames all come after that head: no gap, no duplicate.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -12,16 +12,16 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use futures_util::{SinkExt, StreamExt};
-use p4p_protocol::{Hello, Role};
+use p4p_protocol::{close_code, Hello, Role};
 use serde::Deserialize;
 use tracing::Instrument;
 
-use super::extract::{Query, StreamCaller};
+use super::extract::{Caller, Query, StreamCaller};
 use super::{ApiContext, ApiError};
 use crate::domain::delivery::Listener;
 use crate::domain::place::{Area, Place, RadiusKm};
 use crate::domain::Invalid;
-use crate::fanout::{frame_for, Audience, Registration, Subscription};
+use crate::fanout::{frame_for, Audience, Closer, Registration, Subscription};
 
 /// How many events one replay read takes from the database.
 const REPLAY_BATCH: i64 = 1_000;
@@ -56,7 +56,31 @@ async fn connect(
             ));
         }
     }
-    let audience = match &caller.store {
+    let subscription = Subscription {
+        token_id: caller.token.id,
+        audience: audience_of(&caller),
+    };
+    let span = tracing::Span::current();
+    Ok(upgrade
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| {
+            async move {
+                let started = Instant::now();
+                let ended = match subscribe(&ctx, &caller, subscription).await {
+                    Ok((registration, audience)) => {
+                        tracing::info!(head = registration.head, since = params.since, "stream connected");
+                        serve(&ctx, socket, registration, caller.role(), audience, params.since).await
+                    }
+                    Err(refusal) => refuse(socket, refusal, ctx.stream.ping_interval).await,
+                };
+                tracing::info!(seconds = started.elapsed().as_secs(), ended = %ended, "stream disconnected");
+            }
+            .instrument(span)
+        }))
+}
+
+fn audience_of(caller: &Caller) -> Audience {
+    match &caller.store {
         Some(store) => Audience::Store(Listener {
             store_id: store.id,
             interest: Area {
@@ -65,33 +89,71 @@ async fn connect(
             },
         }),
         None => Audience::Staff,
+    }
+}
+
+/// Joins the hub, then checks the token and the store again: a suspension,
+/// revocation or move committed between authentication and joining is seen
+/// here, and any later one reaches the registration. Moves are serialized
+/// with `PATCH /v1/me`, so the hub never keeps an older area.
+async fn subscribe(
+    ctx: &ApiContext,
+    caller: &Caller,
+    subscription: Subscription,
+) -> Result<(Registration, Audience), &'static str> {
+    let _moves = ctx.store_moves.lock().await;
+    let registration = ctx.hub.subscribe(subscription);
+    let current = match ctx.storage.credential(&caller.token_hash).await {
+        Ok(Some(credential)) => credential,
+        Ok(None) => return Err("token revoked"),
+        Err(error) => {
+            tracing::error!(%error, "cannot check the token again");
+            return Err("database unavailable");
+        }
     };
-    let subscription = Subscription {
-        token_id: caller.token.id,
-        audience,
+    let current = Caller {
+        token: current.token,
+        store: current.store,
+        token_hash: caller.token_hash.clone(),
     };
-    let role = caller.role();
-    let span = tracing::Span::current();
-    Ok(upgrade
-        .max_message_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| {
-            async move {
-                let registration = ctx.hub.subscribe(subscription);
-                tracing::info!(
-                    head = registration.head,
-                    since = params.since,
-                    "stream connected"
-                );
-                let started = Instant::now();
-                let ended = serve(&ctx, socket, registration, role, audience, params.since).await;
-                tracing::info!(
-                    seconds = started.elapsed().as_secs(),
-                    ended = %ended,
-                    "stream disconnected"
-                );
-            }
-            .instrument(span)
-        }))
+    if current.require_active().is_err() {
+        return Err("store suspended");
+    }
+    let audience = audience_of(&current);
+    if let (Audience::Store(now), Audience::Store(then)) = (audience, subscription.audience) {
+        if now.interest != then.interest {
+            ctx.hub.move_store(now.store_id, now.interest);
+        }
+    }
+    Ok((registration, audience))
+}
+
+/// Closes a stream that may not go on: 4001 for a dead credential, 1011
+/// when the database cannot say.
+async fn refuse(mut socket: WebSocket, refusal: &'static str, limit: Duration) -> String {
+    let code = if refusal == "database unavailable" {
+        1011
+    } else {
+        close_code::REVOKED
+    };
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(refusal),
+    };
+    let _ = tokio::time::timeout(limit, socket.send(Message::Close(Some(frame)))).await;
+    format!("refused: {code} {refusal}")
+}
+
+type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+
+/// Sends one message, giving up on a client that does not take it within
+/// `limit`: a reader that stopped must not hold the connection forever.
+async fn send(sink: &mut Sink, message: Message, limit: Duration) -> Result<(), String> {
+    match tokio::time::timeout(limit, sink.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err("client gone".to_owned()),
+        Err(_) => Err(format!("client took nothing for {} s", limit.as_secs())),
+    }
 }
 
 /// Serves one stream until it ends; says how it ended.
@@ -104,47 +166,56 @@ async fn serve(
     since: Option<i64>,
 ) -> String {
     let (mut sink, mut incoming) = socket.split();
+    let interval = ctx.stream.ping_interval;
+    let (store_id, location, radius_km) = match audience {
+        Audience::Store(listener) => (
+            Some(listener.store_id),
+            Some(listener.interest.center.location()),
+            Some(listener.interest.radius.km()),
+        ),
+        Audience::Staff => (None, None, None),
+    };
     let hello = Hello {
         head: registration.head,
         role,
-        store_id: match audience {
-            Audience::Store(listener) => Some(listener.store_id),
-            Audience::Staff => None,
-        },
-        location: match audience {
-            Audience::Store(listener) => Some(listener.interest.center.location()),
-            Audience::Staff => None,
-        },
-        radius_km: match audience {
-            Audience::Store(listener) => Some(listener.interest.radius.km()),
-            Audience::Staff => None,
-        },
+        store_id,
+        location,
+        radius_km,
     };
     let hello = match serde_json::to_string(&p4p_protocol::Frame::Hello(hello)) {
         Ok(hello) => hello,
         Err(error) => return format!("cannot serialize hello: {error}"),
     };
-    if sink.send(Message::Text(hello.into())).await.is_err() {
-        return "client gone before hello".to_owned();
+    if let Err(ended) = send(&mut sink, Message::Text(hello.into()), interval).await {
+        return ended;
     }
+    let closer = registration.closer.clone();
     let mut delivered = registration.head;
     if let Some(since) = since {
-        match replay(ctx, &mut sink, &audience, since, registration.head).await {
-            Ok(()) => delivered = delivered.max(since),
-            Err(ended) => return ended,
+        if let Err(ended) = replay(
+            ctx,
+            &mut sink,
+            &closer,
+            &audience,
+            since,
+            registration.head,
+            interval,
+        )
+        .await
+        {
+            return ended;
         }
+        delivered = delivered.max(since);
     }
 
-    let interval = ctx.stream.ping_interval;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     let mut last_heard = Instant::now();
-    let closer = registration.closer.clone();
     loop {
         tokio::select! {
             biased;
             (code, reason) = closer.closed() => {
                 let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
-                let _ = sink.send(Message::Close(Some(frame))).await;
+                let _ = send(&mut sink, Message::Close(Some(frame)), interval).await;
                 return format!("closed by the server: {code} {reason}");
             }
             queued = registration.queue.recv() => {
@@ -154,8 +225,8 @@ async fn serve(
                 if seq <= delivered {
                     continue;
                 }
-                if sink.send(Message::Text(frame)).await.is_err() {
-                    return "client gone".to_owned();
+                if let Err(ended) = send(&mut sink, Message::Text(frame), interval).await {
+                    return ended;
                 }
                 delivered = seq;
             }
@@ -170,8 +241,8 @@ async fn serve(
                 if last_heard.elapsed() > interval * 2 {
                     return "no answer to pings".to_owned();
                 }
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    return "client gone".to_owned();
+                if let Err(ended) = send(&mut sink, Message::Ping(Default::default()), interval).await {
+                    return ended;
                 }
             }
         }
@@ -179,13 +250,16 @@ async fn serve(
 }
 
 /// Sends every event in `(since, head]` the audience would have received
-/// live, in `seq` order.
+/// live, in `seq` order. Stops early, leaving the close to the caller, when
+/// the connection is to be closed (suspension, revocation, shutdown).
 async fn replay(
     ctx: &ApiContext,
-    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    sink: &mut Sink,
+    closer: &Closer,
     audience: &Audience,
     since: i64,
     head: i64,
+    limit: Duration,
 ) -> Result<(), String> {
     let mut cursor = since;
     while cursor < head {
@@ -201,11 +275,12 @@ async fn replay(
             break;
         }
         for event in events.iter().take_while(|event| event.seq <= head) {
+            if closer.is_closing() {
+                return Ok(());
+            }
             cursor = event.seq;
             if let Some(frame) = frame_for(event, audience) {
-                sink.send(Message::Text(frame.into()))
-                    .await
-                    .map_err(|_| "client gone during replay".to_owned())?;
+                send(sink, Message::Text(frame.into()), limit).await?;
             }
         }
         if events.last().is_some_and(|event| event.seq > head) {
