@@ -300,7 +300,11 @@ impl Listener {
         let frame: Frame = match serde_json::from_str(text) {
             Ok(frame) => frame,
             Err(error) => {
-                eprintln!("warning: skipping a frame this client cannot read: {error}");
+                // Scripts still get it as it came; people are told.
+                if self.json {
+                    output::line(text)?;
+                }
+                eprintln!("warning: a frame this client cannot read: {error}");
                 return Ok(());
             }
         };

@@ -2,14 +2,19 @@
 //! message to the staff's phones), one at a time, in `seq` order.
 
 use std::process::Stdio;
+use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
+/// How long one `--exec` run may take before it is killed: a hung siren
+/// script must not hold back the alerts after it.
+pub const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Runs `sh -c CMD` with the frame's JSON on standard input and
-/// `P4P_FRAME_TYPE` set, and waits for it. A failure is reported on stderr
-/// and does not stop the listener: one broken siren must not hide the next
-/// alert.
+/// `P4P_FRAME_TYPE` set, and waits for it, at most [`EXEC_TIMEOUT`]. A
+/// failure is reported on stderr and does not stop the listener: one broken
+/// siren must not hide the next alert.
 pub async fn run(command: &str, frame_type: &str, frame_json: &str, seq: i64) {
     let spawned = Command::new("sh")
         .arg("-c")
@@ -30,11 +35,18 @@ pub async fn run(command: &str, frame_type: &str, frame_json: &str, seq: i64) {
         let _ = stdin.write_all(frame_json.as_bytes()).await;
         let _ = stdin.write_all(b"\n").await;
     }
-    match child.wait().await {
-        Ok(status) if status.success() => {}
-        Ok(status) => {
+    match tokio::time::timeout(EXEC_TIMEOUT, child.wait()).await {
+        Ok(Ok(status)) if status.success() => {}
+        Ok(Ok(status)) => {
             eprintln!("warning: --exec command failed for seq {seq} ({status}); going on")
         }
-        Err(error) => eprintln!("warning: --exec command for seq {seq}: {error}; going on"),
+        Ok(Err(error)) => eprintln!("warning: --exec command for seq {seq}: {error}; going on"),
+        Err(_) => {
+            let _ = child.kill().await;
+            eprintln!(
+                "warning: --exec command for seq {seq} ran over {} s and was stopped; going on",
+                EXEC_TIMEOUT.as_secs()
+            );
+        }
     }
 }
