@@ -9,11 +9,13 @@
 mod alert;
 mod frame;
 mod membership;
+mod moderation;
 mod problem;
 
 pub use alert::*;
 pub use frame::*;
 pub use membership::*;
+pub use moderation::*;
 pub use problem::*;
 
 use serde::{Deserialize, Serialize};
