@@ -170,6 +170,15 @@ impl Api {
         self.send(request).await?.decode()
     }
 
+    pub async fn patch<B: Serialize, T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        body: &B,
+    ) -> Result<Reply<T>, ApiError> {
+        let request = self.request(Method::PATCH, segments).json(body);
+        self.send(request).await?.decode()
+    }
+
     /// `DELETE`: the answer may have no body at all (204).
     pub async fn delete(&self, segments: &[&str]) -> Result<Option<serde_json::Value>, ApiError> {
         let request = self.request(Method::DELETE, segments);

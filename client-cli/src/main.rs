@@ -14,7 +14,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{alerts, listen, login, pledge, post, show, stores, tokens};
+use commands::{
+    alerts, audit, edit, flag, listen, login, moderation, pledge, post, retract, show, stores,
+    tokens,
+};
 use context::{Context, GlobalArgs};
 
 #[derive(Debug, Parser)]
@@ -35,7 +38,10 @@ p4p post --kind casing --title \"Two men watching the showcases\"\n\n\
 As staff, with a token from `p4p-server token create`:\n  \
 p4p login --server https://p4p.example.org --token p4p_...\n  \
 p4p stores --status pending\n  \
-p4p stores approve 7\n\n\
+p4p stores approve 7\n  \
+p4p mod queue                                       # alerts awaiting approval, flagged alerts\n  \
+p4p mod approve 42\n  \
+p4p audit                                           # who did what, newest first\n\n\
 Settings: --server/--token flags, then P4P_SERVER/P4P_TOKEN, then the config file \
 (P4P_CONFIG or --config, default <config dir>/p4p/config.json).\n\
 Add --json to any command to get the server's JSON, for scripts."
@@ -114,6 +120,36 @@ p4p alerts --before-id 17")]
     #[command(after_help = "Example:\n  p4p show 42")]
     Show(show::ShowArgs),
 
+    /// Correct an alert you posted (staff: any alert); only what you give changes.
+    #[command(
+        override_usage = "p4p edit <ID> [OPTIONS]   (at least one change)",
+        long_about = "Correct an alert you posted (staff: any alert). Only the fields given \
+change, and at least one must be given. --suspect and --vehicle replace the alert's whole list of suspects or vehicles \
+(repeat them to give several); --clear-suspects and --clear-vehicles empty it. Stores \
+that received the alert receive the update.",
+        after_help = "Examples:\n  \
+p4p edit 42 --title \"Two men casing showcases, left in a silver Honda\"\n  \
+p4p edit 42 --vehicle \"make=Honda; model=Civic; color=silver; plate=ABC1234\"\n  \
+p4p edit 42 --lat 40.7128 --lon -74.006 --radius-km 10 --clear-suspects"
+    )]
+    Edit(edit::EditArgs),
+
+    /// Withdraw an alert you posted (staff: any alert), with the reason.
+    #[command(
+        long_about = "Withdraw a published alert you posted (staff: any alert). Stores that \
+received it are told to drop it, with the reason.",
+        after_help = "Example:\n  p4p retract 42 --reason \"Duplicate of 41\""
+    )]
+    Retract(retract::RetractArgs),
+
+    /// Report an alert as wrong or abusive to the association.
+    #[command(
+        long_about = "Report another store's alert as wrong or abusive. The association's \
+moderators review it; each store can flag an alert once.",
+        after_help = "Example:\n  p4p flag 42 --reason \"Wrong store: this happened at ours\""
+    )]
+    Flag(flag::FlagArgs),
+
     /// List your tokens; create one for another device, or revoke one.
     #[command(after_help = "Examples:\n  \
 p4p tokens\n  \
@@ -129,6 +165,23 @@ p4p stores reject 8 --reason \"Not a jewelry store\"\n  \
 p4p stores suspend 7 --reason \"Posted false alerts\"\n  \
 p4p stores reinstate 7")]
     Stores(stores::StoresArgs),
+
+    /// Staff: the moderation queue; approve, reject or verify an alert.
+    #[command(
+        name = "mod",
+        after_help = "Examples:\n  \
+p4p mod queue\n  \
+p4p mod approve 42\n  \
+p4p mod reject 43 --reason \"Not a crime, a dispute over a refund\"\n  \
+p4p mod verify 42"
+    )]
+    Mod(moderation::ModerationArgs),
+
+    /// Staff: the audit trail of moderation and membership actions, newest first.
+    #[command(after_help = "Examples:\n  \
+p4p audit\n  \
+p4p audit --limit 20 --before-id 118")]
+    Audit(audit::AuditArgs),
 }
 
 #[tokio::main]
@@ -153,8 +206,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Post(args) => post::run(&ctx, args).await,
         Command::Alerts(args) => alerts::run(&ctx, args).await,
         Command::Show(args) => show::run(&ctx, args).await,
+        Command::Edit(args) => edit::run(&ctx, args).await,
+        Command::Retract(args) => retract::run(&ctx, args).await,
+        Command::Flag(args) => flag::run(&ctx, args).await,
         Command::Tokens(args) => tokens::run(&ctx, args).await,
         Command::Stores(args) => stores::run(&ctx, args).await,
+        Command::Mod(args) => moderation::run(&ctx, args).await,
+        Command::Audit(args) => audit::run(&ctx, args).await,
     }
 }
 
@@ -226,6 +284,72 @@ mod tests {
             Cli::try_parse_from(["p4p", "post", "--kind", "shoplifting", "--title", "t"]).is_err()
         );
         assert!(Cli::try_parse_from([&base[..], &["--suspect", "colour=red"]].concat()).is_err());
+    }
+
+    #[test]
+    fn edit_needs_a_change_and_lat_and_lon_together() {
+        assert!(Cli::try_parse_from(["p4p", "edit", "42"]).is_err());
+        assert!(Cli::try_parse_from(["p4p", "edit", "42", "--title", "t"]).is_ok());
+        assert!(Cli::try_parse_from(["p4p", "edit", "42", "--clear-vehicles"]).is_ok());
+        assert!(Cli::try_parse_from(["p4p", "edit", "42", "--lat", "-40.7"]).is_err());
+        assert!(
+            Cli::try_parse_from(["p4p", "edit", "42", "--lat", "-40.7", "--lon", "-74"]).is_ok()
+        );
+        assert!(Cli::try_parse_from(["p4p", "edit", "42", "--kind", "shoplifting"]).is_err());
+    }
+
+    #[test]
+    fn edit_reads_suspects_like_post_and_refuses_a_list_and_its_clearing() {
+        let parsed = Cli::try_parse_from([
+            "p4p",
+            "edit",
+            "42",
+            "--suspect",
+            "sex=male; age=30s",
+            "--suspect",
+            "hair=short black",
+        ]);
+        assert!(parsed.is_ok(), "{parsed:?}");
+        assert!(Cli::try_parse_from(["p4p", "edit", "42", "--suspect", "colour=red"]).is_err());
+        let both = [
+            "p4p",
+            "edit",
+            "42",
+            "--suspect",
+            "sex=male",
+            "--clear-suspects",
+        ];
+        assert!(Cli::try_parse_from(both).is_err());
+        let both = [
+            "p4p",
+            "edit",
+            "42",
+            "--vehicle",
+            "make=Honda",
+            "--clear-vehicles",
+        ];
+        assert!(Cli::try_parse_from(both).is_err());
+    }
+
+    #[test]
+    fn retract_flag_and_reject_need_a_reason() {
+        assert!(Cli::try_parse_from(["p4p", "retract", "42"]).is_err());
+        assert!(Cli::try_parse_from(["p4p", "retract", "42", "--reason", "dup"]).is_ok());
+        assert!(Cli::try_parse_from(["p4p", "flag", "42"]).is_err());
+        assert!(Cli::try_parse_from(["p4p", "flag", "42", "--reason", "wrong"]).is_ok());
+        assert!(Cli::try_parse_from(["p4p", "mod", "reject", "42"]).is_err());
+        assert!(Cli::try_parse_from(["p4p", "mod", "reject", "42", "--reason", "no"]).is_ok());
+        assert!(Cli::try_parse_from(["p4p", "mod", "approve", "42"]).is_ok());
+        assert!(Cli::try_parse_from(["p4p", "mod", "verify", "42"]).is_ok());
+        assert!(Cli::try_parse_from(["p4p", "mod", "queue"]).is_ok());
+        assert!(Cli::try_parse_from(["p4p", "mod"]).is_err());
+    }
+
+    #[test]
+    fn audit_pages_with_limit_and_before_id() {
+        let parsed = Cli::try_parse_from(["p4p", "audit", "--limit", "20", "--before-id", "118"]);
+        assert!(parsed.is_ok(), "{parsed:?}");
+        assert!(Cli::try_parse_from(["p4p", "audit", "--limit", "many"]).is_err());
     }
 
     #[test]

@@ -159,6 +159,12 @@ fn because(reason: Option<&str>) -> String {
 
 /// Columns padded to their widest cell, headers first.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    table_lines(headers, rows).join("\n")
+}
+
+/// The lines of [`table`]: the header line, then one line per row, so that a
+/// caller can put lines of its own under a row.
+pub fn table_lines(headers: &[&str], rows: &[Vec<String>]) -> Vec<String> {
     let mut widths: Vec<usize> = headers
         .iter()
         .map(|header| header.chars().count())
@@ -182,8 +188,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
                 .collect();
             cells.join("  ").trim_end().to_owned()
         })
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect()
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 use clap::{Args, Parser, Subcommand};
 use p4p_protocol::Role;
 
+use crate::domain::moderation::{ModerationMode, Policy};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "p4p-server",
@@ -49,6 +51,37 @@ pub struct ServeArgs {
     #[arg(long, env = "P4P_PING_INTERVAL_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub ping_interval_secs: u64,
+
+    /// post: publish at once, staff review afterwards; pre: every alert
+    /// waits for a moderator.
+    #[arg(long, env = "P4P_MODERATION", value_enum, default_value_t = ModerationMode::Post)]
+    pub moderation: ModerationMode,
+
+    /// A new store's first N alerts wait for a moderator (0: no probation).
+    #[arg(long, env = "P4P_PROBATION_ALERTS", default_value_t = 3)]
+    pub probation_alerts: u32,
+
+    /// Flags from this many different stores move an alert back to pending.
+    #[arg(long, env = "P4P_FLAG_THRESHOLD", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub flag_threshold: u32,
+
+    /// Alerts that happened longer ago than this leave members' views and
+    /// replay; staff still see them and the audit trail stays.
+    #[arg(long, env = "P4P_RETENTION_DAYS", default_value_t = 365,
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub retention_days: u32,
+}
+
+impl ServeArgs {
+    pub fn policy(&self) -> Policy {
+        Policy {
+            mode: self.moderation,
+            probation_alerts: self.probation_alerts,
+            flag_threshold: self.flag_threshold,
+            retention_days: self.retention_days,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

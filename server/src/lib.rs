@@ -35,7 +35,8 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         .head()
         .await
         .context("cannot read the stream's head")?;
-    let hub = Hub::start(storage.clone(), head, args.stream_queue);
+    let policy = args.policy();
+    let hub = Hub::start(storage.clone(), head, args.stream_queue, policy);
     let ctx = ApiContext {
         storage,
         hub: hub.clone(),
@@ -43,12 +44,13 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
             ping_interval: Duration::from_secs(args.ping_interval_secs),
         },
         store_moves: Arc::default(),
+        policy,
     };
     let listener = TcpListener::bind(&args.bind)
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;
     let address = listener.local_addr()?;
-    tracing::info!(%address, database = %redact(database_url), head, "p4p-server listening");
+    tracing::info!(%address, database = %redact(database_url), head, ?policy, "p4p-server listening");
     // Tests and scripts read the address from this line.
     println!("p4p-server listening on http://{address}");
 

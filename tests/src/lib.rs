@@ -85,8 +85,15 @@ impl TestServer {
         TestServer::start_with(&[]).await
     }
 
-    /// Starts a server with extra command-line arguments.
+    /// Starts a server with extra command-line arguments. Probation is off
+    /// unless the arguments set it, so that a new store's alerts publish at
+    /// once; the moderation tests turn it on.
     pub async fn start_with(args: &[&str]) -> TestServer {
+        let mut args = args.to_vec();
+        if !args.contains(&"--probation-alerts") {
+            args.extend(["--probation-alerts", "0"]);
+        }
+        let args = &args[..];
         let dir = tempfile::tempdir().expect("temp dir");
         let database_url = format!("sqlite:{}", dir.path().join("p4p.db").display());
         let mut server = TestServer {

@@ -270,7 +270,9 @@ async fn listen_rides_out_a_server_restart() {
     listen.frame().await;
     server.stop("-TERM").await;
     // Same port, same database, while the listener keeps trying.
-    server.launch(&format!("127.0.0.1:{port}"), &[]).await;
+    server
+        .launch(&format!("127.0.0.1:{port}"), &["--probation-alerts", "0"])
+        .await;
     assert_eq!(server.url, url);
     let alert = server
         .api(Some(&poster.token))

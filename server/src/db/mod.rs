@@ -11,11 +11,15 @@ mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use p4p_protocol::{Alert, AlertKind, AlertStatus, Role, Store, StoreRef, StoreStatus, TokenInfo};
+use p4p_protocol::{
+    Alert, AlertKind, AlertStatus, AuditEntry, Flag, ModerationQueue, Role, Store, StoreRef,
+    StoreStatus, TokenInfo,
+};
 use time::OffsetDateTime;
 
 use crate::domain::alert::ValidAlert;
 use crate::domain::delivery::Event;
+use crate::domain::moderation::AlertAction;
 use crate::domain::place::Area;
 use crate::domain::secret::SecretHash;
 use crate::domain::store::{MembershipAction, ValidPledge};
@@ -138,6 +142,8 @@ pub struct AlertQuery {
     pub status: Option<AlertStatus>,
     pub limit: usize,
     pub before_id: Option<i64>,
+    /// Stores do not see alerts that happened before this (unix seconds).
+    pub not_before: i64,
 }
 
 /// One page of alerts, newest first.
@@ -145,6 +151,24 @@ pub struct AlertQuery {
 pub struct AlertList {
     pub alerts: Vec<Alert>,
     pub more: bool,
+}
+
+/// An alert changed, with the events that tell the stream.
+pub type Changed = (Alert, Vec<Event>);
+
+/// What flagging an alert came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FlagOutcome {
+    /// Only published alerts are flagged; this one is in another status.
+    NotFlaggable(AlertStatus),
+    AlreadyFlagged,
+    /// Flagged; `held` when the flags reached the threshold and the alert
+    /// went back to pending.
+    Flagged {
+        flag: Flag,
+        held: bool,
+        events: Vec<Event>,
+    },
 }
 
 /// Stores and their membership.
@@ -210,17 +234,60 @@ pub trait Tokens: Send + Sync {
 /// Alerts, and the events they make.
 #[async_trait]
 pub trait Alerts: Send + Sync {
-    /// Writes a new alert; a published one appends its `alert` event in the
-    /// same transaction, returned for the fanout.
+    /// Writes a new alert with its event in the same transaction (`alert`
+    /// when published, `pending` when it waits), returned for the fanout.
     async fn post_alert(
         &self,
         author: &StoreRef,
         alert: &ValidAlert,
         status: AlertStatus,
         now: OffsetDateTime,
-    ) -> DbResult<(Alert, Option<Event>)>;
+    ) -> DbResult<Changed>;
     async fn alert(&self, id: i64) -> DbResult<Option<Alert>>;
     async fn alerts(&self, query: &AlertQuery) -> DbResult<AlertList>;
+    /// How many of a store's alerts were ever published (probation).
+    async fn published_count(&self, store_id: i64) -> DbResult<i64>;
+    /// Replaces a pending or published alert's content.
+    async fn edit_alert(
+        &self,
+        id: i64,
+        edited: &ValidAlert,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> DbResult<Transition<Changed, AlertStatus>>;
+    /// Applies a moderation action if the alert is in a status it starts from.
+    async fn moderate_alert(
+        &self,
+        id: i64,
+        action: AlertAction,
+        reason: Option<&str>,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> DbResult<Transition<Changed, AlertStatus>>;
+    /// A store flags a published alert; `threshold` different stores' flags
+    /// move it back to pending.
+    async fn flag_alert(
+        &self,
+        id: i64,
+        store_id: i64,
+        reason: &str,
+        threshold: u32,
+        now: OffsetDateTime,
+    ) -> DbResult<FlagOutcome>;
+    /// Pending alerts and alerts with unresolved flags, oldest first.
+    async fn moderation_queue(&self) -> DbResult<ModerationQueue>;
+}
+
+/// The append-only record of membership and moderation actions.
+#[async_trait]
+pub trait AuditTrail: Send + Sync {
+    /// Entries before `before_id`, newest first, at most `limit`; and
+    /// whether there are more.
+    async fn audit(
+        &self,
+        before_id: Option<i64>,
+        limit: usize,
+    ) -> DbResult<(Vec<AuditEntry>, bool)>;
 }
 
 /// The network's stream, for replay and catch-up.
@@ -235,9 +302,9 @@ pub trait Events: Send + Sync {
 }
 
 /// Everything the server keeps.
-pub trait Storage: Membership + Tokens + Alerts + Events {}
+pub trait Storage: Membership + Tokens + Alerts + Events + AuditTrail {}
 
-impl<T: Membership + Tokens + Alerts + Events> Storage for T {}
+impl<T: Membership + Tokens + Alerts + Events + AuditTrail> Storage for T {}
 
 /// Unix seconds to a UTC time.
 pub(crate) fn from_unix(seconds: i64) -> DbResult<OffsetDateTime> {

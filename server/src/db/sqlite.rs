@@ -9,12 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use p4p_protocol::{Alert, AlertStatus, Location, Role, Store, StoreRef, StoreStatus, TokenInfo};
+use p4p_protocol::{
+    Alert, AlertStatus, AuditEntry, Flag, FlaggedAlert, Location, ModerationQueue, Role, Store,
+    StoreRef, StoreStatus, TokenInfo,
+};
 use serde::Serialize;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, SqlitePool};
+use sqlx::{QueryBuilder, Row, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 
 use super::*;
@@ -160,6 +163,17 @@ fn alert_from_row(row: &SqliteRow) -> DbResult<Alert> {
 
 fn event_from_row(row: &SqliteRow) -> DbResult<Event> {
     let kind: &str = row.try_get("type")?;
+    let previous_reach = match (
+        row.try_get::<Option<f64>, _>("previous_lat")?,
+        row.try_get::<Option<f64>, _>("previous_lon")?,
+        row.try_get::<Option<f64>, _>("previous_radius_km")?,
+    ) {
+        (Some(lat), Some(lon), Some(radius)) => Some(Area {
+            center: Place::from_stored(lat, lon),
+            radius: RadiusKm::from_stored(radius),
+        }),
+        _ => None,
+    };
     Ok(Event {
         seq: row.try_get("seq")?,
         kind: EventKind::parse(kind)
@@ -170,15 +184,112 @@ fn event_from_row(row: &SqliteRow) -> DbResult<Event> {
             center: Place::from_stored(row.try_get("lat")?, row.try_get("lon")?),
             radius: RadiusKm::from_stored(row.try_get("radius_km")?),
         },
+        previous_reach,
+        occurred_at: row.try_get("occurred_at")?,
         body: Arc::from(row.try_get::<&str, _>("body")?),
     })
 }
 
-/// The fields of an `alert` frame after `type`, `seq` and `distance_km`.
-#[derive(Serialize)]
-struct AlertBody<'a> {
-    alert: &'a Alert,
+/// Appends an event about `alert` in the writing transaction; its `seq`
+/// is the next one, in commit order.
+async fn append_event(
+    tx: &mut SqliteConnection,
+    kind: EventKind,
+    alert: &Alert,
+    previous_reach: Option<Area>,
+    body: String,
+    now: OffsetDateTime,
+) -> DbResult<Event> {
+    let reach = Area {
+        center: Place::from_stored(alert.location.lat, alert.location.lon),
+        radius: RadiusKm::from_stored(alert.radius_km),
+    };
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO events (type, alert_id, store_id, lat, lon, radius_km, previous_lat, previous_lon, \
+         previous_radius_km, occurred_at, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+    )
+    .bind(kind.as_str())
+    .bind(alert.id)
+    .bind(alert.store.id)
+    .bind(reach.center.lat())
+    .bind(reach.center.lon())
+    .bind(reach.radius.km())
+    .bind(previous_reach.map(|r| r.center.lat()))
+    .bind(previous_reach.map(|r| r.center.lon()))
+    .bind(previous_reach.map(|r| r.radius.km()))
+    .bind(unix(alert.occurred_at))
+    .bind(&body)
+    .bind(unix(now))
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(Event {
+        seq,
+        kind,
+        alert_id: alert.id,
+        author: alert.store.id,
+        reach,
+        previous_reach,
+        occurred_at: unix(alert.occurred_at),
+        body: Arc::from(body),
+    })
 }
+
+async fn fetch_alert(conn: &mut SqliteConnection, id: i64) -> DbResult<Option<Alert>> {
+    let row = sqlx::query(&format!(
+        "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id WHERE a.id = ?"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(alert_from_row).transpose()
+}
+
+/// The status of an alert, read in the writing transaction.
+async fn alert_status(tx: &mut SqliteConnection, id: i64) -> DbResult<Option<AlertStatus>> {
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM alerts WHERE id = ?")
+        .bind(id)
+        .fetch_optional(tx)
+        .await?;
+    status.as_deref().map(parse_text).transpose()
+}
+
+/// The fields of `alert`, `update` and `pending` frames after `type`, `seq`
+/// and `distance_km`.
+fn alert_body(alert: &Alert) -> DbResult<String> {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        alert: &'a Alert,
+    }
+    to_json(&Body { alert })
+}
+
+/// The fields of a `retract` frame.
+fn retract_body(alert_id: i64, reason: Option<&str>) -> DbResult<String> {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        alert_id: i64,
+        reason: Option<&'a str>,
+    }
+    to_json(&Body { alert_id, reason })
+}
+
+/// The fields of a `flag` frame.
+fn flag_body(flag: &Flag) -> DbResult<String> {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        alert_id: i64,
+        store_id: i64,
+        reason: &'a str,
+    }
+    to_json(&Body {
+        alert_id: flag.alert_id,
+        store_id: flag.store_id,
+        reason: &flag.reason,
+    })
+}
+
+/// Why members see a flagged alert withdrawn.
+const HELD_REASON: &str = "held for review after reports from member stores";
 
 fn to_json<T: Serialize>(value: &T) -> DbResult<String> {
     serde_json::to_string(value).map_err(|e| DbError::Corrupt(format!("cannot serialize: {e}")))
@@ -470,7 +581,7 @@ impl Alerts for Sqlite {
         alert: &ValidAlert,
         status: AlertStatus,
         now: OffsetDateTime,
-    ) -> DbResult<(Alert, Option<Event>)> {
+    ) -> DbResult<Changed> {
         let now = crate::domain::alert::whole_seconds(now);
         let mut tx = self.writer.begin().await?;
         let id: i64 = sqlx::query_scalar(
@@ -508,45 +619,41 @@ impl Alerts for Sqlite {
             created_at: now,
             updated_at: now,
         };
-        let event = if status == AlertStatus::Published {
-            let body: Arc<str> = Arc::from(to_json(&AlertBody { alert: &posted })?);
-            let seq: i64 = sqlx::query_scalar(
-                "INSERT INTO events (type, alert_id, store_id, lat, lon, radius_km, body, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
-            )
-            .bind(EventKind::Alert.as_str())
-            .bind(id)
-            .bind(author.id)
-            .bind(alert.reach.center.lat())
-            .bind(alert.reach.center.lon())
-            .bind(alert.reach.radius.km())
-            .bind(&*body)
-            .bind(unix(now))
-            .fetch_one(&mut *tx)
-            .await?;
-            Some(Event {
-                seq,
-                kind: EventKind::Alert,
-                alert_id: id,
-                author: author.id,
-                reach: alert.reach,
-                body,
-            })
-        } else {
-            None
+        let event = match status {
+            AlertStatus::Published => {
+                sqlx::query("UPDATE alerts SET published_at = ? WHERE id = ?")
+                    .bind(unix(now))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                append_event(
+                    &mut tx,
+                    EventKind::Alert,
+                    &posted,
+                    None,
+                    alert_body(&posted)?,
+                    now,
+                )
+                .await?
+            }
+            _ => {
+                append_event(
+                    &mut tx,
+                    EventKind::Pending,
+                    &posted,
+                    None,
+                    alert_body(&posted)?,
+                    now,
+                )
+                .await?
+            }
         };
         tx.commit().await?;
-        Ok((posted, event))
+        Ok((posted, vec![event]))
     }
 
     async fn alert(&self, id: i64) -> DbResult<Option<Alert>> {
-        let row = sqlx::query(&format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id WHERE a.id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.as_ref().map(alert_from_row).transpose()
+        fetch_alert(&mut *self.reader.acquire().await?, id).await
     }
 
     async fn alerts(&self, query: &AlertQuery) -> DbResult<AlertList> {
@@ -567,7 +674,8 @@ impl Alerts for Sqlite {
             if let Viewer::Store(store_id) = query.viewer {
                 sql.push(" AND (a.status = 'published' OR a.store_id = ")
                     .push_bind(store_id)
-                    .push(")");
+                    .push(") AND a.occurred_at >= ")
+                    .push_bind(query.not_before);
             }
             if let Some(kind) = query.kind {
                 sql.push(" AND a.kind = ").push_bind(kind.as_str());
@@ -617,6 +725,282 @@ impl Alerts for Sqlite {
         alerts.truncate(query.limit);
         Ok(AlertList { alerts, more })
     }
+
+    async fn published_count(&self, store_id: i64) -> DbResult<i64> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM alerts WHERE store_id = ? AND published_at IS NOT NULL",
+        )
+        .bind(store_id)
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(count)
+    }
+
+    async fn edit_alert(
+        &self,
+        id: i64,
+        edited: &ValidAlert,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> DbResult<Transition<Changed, AlertStatus>> {
+        let mut tx = self.writer.begin().await?;
+        let Some(before) = fetch_alert(&mut tx, id).await? else {
+            return Ok(Transition::NotFound);
+        };
+        if !matches!(before.status, AlertStatus::Pending | AlertStatus::Published) {
+            return Ok(Transition::Conflict(before.status));
+        }
+        sqlx::query(
+            "UPDATE alerts SET kind = ?, title = ?, description = ?, lat = ?, lon = ?, radius_km = ?, \
+             suspects = ?, vehicles = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(edited.kind.as_str())
+        .bind(&edited.title)
+        .bind(&edited.description)
+        .bind(edited.reach.center.lat())
+        .bind(edited.reach.center.lon())
+        .bind(edited.reach.radius.km())
+        .bind(to_json(&edited.suspects)?)
+        .bind(to_json(&edited.vehicles)?)
+        .bind(unix(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let after = fetch_alert(&mut tx, id)
+            .await?
+            .ok_or_else(|| DbError::Corrupt(format!("alert {id} vanished")))?;
+        let event = if after.status == AlertStatus::Published {
+            let previous = Area {
+                center: Place::from_stored(before.location.lat, before.location.lon),
+                radius: RadiusKm::from_stored(before.radius_km),
+            };
+            let moved = (previous != edited.reach).then_some(previous);
+            append_event(
+                &mut tx,
+                EventKind::Update,
+                &after,
+                moved,
+                alert_body(&after)?,
+                now,
+            )
+            .await?
+        } else {
+            append_event(
+                &mut tx,
+                EventKind::Pending,
+                &after,
+                None,
+                alert_body(&after)?,
+                now,
+            )
+            .await?
+        };
+        audit(
+            &mut tx,
+            actor,
+            "alert.edit",
+            &format!("alert:{id}"),
+            None,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Transition::Done((after, vec![event])))
+    }
+
+    async fn moderate_alert(
+        &self,
+        id: i64,
+        action: AlertAction,
+        reason: Option<&str>,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> DbResult<Transition<Changed, AlertStatus>> {
+        let (from, to) = action.transition();
+        let mut tx = self.writer.begin().await?;
+        let Some(current) = alert_status(&mut tx, id).await? else {
+            return Ok(Transition::NotFound);
+        };
+        if !from.contains(&current) {
+            return Ok(Transition::Conflict(current));
+        }
+        sqlx::query(
+            "UPDATE alerts SET status = ?, status_reason = COALESCE(?, status_reason), updated_at = ?, \
+             verified = verified OR ?, published_at = CASE WHEN ? = 'published' THEN COALESCE(published_at, ?) \
+             ELSE published_at END WHERE id = ?",
+        )
+        .bind(to.as_str())
+        .bind(reason)
+        .bind(unix(now))
+        .bind(action == AlertAction::Verify)
+        .bind(to.as_str())
+        .bind(unix(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        // A moderator's decision settles the flags raised so far.
+        sqlx::query("UPDATE flags SET resolved_at = ? WHERE alert_id = ? AND resolved_at IS NULL")
+            .bind(unix(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let alert = fetch_alert(&mut tx, id)
+            .await?
+            .ok_or_else(|| DbError::Corrupt(format!("alert {id} vanished")))?;
+        let mut events = Vec::new();
+        match action.event() {
+            Some(EventKind::Retract) => {
+                let body = retract_body(id, reason)?;
+                events.push(
+                    append_event(&mut tx, EventKind::Retract, &alert, None, body, now).await?,
+                );
+            }
+            Some(kind) => events
+                .push(append_event(&mut tx, kind, &alert, None, alert_body(&alert)?, now).await?),
+            None => {}
+        }
+        audit(
+            &mut tx,
+            actor,
+            action.audit_name(),
+            &format!("alert:{id}"),
+            reason,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Transition::Done((alert, events)))
+    }
+
+    async fn flag_alert(
+        &self,
+        id: i64,
+        store_id: i64,
+        reason: &str,
+        threshold: u32,
+        now: OffsetDateTime,
+    ) -> DbResult<FlagOutcome> {
+        let mut tx = self.writer.begin().await?;
+        let Some(alert) = fetch_alert(&mut tx, id).await? else {
+            return Ok(FlagOutcome::NotFlaggable(AlertStatus::Rejected));
+        };
+        if alert.status != AlertStatus::Published {
+            return Ok(FlagOutcome::NotFlaggable(alert.status));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO flags (alert_id, store_id, reason, created_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (alert_id, store_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(store_id)
+        .bind(reason)
+        .bind(unix(now))
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Ok(FlagOutcome::AlreadyFlagged);
+        }
+        let flag = Flag {
+            alert_id: id,
+            store_id,
+            reason: reason.to_owned(),
+            created_at: now,
+        };
+        audit(
+            &mut tx,
+            &Actor::store(store_id),
+            "alert.flag",
+            &format!("alert:{id}"),
+            Some(reason),
+            now,
+        )
+        .await?;
+        let mut events = vec![
+            append_event(
+                &mut tx,
+                EventKind::Flag,
+                &alert,
+                None,
+                flag_body(&flag)?,
+                now,
+            )
+            .await?,
+        ];
+        let flaggers: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM flags WHERE alert_id = ? AND resolved_at IS NULL",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let held = flaggers >= i64::from(threshold);
+        if held {
+            sqlx::query("UPDATE alerts SET status = 'pending', updated_at = ? WHERE id = ?")
+                .bind(unix(now))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let body = retract_body(id, Some(HELD_REASON))?;
+            events.push(append_event(&mut tx, EventKind::Retract, &alert, None, body, now).await?);
+            let actor = Actor(format!("{threshold} flags"));
+            audit(
+                &mut tx,
+                &actor,
+                "alert.hold",
+                &format!("alert:{id}"),
+                Some(HELD_REASON),
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(FlagOutcome::Flagged { flag, held, events })
+    }
+
+    async fn moderation_queue(&self) -> DbResult<ModerationQueue> {
+        let pending = sqlx::query(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id \
+             WHERE a.status = 'pending' AND NOT EXISTS \
+             (SELECT 1 FROM flags f WHERE f.alert_id = a.id AND f.resolved_at IS NULL) ORDER BY a.id"
+        ))
+        .fetch_all(&self.reader)
+        .await?;
+        let flagged = sqlx::query(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id \
+             WHERE EXISTS (SELECT 1 FROM flags f WHERE f.alert_id = a.id AND f.resolved_at IS NULL) \
+             ORDER BY (SELECT MIN(created_at) FROM flags f WHERE f.alert_id = a.id AND f.resolved_at IS NULL), a.id"
+        ))
+        .fetch_all(&self.reader)
+        .await?;
+        let mut queue = ModerationQueue {
+            pending: pending
+                .iter()
+                .map(alert_from_row)
+                .collect::<DbResult<_>>()?,
+            flagged: Vec::with_capacity(flagged.len()),
+        };
+        for row in &flagged {
+            let alert = alert_from_row(row)?;
+            let flags = sqlx::query(
+                "SELECT store_id, reason, created_at FROM flags WHERE alert_id = ? AND resolved_at IS NULL \
+                 ORDER BY created_at, store_id",
+            )
+            .bind(alert.id)
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(|flag| {
+                Ok(Flag {
+                    alert_id: alert.id,
+                    store_id: flag.try_get("store_id")?,
+                    reason: flag.try_get("reason")?,
+                    created_at: from_unix(flag.try_get("created_at")?)?,
+                })
+            })
+            .collect::<DbResult<Vec<Flag>>>()?;
+            queue.flagged.push(FlaggedAlert { alert, flags });
+        }
+        Ok(queue)
+    }
 }
 
 #[async_trait]
@@ -630,8 +1014,8 @@ impl Events for Sqlite {
 
     async fn events_after(&self, after: i64, limit: i64) -> DbResult<Vec<Event>> {
         let rows = sqlx::query(
-            "SELECT seq, type, alert_id, store_id, lat, lon, radius_km, body FROM events \
-             WHERE seq > ? ORDER BY seq LIMIT ?",
+            "SELECT seq, type, alert_id, store_id, lat, lon, radius_km, previous_lat, previous_lon, \
+             previous_radius_km, occurred_at, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
         )
         .bind(after)
         .bind(limit)
@@ -643,5 +1027,39 @@ impl Events for Sqlite {
     async fn ping(&self) -> DbResult<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl AuditTrail for Sqlite {
+    async fn audit(
+        &self,
+        before_id: Option<i64>,
+        limit: usize,
+    ) -> DbResult<(Vec<AuditEntry>, bool)> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, object, reason FROM audit WHERE (?1 IS NULL OR id < ?1) \
+             ORDER BY id DESC LIMIT ?2",
+        )
+        .bind(before_id)
+        .bind(limit as i64 + 1)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut entries = rows
+            .iter()
+            .map(|row| {
+                Ok(AuditEntry {
+                    id: row.try_get("id")?,
+                    at: from_unix(row.try_get("at")?)?,
+                    actor: row.try_get("actor")?,
+                    action: row.try_get("action")?,
+                    object: row.try_get("object")?,
+                    reason: row.try_get("reason")?,
+                })
+            })
+            .collect::<DbResult<Vec<AuditEntry>>>()?;
+        let more = entries.len() > limit;
+        entries.truncate(limit);
+        Ok((entries, more))
     }
 }

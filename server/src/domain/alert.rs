@@ -1,6 +1,6 @@
 //! A new alert, checked against every limit of API.md.
 
-use p4p_protocol::{AlertKind, NewAlert, Suspect, Timestamp, Vehicle};
+use p4p_protocol::{Alert, AlertKind, AlertPatch, NewAlert, Suspect, Timestamp, Vehicle};
 use time::{Duration, OffsetDateTime};
 
 use super::place::{Area, Place, RadiusKm};
@@ -74,6 +74,20 @@ impl ValidAlert {
                 clean_vehicle,
             )?,
         })
+    }
+}
+
+/// An alert as a patch would leave it, to be checked like a new one.
+pub fn patched(current: &Alert, patch: AlertPatch) -> NewAlert {
+    NewAlert {
+        kind: patch.kind.unwrap_or(current.kind),
+        title: patch.title.unwrap_or_else(|| current.title.clone()),
+        description: patch.description.or_else(|| current.description.clone()),
+        occurred_at: Some(current.occurred_at),
+        location: Some(patch.location.unwrap_or(current.location)),
+        radius_km: Some(patch.radius_km.unwrap_or(current.radius_km)),
+        suspects: patch.suspects.unwrap_or_else(|| current.suspects.clone()),
+        vehicles: patch.vehicles.unwrap_or_else(|| current.vehicles.clone()),
     }
 }
 

@@ -9,25 +9,42 @@ use std::sync::Arc;
 
 use super::place::Area;
 
-/// What an event is, as a stream frame type.
+/// What an event is: the frame type staff see it as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
-    /// An alert became published.
+    /// An alert became published (posted, or approved).
     Alert,
+    /// A published alert changed (edited, verified); it may have moved.
+    Update,
+    /// A published alert was withdrawn (retracted, or held after flags).
+    Retract,
+    /// Staff only: an alert awaits moderation.
+    Pending,
+    /// Staff only: a store flagged an alert.
+    Flag,
 }
 
 impl EventKind {
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Alert => "alert",
+            EventKind::Update => "update",
+            EventKind::Retract => "retract",
+            EventKind::Pending => "pending",
+            EventKind::Flag => "flag",
         }
     }
 
     pub fn parse(value: &str) -> Option<EventKind> {
-        match value {
-            "alert" => Some(EventKind::Alert),
-            _ => None,
-        }
+        [
+            EventKind::Alert,
+            EventKind::Update,
+            EventKind::Retract,
+            EventKind::Pending,
+            EventKind::Flag,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == value)
     }
 }
 
@@ -39,8 +56,12 @@ pub struct Event {
     pub alert_id: i64,
     /// The store that posted the alert.
     pub author: i64,
-    /// The alert's place and radius at the time of the event.
+    /// The alert's place and radius after the event.
     pub reach: Area,
+    /// Its place and radius before, when an update moved it.
+    pub previous_reach: Option<Area>,
+    /// When the alert's incident happened (unix seconds): retention.
+    pub occurred_at: i64,
     /// The frame's fields other than `type`, `seq` and `distance_km`, as
     /// one JSON object: serialized once, when the event is written.
     pub body: Arc<str>,
@@ -53,13 +74,54 @@ pub struct Listener {
     pub interest: Area,
 }
 
+/// What a store receives for an event: the frame type and its distance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Delivery {
+    pub kind: EventKind,
+    pub distance_km: f64,
+}
+
+/// What `listener` receives for `event`, if anything. Alerts older than
+/// `not_before` (unix seconds, the retention cut-off) reach no store.
+///
+/// An update that moved the alert is an `alert` to stores it now reaches
+/// for the first time and a `retract` to stores it no longer reaches.
+pub fn delivery(event: &Event, listener: &Listener, not_before: i64) -> Option<Delivery> {
+    if event.occurred_at < not_before {
+        return None;
+    }
+    let distance_km = event.reach.center.distance_km(listener.interest.center);
+    let now_reached = reaches(event, event.reach, listener);
+    let kind = match event.kind {
+        EventKind::Pending | EventKind::Flag => return None,
+        EventKind::Alert | EventKind::Retract => now_reached.then_some(event.kind)?,
+        EventKind::Update => {
+            let was_reached = event
+                .previous_reach
+                .map_or(now_reached, |before| reaches(event, before, listener));
+            match (was_reached, now_reached) {
+                (true, true) => EventKind::Update,
+                (false, true) => EventKind::Alert,
+                (true, false) => EventKind::Retract,
+                (false, false) => return None,
+            }
+        }
+    };
+    Some(Delivery { kind, distance_km })
+}
+
+/// The rule of API.md for an alert covering `reach`.
+fn reaches(event: &Event, reach: Area, listener: &Listener) -> bool {
+    let distance = reach.center.distance_km(listener.interest.center);
+    distance <= reach.radius.km()
+        || distance <= listener.interest.radius.km()
+        || event.author == listener.store_id
+}
+
 /// The distance in km from `listener` to the event's alert, if the listener
-/// receives the event.
+/// receives the event at all.
 pub fn receives(event: &Event, listener: &Listener) -> Option<f64> {
-    let distance = event.reach.center.distance_km(listener.interest.center);
-    let in_reach = distance <= event.reach.radius.km();
-    let in_interest = distance <= listener.interest.radius.km();
-    (in_reach || in_interest || event.author == listener.store_id).then_some(distance)
+    delivery(event, listener, i64::MIN).map(|d| d.distance_km)
 }
 
 #[cfg(test)]
@@ -82,6 +144,8 @@ mod tests {
             alert_id: 1,
             author: 1,
             reach,
+            previous_reach: None,
+            occurred_at: 1_000,
             body: Arc::from("{}"),
         }
     }
@@ -137,5 +201,67 @@ mod tests {
         area(NYC.0, NYC.1, 1.0)
             .center
             .distance_km(area(NEWARK.0, NEWARK.1, 1.0).center)
+    }
+
+    fn kind_for(event: &Event, store: &Listener) -> Option<EventKind> {
+        delivery(event, store, 0).map(|d| d.kind)
+    }
+
+    #[test]
+    fn a_moved_alert_is_new_to_stores_it_now_reaches_and_retracted_from_those_it_left() {
+        let before = area(NYC.0, NYC.1, 25.0);
+        let after = area(PHILADELPHIA.0, PHILADELPHIA.1, 25.0);
+        let moved = Event {
+            kind: EventKind::Update,
+            previous_reach: Some(before),
+            ..alert_at(after)
+        };
+        assert_eq!(
+            kind_for(&moved, &listener(2, NEWARK, 1.0)),
+            Some(EventKind::Retract)
+        );
+        assert_eq!(
+            kind_for(&moved, &listener(3, PHILADELPHIA, 1.0)),
+            Some(EventKind::Alert)
+        );
+        assert_eq!(kind_for(&moved, &listener(4, BOSTON, 1.0)), None);
+        assert_eq!(
+            kind_for(&moved, &listener(1, BOSTON, 1.0)),
+            Some(EventKind::Update),
+            "the author"
+        );
+        let edited = Event {
+            kind: EventKind::Update,
+            ..alert_at(before)
+        };
+        assert_eq!(
+            kind_for(&edited, &listener(2, NEWARK, 1.0)),
+            Some(EventKind::Update)
+        );
+    }
+
+    #[test]
+    fn staff_only_events_and_expired_alerts_reach_no_store() {
+        let here = listener(2, NEWARK, 50.0);
+        for kind in [EventKind::Pending, EventKind::Flag] {
+            assert_eq!(
+                kind_for(
+                    &Event {
+                        kind,
+                        ..alert_at(area(NYC.0, NYC.1, 25.0))
+                    },
+                    &here
+                ),
+                None
+            );
+        }
+        let old = alert_at(area(NYC.0, NYC.1, 25.0));
+        assert!(delivery(&old, &here, 999).is_some());
+        assert!(delivery(&old, &here, 1_001).is_none());
+        let retract = Event {
+            kind: EventKind::Retract,
+            ..alert_at(area(NYC.0, NYC.1, 25.0))
+        };
+        assert_eq!(kind_for(&retract, &here), Some(EventKind::Retract));
     }
 }

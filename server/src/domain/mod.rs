@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod delivery;
+pub mod moderation;
 pub mod place;
 pub mod secret;
 pub mod store;

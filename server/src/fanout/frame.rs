@@ -1,34 +1,46 @@
 //! Stream frames, rendered from an event's body serialized once.
 
-use crate::domain::delivery::{receives, Event, Listener};
+use crate::domain::delivery::{delivery, Event, EventKind, Listener};
 
 /// Who a stream is for.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Audience {
-    /// A member store: filtered by the delivery rule.
+    /// A member store: filtered by the delivery rule and retention.
     Store(Listener),
     /// Association staff: every event.
     Staff,
 }
 
 /// The frame `audience` gets for `event`, if it gets one: the one function
-/// both live fanout and replay use.
-pub fn frame_for(event: &Event, audience: &Audience) -> Option<String> {
+/// both live fanout and replay use. Stores get nothing about alerts that
+/// happened before `not_before` (unix seconds: retention).
+pub fn frame_for(event: &Event, audience: &Audience, not_before: i64) -> Option<String> {
     match audience {
-        Audience::Store(listener) => receives(event, listener).map(|d| render(event, Some(d))),
-        Audience::Staff => Some(render(event, None)),
+        Audience::Store(listener) => delivery(event, listener, not_before)
+            .map(|d| render(event, d.kind, Some(d.distance_km))),
+        Audience::Staff => Some(render(event, event.kind, None)),
     }
 }
 
-/// `{"type":…,"seq":…,"distance_km":…,` followed by the body's fields.
-pub(super) fn render(event: &Event, distance_km: Option<f64>) -> String {
+/// Why a store that an edit moved the alert away from gets `retract`.
+const LEFT_YOUR_AREA: &str = "the alert moved out of your area";
+
+/// `{"type":…,"seq":…,"distance_km":…,` followed by the body's fields; or,
+/// for a store an update left behind, a plain `retract` frame.
+pub(super) fn render(event: &Event, kind: EventKind, distance_km: Option<f64>) -> String {
+    if kind == EventKind::Retract && event.kind != EventKind::Retract {
+        return format!(
+            "{{\"type\":\"retract\",\"seq\":{},\"alert_id\":{},\"reason\":\"{LEFT_YOUR_AREA}\"}}",
+            event.seq, event.alert_id
+        );
+    }
     let fields = event.body.strip_prefix('{').unwrap_or(&event.body);
     let mut frame = String::with_capacity(event.body.len() + 64);
     frame.push_str("{\"type\":\"");
-    frame.push_str(event.kind.as_str());
+    frame.push_str(kind.as_str());
     frame.push_str("\",\"seq\":");
     frame.push_str(&event.seq.to_string());
-    if let Some(distance) = distance_km {
+    if let (Some(distance), EventKind::Alert | EventKind::Update) = (distance_km, kind) {
         // To the metre; Rust prints floats without exponents, valid JSON.
         frame.push_str(",\"distance_km\":");
         frame.push_str(&((distance * 1000.0).round() / 1000.0).to_string());
@@ -43,7 +55,6 @@ pub(super) fn render(event: &Event, distance_km: Option<f64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::delivery::EventKind;
     use crate::domain::place::{Area, Place, RadiusKm};
     use p4p_protocol::Frame;
     use std::sync::Arc;
@@ -58,6 +69,8 @@ mod tests {
                 center: Place::from_stored(40.0, -74.0),
                 radius: RadiusKm::from_stored(25.0),
             },
+            previous_reach: None,
+            occurred_at: 0,
             body: Arc::from(body),
         }
     }
@@ -68,7 +81,11 @@ mod tests {
             "occurred_at":"2026-11-24T15:04:05Z","location":{"lat":40.0,"lon":-74.0},"radius_km":25.0,
             "suspects":[],"vehicles":[],"store":{"id":1,"name":"s"},"verified":false,
             "created_at":"2026-11-24T15:04:05Z","updated_at":"2026-11-24T15:04:05Z"}"#;
-        let text = render(&event(&format!("{{\"alert\":{alert}}}")), Some(3.21049));
+        let text = render(
+            &event(&format!("{{\"alert\":{alert}}}")),
+            EventKind::Alert,
+            Some(3.21049),
+        );
         assert!(
             text.starts_with(r#"{"type":"alert","seq":7,"distance_km":3.21,"alert":{"#),
             "{text}"
@@ -81,8 +98,24 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let staff = render(&event(&format!("{{\"alert\":{alert}}}")), None);
+        let staff = render(
+            &event(&format!("{{\"alert\":{alert}}}")),
+            EventKind::Alert,
+            None,
+        );
         assert!(!staff.contains("distance_km"));
-        assert_eq!(render(&event("{}"), None), r#"{"type":"alert","seq":7}"#);
+        assert_eq!(
+            render(&event("{}"), EventKind::Alert, None),
+            r#"{"type":"alert","seq":7}"#
+        );
+        let left = render(&event("{}"), EventKind::Retract, Some(1.0));
+        match serde_json::from_str::<Frame>(&left).unwrap() {
+            Frame::Retract {
+                seq: 7,
+                alert_id: 1,
+                reason: Some(_),
+            } => {}
+            other => panic!("{other:?}"),
+        }
     }
 }

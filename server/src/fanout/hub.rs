@@ -19,7 +19,8 @@ use tokio::sync::{mpsc, Notify};
 use super::frame::{frame_for, Audience};
 use super::index::SpatialIndex;
 use crate::db::Storage;
-use crate::domain::delivery::{Event, Listener};
+use crate::domain::delivery::{Event, EventKind, Listener};
+use crate::domain::moderation::Policy;
 use crate::domain::place::Area;
 
 /// How many events one catch-up read takes from the database.
@@ -111,18 +112,26 @@ pub struct Hub {
     head: AtomicI64,
     next_id: AtomicU64,
     queue_capacity: usize,
+    /// Stores get nothing about alerts past its retention.
+    policy: Policy,
     committed: mpsc::UnboundedSender<Event>,
 }
 
 impl Hub {
     /// Starts the hub and its dispatcher, resuming after `head`.
-    pub fn start(storage: Arc<dyn Storage>, head: i64, queue_capacity: usize) -> Arc<Hub> {
+    pub fn start(
+        storage: Arc<dyn Storage>,
+        head: i64,
+        queue_capacity: usize,
+        policy: Policy,
+    ) -> Arc<Hub> {
         let (committed, events) = mpsc::unbounded_channel();
         let hub = Arc::new(Hub {
             subscribers: RwLock::default(),
             head: AtomicI64::new(head),
             next_id: AtomicU64::new(1),
             queue_capacity,
+            policy,
             committed,
         });
         tokio::spawn(dispatcher(Arc::downgrade(&hub), storage, events));
@@ -227,22 +236,22 @@ impl Hub {
     /// Delivers one event to every subscriber that should get it.
     fn dispatch(&self, event: &Event) {
         let subscribers = self.read();
-        let mut candidates = subscribers.index.candidates(event.reach);
-        if subscribers.stores.contains_key(&event.author) {
-            candidates.push(event.author);
-            candidates.sort_unstable();
-            candidates.dedup();
-        }
-        for store_id in candidates {
-            let Some(store) = subscribers.stores.get(&store_id) else {
-                continue;
-            };
-            if let Some(frame) = frame_for(event, &Audience::Store(store.listener)) {
-                subscribers.push(&store.connections, event.seq, Utf8Bytes::from(frame));
+        if !matches!(event.kind, EventKind::Pending | EventKind::Flag) {
+            let not_before = self
+                .policy
+                .retention_cutoff(time::OffsetDateTime::now_utc());
+            for store_id in subscribers.candidates(event) {
+                let Some(store) = subscribers.stores.get(&store_id) else {
+                    continue;
+                };
+                if let Some(frame) = frame_for(event, &Audience::Store(store.listener), not_before)
+                {
+                    subscribers.push(&store.connections, event.seq, Utf8Bytes::from(frame));
+                }
             }
         }
         if !subscribers.staff.is_empty() {
-            if let Some(frame) = frame_for(event, &Audience::Staff) {
+            if let Some(frame) = frame_for(event, &Audience::Staff, i64::MIN) {
                 subscribers.push(&subscribers.staff, event.seq, Utf8Bytes::from(frame));
             }
         }
@@ -263,6 +272,21 @@ impl Hub {
 }
 
 impl Subscribers {
+    /// The listening stores that may receive the event: near its reach,
+    /// near where an update moved it from, and its author.
+    fn candidates(&self, event: &Event) -> Vec<i64> {
+        let mut candidates = self.index.candidates(event.reach);
+        if let Some(before) = event.previous_reach {
+            candidates.extend(self.index.candidates(before));
+        }
+        if self.stores.contains_key(&event.author) {
+            candidates.push(event.author);
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        candidates
+    }
+
     fn add_to_store(&mut self, id: u64, listener: Listener) {
         match self.stores.get_mut(&listener.store_id) {
             Some(store) => store.connections.push(id),

@@ -112,6 +112,8 @@ mod tests {
                     alert_id: 1,
                     author: -1,
                     reach: rng.area(center, 8.0),
+                    previous_reach: None,
+                    occurred_at: 0,
                     body: Arc::from("{}"),
                 };
                 let scan: Vec<i64> = stores

@@ -2,17 +2,23 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
-use p4p_protocol::{Alert, AlertKind, AlertPage, AlertStatus, Location, NewAlert, StoreRef};
+use p4p_protocol::{
+    Alert, AlertKind, AlertPage, AlertPatch, AlertStatus, Flag, Location, NewAlert, ReasonRequest,
+    StoreRef,
+};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::extract::{Caller, Json, Query};
-use super::{ApiContext, ApiError};
-use crate::db::{AlertQuery, Viewer};
-use crate::domain::alert::ValidAlert;
+use super::extract::{Caller, Json, OptionalJson, Query};
+use super::moderation::moderate;
+use super::{committed, ApiContext, ApiError};
+use crate::db::{AlertQuery, FlagOutcome, Transition, Viewer};
+use crate::domain::alert::{patched, ValidAlert};
+use crate::domain::moderation::AlertAction;
 use crate::domain::place::{Area, Place, RadiusKm};
+use crate::domain::reason;
 use crate::domain::Invalid;
 
 pub const DEFAULT_PAGE: usize = 50;
@@ -21,7 +27,9 @@ pub const MAX_PAGE: usize = 500;
 pub fn router() -> Router<ApiContext> {
     Router::new()
         .route("/v1/alerts", get(list).post(post_alert))
-        .route("/v1/alerts/{id}", get(show))
+        .route("/v1/alerts/{id}", get(show).patch(edit))
+        .route("/v1/alerts/{id}/retract", post(retract))
+        .route("/v1/alerts/{id}/flags", post(flag))
 }
 
 async fn post_alert(
@@ -37,25 +45,142 @@ async fn post_alert(
         id: store.id,
         name: store.name.clone(),
     };
-    // Moderation holds nothing yet: every alert of an approved store is
-    // published at once.
-    let status = AlertStatus::Published;
-    // The write and the hand-off to the fanout run in their own task: a
-    // client that hangs up mid-request cannot cancel a committed event's
-    // delivery.
+    let published_before = ctx.storage.published_count(store.id).await?;
+    let status = ctx.policy.status_of_new_alert(published_before);
     let storage = ctx.storage.clone();
-    let hub = ctx.hub.clone();
-    let posted = tokio::spawn(async move {
-        let (posted, event) = storage.post_alert(&author, &alert, status, now).await?;
-        if let Some(event) = event {
-            hub.committed(event);
-        }
-        Ok::<_, ApiError>(posted)
+    let posted = committed(&ctx, async move {
+        Ok(storage.post_alert(&author, &alert, status, now).await?)
     })
-    .await
-    .map_err(|e| ApiError::Internal(format!("posting task failed: {e}")))??;
-    tracing::info!(alert_id = posted.id, kind = %posted.kind, "alert posted");
+    .await?;
+    tracing::info!(alert_id = posted.id, kind = %posted.kind, status = %posted.status, "alert posted");
     Ok((StatusCode::CREATED, axum::Json(posted)))
+}
+
+/// Whether the caller may see the alert: staff see all; stores see
+/// published alerts within retention, and their own.
+fn visible(ctx: &ApiContext, caller: &Caller, alert: &Alert) -> bool {
+    let Some(store) = &caller.store else {
+        return true;
+    };
+    let recent = alert.occurred_at.unix_timestamp()
+        >= ctx.policy.retention_cutoff(OffsetDateTime::now_utc());
+    recent && (alert.status == AlertStatus::Published || alert.store.id == store.id)
+}
+
+/// The alert, if the caller may change it: its author or staff. Others
+/// get 403 if they can see it, 404 if not.
+pub(super) async fn changeable(
+    ctx: &ApiContext,
+    caller: &Caller,
+    id: i64,
+    doing: &str,
+) -> Result<Alert, ApiError> {
+    caller.require_active()?;
+    let not_found = || ApiError::NotFound(format!("no alert with id {id}"));
+    let alert = ctx.storage.alert(id).await?.ok_or_else(not_found)?;
+    if !visible(ctx, caller, &alert) {
+        return Err(not_found());
+    }
+    match &caller.store {
+        Some(store) if store.id != alert.store.id => Err(ApiError::forbidden(
+            "forbidden",
+            format!("only its author or association staff can {doing} alert {id}"),
+        )),
+        _ => Ok(alert),
+    }
+}
+
+async fn edit(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(patch): Json<AlertPatch>,
+) -> Result<axum::Json<Alert>, ApiError> {
+    let current = changeable(&ctx, &caller, id, "edit").await?;
+    if patch == AlertPatch::default() {
+        return Err(Invalid::new("body", "give at least one field to change").into());
+    }
+    let now = OffsetDateTime::now_utc();
+    let place = Place::from_stored(current.location.lat, current.location.lon);
+    let edited = ValidAlert::parse(patched(&current, patch), place, now)?;
+    let storage = ctx.storage.clone();
+    let actor = caller.actor();
+    let alert = committed(&ctx, async move {
+        match storage.edit_alert(id, &edited, &actor, now).await? {
+            Transition::Done(changed) => Ok(changed),
+            Transition::NotFound => Err(ApiError::NotFound(format!("no alert with id {id}"))),
+            Transition::Conflict(status) => Err(ApiError::conflict(
+                "invalid_transition",
+                format!("cannot edit alert {id}: it is {status}"),
+            )),
+        }
+    })
+    .await?;
+    tracing::info!(alert_id = id, "alert edited");
+    Ok(axum::Json(alert))
+}
+
+async fn retract(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    OptionalJson(body): OptionalJson<ReasonRequest>,
+) -> Result<axum::Json<Alert>, ApiError> {
+    changeable(&ctx, &caller, id, "retract").await?;
+    moderate(
+        &ctx,
+        &caller,
+        id,
+        AlertAction::Retract,
+        body.reason.as_deref(),
+    )
+    .await
+}
+
+async fn flag(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(body): Json<ReasonRequest>,
+) -> Result<(StatusCode, axum::Json<Flag>), ApiError> {
+    let store = caller.require_store("flag alerts")?;
+    let reason = reason(body.reason.as_deref(), true)?.unwrap_or_default();
+    let not_found = || ApiError::NotFound(format!("no alert with id {id}"));
+    let alert = ctx.storage.alert(id).await?.ok_or_else(not_found)?;
+    if !visible(&ctx, &caller, &alert) {
+        return Err(not_found());
+    }
+    if alert.store.id == store.id {
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "a store cannot flag its own alert; edit or retract it instead",
+        ));
+    }
+    let storage = ctx.storage.clone();
+    let (store_id, threshold) = (store.id, ctx.policy.flag_threshold);
+    let flag = committed(&ctx, async move {
+        match storage
+            .flag_alert(id, store_id, &reason, threshold, OffsetDateTime::now_utc())
+            .await?
+        {
+            FlagOutcome::Flagged { flag, held, events } => {
+                if held {
+                    tracing::info!(alert_id = id, "alert held for review after flags");
+                }
+                Ok((flag, events))
+            }
+            FlagOutcome::AlreadyFlagged => Err(ApiError::conflict(
+                "already_flagged",
+                format!("this store already flagged alert {id}"),
+            )),
+            FlagOutcome::NotFlaggable(status) => Err(ApiError::conflict(
+                "invalid_transition",
+                format!("cannot flag alert {id}: it is {status}"),
+            )),
+        }
+    })
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(flag)))
 }
 
 #[derive(Deserialize)]
@@ -118,6 +243,7 @@ async fn list(
         status: params.status,
         limit: params.limit()?,
         before_id: params.before_id,
+        not_before: ctx.policy.retention_cutoff(OffsetDateTime::now_utc()),
     };
     let list = ctx.storage.alerts(&query).await?;
     let next_before_id = if list.more {
@@ -139,11 +265,7 @@ async fn show(
     caller.require_active()?;
     let not_found = || ApiError::NotFound(format!("no alert with id {id}"));
     let alert = ctx.storage.alert(id).await?.ok_or_else(not_found)?;
-    let visible = match &caller.store {
-        None => true,
-        Some(store) => alert.status == AlertStatus::Published || alert.store.id == store.id,
-    };
-    if !visible {
+    if !visible(&ctx, &caller, &alert) {
         return Err(not_found());
     }
     Ok(axum::Json(alert))

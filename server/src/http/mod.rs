@@ -2,14 +2,17 @@
 //! here, sharing one [`ApiContext`].
 
 mod alerts;
+mod audit;
 mod error;
 mod extract;
 mod me;
+mod moderation;
 mod ops;
 mod pledge;
 mod stores;
 mod stream;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +28,8 @@ use tracing::Span;
 pub use error::ApiError;
 
 use crate::db::Storage;
+use crate::domain::delivery::Event;
+use crate::domain::moderation::Policy;
 use crate::fanout::Hub;
 
 /// API.md: larger request bodies are refused with 413 before parsing.
@@ -39,6 +44,27 @@ pub struct ApiContext {
     /// Serializes store moves with stream subscriptions, so that the hub
     /// always ends up with a store's newest area of interest.
     pub store_moves: Arc<tokio::sync::Mutex<()>>,
+    pub policy: Policy,
+}
+
+/// Runs a write in its own task and hands the events it committed to the
+/// hub, in order: a client that hangs up mid-request cannot cancel the
+/// delivery of what was committed.
+pub async fn committed<T, W>(ctx: &ApiContext, write: W) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    W: Future<Output = Result<(T, Vec<Event>), ApiError>> + Send + 'static,
+{
+    let hub = ctx.hub.clone();
+    tokio::spawn(async move {
+        let (value, events) = write.await?;
+        for event in events {
+            hub.committed(event);
+        }
+        Ok(value)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("writing task failed: {e}")))?
 }
 
 /// How streams behave.
@@ -55,6 +81,8 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(stores::router())
         .merge(me::router())
         .merge(alerts::router())
+        .merge(moderation::router())
+        .merge(audit::router())
         .merge(stream::router())
         .merge(ops::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })

@@ -261,6 +261,7 @@ async fn replay(
     head: i64,
     limit: Duration,
 ) -> Result<(), String> {
+    let not_before = ctx.policy.retention_cutoff(time::OffsetDateTime::now_utc());
     let mut cursor = since;
     while cursor < head {
         let events = ctx
@@ -279,7 +280,7 @@ async fn replay(
                 return Ok(());
             }
             cursor = event.seq;
-            if let Some(frame) = frame_for(event, audience) {
+            if let Some(frame) = frame_for(event, audience, not_before) {
                 send(sink, Message::Text(frame.into()), limit).await?;
             }
         }
