@@ -9,7 +9,8 @@ use serde_json::json;
 
 #[tokio::test]
 async fn the_quick_start_works_as_written() {
-    let server = TestServer::start().await;
+    // The server's own default: a new store's first alerts wait.
+    let server = TestServer::start_with(&["--probation-alerts", "3"]).await;
     let staff_home = tempfile::tempdir().expect("home");
     let store_home = tempfile::tempdir().expect("home");
     let listener_home = tempfile::tempdir().expect("home");
@@ -108,7 +109,19 @@ async fn the_quick_start_works_as_written() {
         )
         .await;
     assert!(post.success, "{post:?}");
-    assert_eq!(post.stdout.trim(), "Posted alert #1 (published)");
+    assert_eq!(
+        post.stdout.trim(),
+        "Posted alert #1 (pending)",
+        "on probation"
+    );
+    server
+        .run_cli(staff_home.path(), &["mod", "queue"])
+        .await
+        .expect_ok("Two men casing showcases");
+    server
+        .run_cli(staff_home.path(), &["mod", "approve", "1"])
+        .await
+        .expect_ok("Alert #1 is now published.");
 
     let block = listen.lines_until("seq").await.join("\n");
     for expected in [
@@ -391,4 +404,157 @@ async fn a_revoked_listener_stops_with_an_error() {
     assert_eq!(listen.wait().await, Some(1));
     let stderr = listen.drain_stderr().await;
     assert!(stderr.contains("error"), "{stderr}");
+}
+
+#[tokio::test]
+async fn staff_work_the_queue_and_stores_edit_retract_and_flag_from_the_cli() {
+    let server = TestServer::start_with(&["--probation-alerts", "1"]).await;
+    let admin = server.staff_token("admin");
+    let author = server
+        .member(&admin, "Main Street Jewelers", MANHATTAN, 25.0)
+        .await;
+    let neighbour = server.member(&admin, "Brooklyn Gold", BROOKLYN, 25.0).await;
+    let staff_home = tempfile::tempdir().expect("home");
+    let author_home = tempfile::tempdir().expect("home");
+    let neighbour_home = tempfile::tempdir().expect("home");
+    server
+        .run_cli(staff_home.path(), &["login", "--token", &admin])
+        .await
+        .expect_ok("admin");
+    server
+        .run_cli(author_home.path(), &["login", "--token", &author.token])
+        .await
+        .expect_ok("Main Street");
+    server
+        .run_cli(
+            neighbour_home.path(),
+            &["login", "--token", &neighbour.token],
+        )
+        .await
+        .expect_ok("Brooklyn");
+
+    // Staff listen too: pending and flag frames are marked.
+    let mut staff_listen = server.spawn_listen(staff_home.path(), &[]);
+    tokio::time::timeout(PATIENCE, listen_connected(&mut staff_listen))
+        .await
+        .expect("connected");
+    let mut neighbour_listen = server.spawn_listen(neighbour_home.path(), &[]);
+    tokio::time::timeout(PATIENCE, listen_connected(&mut neighbour_listen))
+        .await
+        .expect("connected");
+
+    // The author's first alert waits: probation.
+    server
+        .run_cli(
+            author_home.path(),
+            &["post", "--kind", "casing", "--title", "Two men casing"],
+        )
+        .await
+        .expect_ok("Posted alert #1 (pending)");
+    staff_listen.lines_until("PENDING MODERATION #1").await;
+    let queue = server
+        .run_cli(staff_home.path(), &["mod", "queue"])
+        .await
+        .expect_ok("Pending approval (1)");
+    assert!(queue.stdout.contains("Two men casing"), "{queue:?}");
+    server
+        .run_cli(staff_home.path(), &["mod", "approve", "1"])
+        .await
+        .expect_ok("Alert #1 is now published.");
+    neighbour_listen.lines_until("Two men casing").await;
+    server
+        .run_cli(staff_home.path(), &["mod", "verify", "1"])
+        .await
+        .expect_ok("Alert #1 is now verified.");
+    neighbour_listen.lines_until("UPDATED #1").await;
+
+    // The author corrects the title; the neighbour sees the update.
+    server
+        .run_cli(
+            author_home.path(),
+            &[
+                "edit",
+                "1",
+                "--title",
+                "Two men casing, left in a silver sedan",
+            ],
+        )
+        .await
+        .expect_ok("Updated alert #1 (published).");
+    neighbour_listen.lines_until("silver sedan").await;
+
+    // The neighbour flags it; staff see the flag.
+    server
+        .run_cli(
+            neighbour_home.path(),
+            &["flag", "1", "--reason", "Wrong store name"],
+        )
+        .await
+        .expect_ok("Flagged alert #1");
+    staff_listen.lines_until("FLAGGED #1").await;
+    server
+        .run_cli(neighbour_home.path(), &["flag", "1", "--reason", "again"])
+        .await
+        .expect_error("already flagged");
+
+    // The author retracts; the neighbour sees it go.
+    server
+        .run_cli(
+            author_home.path(),
+            &["retract", "1", "--reason", "Duplicate of 41"],
+        )
+        .await
+        .expect_ok("Retracted alert #1.");
+    let lines = neighbour_listen.lines_until("RETRACTED #1").await;
+    assert!(
+        lines.last().is_some_and(|l| l.contains("Duplicate of 41")),
+        "{lines:?}"
+    );
+    server
+        .run_cli(author_home.path(), &["retract", "1", "--reason", "again"])
+        .await
+        .expect_error("retracted");
+
+    // A second alert, rejected from the queue.
+    server
+        .run_cli(
+            author_home.path(),
+            &["post", "--kind", "fraud", "--title", "Fake cheque"],
+        )
+        .await
+        .expect_ok("(published)");
+    let rejected = server
+        .run_cli(staff_home.path(), &["mod", "reject", "2", "--reason", "x"])
+        .await;
+    rejected.expect_error("published");
+
+    let audit = server
+        .run_cli(staff_home.path(), &["audit", "--limit", "50"])
+        .await
+        .expect_ok("alert.retract");
+    for action in [
+        "alert.approve",
+        "alert.verify",
+        "alert.edit",
+        "alert.flag",
+        "store.approve",
+    ] {
+        assert!(
+            audit.stdout.contains(action),
+            "{action} missing: {}",
+            audit.stdout
+        );
+    }
+    assert!(audit.stdout.contains("Duplicate of 41"));
+    let json = server
+        .run_cli(staff_home.path(), &["--json", "audit"])
+        .await;
+    let page: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert!(page["entries"].as_array().is_some_and(|e| !e.is_empty()));
+    server
+        .run_cli(author_home.path(), &["audit"])
+        .await
+        .expect_error("only association staff");
+    assert_eq!(staff_listen.stop().await, Some(0));
+    assert_eq!(neighbour_listen.stop().await, Some(0));
 }
