@@ -80,3 +80,32 @@ mod tests {
         assert!(timestamp("2026-11-24 15:04").is_err());
     }
 }
+
+/// `--limit` and `--before-id`: one page of a newest-first listing.
+#[derive(Debug, clap::Args)]
+pub struct Paging {
+    /// At most this many, 1 to 500 [default: 50].
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+
+    /// Only those older than this id: the next page.
+    #[arg(long, value_name = "ID")]
+    pub before_id: Option<i64>,
+}
+
+impl Paging {
+    /// Adds the page's query parameters.
+    pub fn push_query(&self, query: &mut Vec<(&str, String)>) {
+        if let Some(limit) = self.limit {
+            query.push(("limit", limit.to_string()));
+        }
+        if let Some(before_id) = self.before_id {
+            query.push(("before_id", before_id.to_string()));
+        }
+    }
+
+    /// The hint for the next page, when there is one.
+    pub fn next_hint(what: &str, next_before_id: Option<i64>) -> Option<String> {
+        next_before_id.map(|next| format!("More {what}: run again with --before-id {next}"))
+    }
+}

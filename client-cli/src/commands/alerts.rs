@@ -2,6 +2,7 @@
 
 use p4p_protocol::{AlertKind, AlertPage, AlertStatus, Location};
 
+use crate::args::Paging;
 use crate::context::Context;
 use crate::{args, output, render};
 
@@ -30,13 +31,8 @@ pub struct AlertsArgs {
     #[arg(long, value_parser = args::alert_status())]
     pub status: Option<AlertStatus>,
 
-    /// At most this many alerts, up to 500 [default: 50].
-    #[arg(long, value_name = "N")]
-    pub limit: Option<u32>,
-
-    /// Only alerts older than this id: the next page.
-    #[arg(long, value_name = "ID")]
-    pub before_id: Option<i64>,
+    #[command(flatten)]
+    pub page: Paging,
 }
 
 pub async fn run(ctx: &Context, args: AlertsArgs) -> anyhow::Result<()> {
@@ -52,12 +48,7 @@ pub async fn run(ctx: &Context, args: AlertsArgs) -> anyhow::Result<()> {
     if let Some(status) = args.status {
         query.push(("status", status.as_str().to_owned()));
     }
-    if let Some(limit) = args.limit {
-        query.push(("limit", limit.to_string()));
-    }
-    if let Some(before_id) = args.before_id {
-        query.push(("before_id", before_id.to_string()));
-    }
+    args.page.push_query(&mut query);
 
     let reply = ctx
         .api()?
@@ -90,8 +81,8 @@ pub async fn run(ctx: &Context, args: AlertsArgs) -> anyhow::Result<()> {
             &rows,
         ))?;
     }
-    if let Some(next) = page.next_before_id {
-        output::line(&format!("More alerts: run again with --before-id {next}"))?;
+    if let Some(hint) = Paging::next_hint("alerts", page.next_before_id) {
+        output::line(&hint)?;
     }
     Ok(())
 }

@@ -3,28 +3,19 @@
 
 use p4p_protocol::{AuditEntry, AuditPage};
 
+use crate::args::Paging;
 use crate::context::Context;
 use crate::{output, render};
 
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
-    /// At most this many entries, 1 to 500 [default: 50].
-    #[arg(long, value_name = "N")]
-    pub limit: Option<u32>,
-
-    /// Only entries older than this id: the next page.
-    #[arg(long, value_name = "ID")]
-    pub before_id: Option<i64>,
+    #[command(flatten)]
+    pub page: Paging,
 }
 
 pub async fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<()> {
     let mut query: Vec<(&str, String)> = Vec::new();
-    if let Some(limit) = args.limit {
-        query.push(("limit", limit.to_string()));
-    }
-    if let Some(before_id) = args.before_id {
-        query.push(("before_id", before_id.to_string()));
-    }
+    args.page.push_query(&mut query);
     let reply = ctx
         .api()?
         .get::<AuditPage>(&["v1", "audit"], &query)
@@ -43,8 +34,8 @@ pub async fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<()> {
             &rows,
         ))?;
     }
-    if let Some(next) = page.next_before_id {
-        output::line(&format!("More entries: run again with --before-id {next}"))?;
+    if let Some(hint) = Paging::next_hint("entries", page.next_before_id) {
+        output::line(&hint)?;
     }
     Ok(())
 }
