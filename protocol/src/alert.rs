@@ -287,6 +287,9 @@ pub struct Alert {
     pub store: StoreRef,
     #[serde(default)]
     pub verified: bool,
+    /// Why it was rejected, retracted or held: shown to its author and staff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: Timestamp,
     #[serde(with = "time::serde::rfc3339")]

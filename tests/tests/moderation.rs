@@ -341,6 +341,12 @@ async fn three_stores_flagging_an_alert_take_it_out_of_members_views_until_a_mod
     assert_eq!(retract["type"], "retract");
     assert_eq!(retract["alert_id"], id);
     assert_eq!(staff_stream.next().await["type"], "retract");
+    let waiting = staff_stream.next().await;
+    assert_eq!(waiting["type"], "pending", "the console sees it waiting");
+    assert_eq!(
+        waiting["alert"]["status_reason"],
+        "held for review after reports from member stores"
+    );
     server
         .api(Some(&flaggers[1].token))
         .get(&format!("/v1/alerts/{id}"))
@@ -488,8 +494,9 @@ async fn replay_after_moderation_gives_exactly_the_frames_live_gave() {
         ["alert", "alert", "update", "retract", "alert", "retract", "alert", "retract"]
     );
     live.assert_quiet(Duration::from_millis(300)).await;
-    // Staff: every event, with the flags: 2 alerts + verify + 2 edits + 3 flags + retract + approve + retract.
-    let staff_frames = staff_live.take(11).await;
+    // Staff: every event, with the flags: 2 alerts + verify + 2 edits + 3 flags
+    // + retract and pending (held) + approve + retract.
+    let staff_frames = staff_live.take(12).await;
     staff_live.assert_quiet(Duration::from_millis(300)).await;
 
     let mut replay = server.stream(&newark.token, Some(0)).await;
@@ -501,7 +508,7 @@ async fn replay_after_moderation_gives_exactly_the_frames_live_gave() {
     );
     let mut staff_replay = server.stream(&staff, Some(0)).await;
     hello_head(&staff_replay.next().await);
-    assert_eq!(staff_replay.take(11).await, staff_frames);
+    assert_eq!(staff_replay.take(12).await, staff_frames);
 }
 
 #[tokio::test]
@@ -686,4 +693,88 @@ async fn retention_hides_old_alerts_from_stores_but_not_from_staff() {
         staff_api.get(&format!("/v1/alerts/{old_id}")).await.status,
         200
     );
+}
+
+#[tokio::test]
+async fn an_authors_edit_drops_the_verification_and_waits_again_while_on_probation() {
+    let server = TestServer::start_with(&["--probation-alerts", "2"]).await;
+    let staff = server.staff_token("moderator");
+    let author = server.member(&staff, "Author", MANHATTAN, 25.0).await;
+    let neighbour = server.member(&staff, "Neighbour", BROOKLYN, 25.0).await;
+    let mod_api = server.api(Some(&staff));
+    let author_api = server.api(Some(&author.token));
+    let id = id_of(
+        &author_api
+            .post_alert(&casing_at("first", MANHATTAN, 25.0))
+            .await,
+    );
+    mod_api
+        .post(&format!("/v1/alerts/{id}/approve"), &json!({}))
+        .await;
+    let verified = mod_api
+        .post(&format!("/v1/alerts/{id}/verify"), &json!({}))
+        .await;
+    assert_eq!(verified.body["verified"], true);
+    let mut neighbour_stream = server.stream(&neighbour.token, None).await;
+    hello_head(&neighbour_stream.next().await);
+
+    // Still on probation (one of two published): the edit waits.
+    let edited = author_api
+        .patch(
+            &format!("/v1/alerts/{id}"),
+            &json!({ "title": "first, with new details" }),
+        )
+        .await;
+    assert_eq!(edited.status, 200, "{edited:?}");
+    assert_eq!(edited.body["status"], "pending");
+    assert_eq!(
+        edited.body["verified"], false,
+        "the association checked the old text, not this"
+    );
+    assert!(edited.body["status_reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("edited")));
+    let withdrawn = neighbour_stream.next().await;
+    assert_eq!(withdrawn["type"], "retract");
+    assert_eq!(withdrawn["alert_id"], id);
+    let queue = mod_api.get("/v1/moderation/queue").await;
+    assert_eq!(queue.body["pending"][0]["title"], "first, with new details");
+
+    mod_api
+        .post(&format!("/v1/alerts/{id}/approve"), &json!({}))
+        .await;
+    let back = neighbour_stream.next().await;
+    assert_eq!(back["type"], "alert");
+    assert_eq!(back["alert"]["title"], "first, with new details");
+
+    // A moderator's edit keeps the verification.
+    mod_api
+        .post(&format!("/v1/alerts/{id}/verify"), &json!({}))
+        .await;
+    let by_staff = mod_api
+        .patch(&format!("/v1/alerts/{id}"), &json!({ "radius_km": 30 }))
+        .await;
+    assert_eq!(by_staff.body["verified"], true);
+    assert_eq!(by_staff.body["status"], "published");
+}
+
+#[tokio::test]
+async fn the_author_sees_why_its_alert_was_rejected() {
+    let server = TestServer::start_with(&["--moderation", "pre"]).await;
+    let staff = server.staff_token("moderator");
+    let author = server.member(&staff, "Author", MANHATTAN, 25.0).await;
+    let id = post(&server, &author, "seen", MANHATTAN, 25.0).await;
+    server
+        .api(Some(&staff))
+        .post(
+            &format!("/v1/alerts/{id}/reject"),
+            &json!({ "reason": "no crime described" }),
+        )
+        .await;
+    let own = server
+        .api(Some(&author.token))
+        .get(&format!("/v1/alerts/{id}"))
+        .await;
+    assert_eq!(own.body["status"], "rejected");
+    assert_eq!(own.body["status_reason"], "no crime described");
 }

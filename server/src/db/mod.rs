@@ -156,9 +156,34 @@ pub struct AlertList {
 /// An alert changed, with the events that tell the stream.
 pub type Changed = (Alert, Vec<Event>);
 
+/// An edit to apply, checked against the alert as its editor read it.
+#[derive(Debug, Clone, Copy)]
+pub struct Edit<'a> {
+    pub alert: &'a ValidAlert,
+    /// The alert as the editor saw it: if it changed since, the edit is
+    /// refused rather than undoing the other change.
+    pub seen: &'a Alert,
+    /// Its author edited it: the association's verification no longer holds.
+    pub by_author: bool,
+    /// The edit waits for a moderator again (pre-moderation, probation).
+    pub hold: bool,
+}
+
+/// What an edit came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EditOutcome {
+    Done(Box<Changed>),
+    NotFound,
+    /// Only pending and published alerts are edited; this one is in another.
+    Conflict(AlertStatus),
+    /// The alert changed since the editor read it.
+    Stale,
+}
+
 /// What flagging an alert came to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FlagOutcome {
+    NotFound,
     /// Only published alerts are flagged; this one is in another status.
     NotFlaggable(AlertStatus),
     AlreadyFlagged,
@@ -251,10 +276,10 @@ pub trait Alerts: Send + Sync {
     async fn edit_alert(
         &self,
         id: i64,
-        edited: &ValidAlert,
+        edit: Edit<'_>,
         actor: &Actor,
         now: OffsetDateTime,
-    ) -> DbResult<Transition<Changed, AlertStatus>>;
+    ) -> DbResult<EditOutcome>;
     /// Applies a moderation action if the alert is in a status it starts from.
     async fn moderate_alert(
         &self,

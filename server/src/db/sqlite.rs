@@ -131,7 +131,7 @@ fn token_from_row(row: &SqliteRow) -> DbResult<TokenInfo> {
 const ALERT_COLUMNS: &str =
     "a.id, a.kind, a.status, a.title, a.description, a.occurred_at, a.lat, a.lon, \
      a.radius_km, a.suspects, a.vehicles, a.verified, a.created_at, a.updated_at, \
-     a.store_id, s.name AS store_name";
+     a.status_reason, a.store_id, s.name AS store_name";
 
 fn alert_from_row(row: &SqliteRow) -> DbResult<Alert> {
     let json = |column: &str| -> DbResult<String> { Ok(row.try_get::<String, _>(column)?) };
@@ -156,6 +156,7 @@ fn alert_from_row(row: &SqliteRow) -> DbResult<Alert> {
             name: row.try_get("store_name")?,
         },
         verified: row.try_get("verified")?,
+        status_reason: row.try_get("status_reason")?,
         created_at: from_unix(row.try_get("created_at")?)?,
         updated_at: from_unix(row.try_get("updated_at")?)?,
     })
@@ -290,6 +291,8 @@ fn flag_body(flag: &Flag) -> DbResult<String> {
 
 /// Why members see a flagged alert withdrawn.
 const HELD_REASON: &str = "held for review after reports from member stores";
+/// Why members see an edited alert withdrawn while its author is on probation.
+const EDITED_REASON: &str = "edited; held until the association reviews the change";
 
 fn to_json<T: Serialize>(value: &T) -> DbResult<String> {
     serde_json::to_string(value).map_err(|e| DbError::Corrupt(format!("cannot serialize: {e}")))
@@ -616,6 +619,7 @@ impl Alerts for Sqlite {
             vehicles: alert.vehicles.clone(),
             store: author.clone(),
             verified: false,
+            status_reason: None,
             created_at: now,
             updated_at: now,
         };
@@ -739,20 +743,28 @@ impl Alerts for Sqlite {
     async fn edit_alert(
         &self,
         id: i64,
-        edited: &ValidAlert,
+        edit: Edit<'_>,
         actor: &Actor,
         now: OffsetDateTime,
-    ) -> DbResult<Transition<Changed, AlertStatus>> {
+    ) -> DbResult<EditOutcome> {
+        let edited = edit.alert;
+        let now = crate::domain::alert::whole_seconds(now);
         let mut tx = self.writer.begin().await?;
         let Some(before) = fetch_alert(&mut tx, id).await? else {
-            return Ok(Transition::NotFound);
+            return Ok(EditOutcome::NotFound);
         };
         if !matches!(before.status, AlertStatus::Pending | AlertStatus::Published) {
-            return Ok(Transition::Conflict(before.status));
+            return Ok(EditOutcome::Conflict(before.status));
         }
+        if before != *edit.seen {
+            return Ok(EditOutcome::Stale);
+        }
+        let held = edit.hold && before.status == AlertStatus::Published;
         sqlx::query(
             "UPDATE alerts SET kind = ?, title = ?, description = ?, lat = ?, lon = ?, radius_km = ?, \
-             suspects = ?, vehicles = ?, updated_at = ? WHERE id = ?",
+             suspects = ?, vehicles = ?, updated_at = ?, verified = verified AND NOT ?, \
+             status = CASE WHEN ? THEN 'pending' ELSE status END, \
+             status_reason = CASE WHEN ? THEN ? ELSE status_reason END WHERE id = ?",
         )
         .bind(edited.kind.as_str())
         .bind(&edited.title)
@@ -763,38 +775,54 @@ impl Alerts for Sqlite {
         .bind(to_json(&edited.suspects)?)
         .bind(to_json(&edited.vehicles)?)
         .bind(unix(now))
+        .bind(edit.by_author)
+        .bind(held)
+        .bind(held)
+        .bind(EDITED_REASON)
         .bind(id)
         .execute(&mut *tx)
         .await?;
         let after = fetch_alert(&mut tx, id)
             .await?
             .ok_or_else(|| DbError::Corrupt(format!("alert {id} vanished")))?;
-        let event = if after.status == AlertStatus::Published {
+        let mut events = Vec::new();
+        if after.status == AlertStatus::Published {
             let previous = Area {
                 center: Place::from_stored(before.location.lat, before.location.lon),
                 radius: RadiusKm::from_stored(before.radius_km),
             };
             let moved = (previous != edited.reach).then_some(previous);
-            append_event(
-                &mut tx,
-                EventKind::Update,
-                &after,
-                moved,
-                alert_body(&after)?,
-                now,
-            )
-            .await?
+            events.push(
+                append_event(
+                    &mut tx,
+                    EventKind::Update,
+                    &after,
+                    moved,
+                    alert_body(&after)?,
+                    now,
+                )
+                .await?,
+            );
         } else {
-            append_event(
-                &mut tx,
-                EventKind::Pending,
-                &after,
-                None,
-                alert_body(&after)?,
-                now,
-            )
-            .await?
-        };
+            if held {
+                // Withdrawn where it was seen, until a moderator approves the edit.
+                let body = retract_body(id, Some(EDITED_REASON))?;
+                events.push(
+                    append_event(&mut tx, EventKind::Retract, &before, None, body, now).await?,
+                );
+            }
+            events.push(
+                append_event(
+                    &mut tx,
+                    EventKind::Pending,
+                    &after,
+                    None,
+                    alert_body(&after)?,
+                    now,
+                )
+                .await?,
+            );
+        }
         audit(
             &mut tx,
             actor,
@@ -805,7 +833,7 @@ impl Alerts for Sqlite {
         )
         .await?;
         tx.commit().await?;
-        Ok(Transition::Done((after, vec![event])))
+        Ok(EditOutcome::Done(Box::new((after, events))))
     }
 
     async fn moderate_alert(
@@ -817,6 +845,7 @@ impl Alerts for Sqlite {
         now: OffsetDateTime,
     ) -> DbResult<Transition<Changed, AlertStatus>> {
         let (from, to) = action.transition();
+        let now = crate::domain::alert::whole_seconds(now);
         let mut tx = self.writer.begin().await?;
         let Some(current) = alert_status(&mut tx, id).await? else {
             return Ok(Transition::NotFound);
@@ -825,12 +854,14 @@ impl Alerts for Sqlite {
             return Ok(Transition::Conflict(current));
         }
         sqlx::query(
-            "UPDATE alerts SET status = ?, status_reason = COALESCE(?, status_reason), updated_at = ?, \
-             verified = verified OR ?, published_at = CASE WHEN ? = 'published' THEN COALESCE(published_at, ?) \
-             ELSE published_at END WHERE id = ?",
+            "UPDATE alerts SET status = ?, status_reason = CASE WHEN ? THEN ? ELSE status_reason END, \
+             updated_at = ?, verified = verified OR ?, \
+             published_at = CASE WHEN ? = 'published' THEN COALESCE(published_at, ?) ELSE published_at END \
+             WHERE id = ?",
         )
         .bind(to.as_str())
-        .bind(reason)
+        .bind(action != AlertAction::Verify)
+        .bind(reason.filter(|_| action.needs_reason()))
         .bind(unix(now))
         .bind(action == AlertAction::Verify)
         .bind(to.as_str())
@@ -880,9 +911,10 @@ impl Alerts for Sqlite {
         threshold: u32,
         now: OffsetDateTime,
     ) -> DbResult<FlagOutcome> {
+        let now = crate::domain::alert::whole_seconds(now);
         let mut tx = self.writer.begin().await?;
         let Some(alert) = fetch_alert(&mut tx, id).await? else {
-            return Ok(FlagOutcome::NotFlaggable(AlertStatus::Rejected));
+            return Ok(FlagOutcome::NotFound);
         };
         if alert.status != AlertStatus::Published {
             return Ok(FlagOutcome::NotFlaggable(alert.status));
@@ -934,13 +966,29 @@ impl Alerts for Sqlite {
         .await?;
         let held = flaggers >= i64::from(threshold);
         if held {
-            sqlx::query("UPDATE alerts SET status = 'pending', updated_at = ? WHERE id = ?")
+            sqlx::query("UPDATE alerts SET status = 'pending', status_reason = ?, updated_at = ? WHERE id = ?")
+                .bind(HELD_REASON)
                 .bind(unix(now))
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
             let body = retract_body(id, Some(HELD_REASON))?;
             events.push(append_event(&mut tx, EventKind::Retract, &alert, None, body, now).await?);
+            // Moderation consoles see it waiting.
+            let held = fetch_alert(&mut tx, id)
+                .await?
+                .ok_or_else(|| DbError::Corrupt(format!("alert {id} vanished")))?;
+            events.push(
+                append_event(
+                    &mut tx,
+                    EventKind::Pending,
+                    &held,
+                    None,
+                    alert_body(&held)?,
+                    now,
+                )
+                .await?,
+            );
             let actor = Actor(format!("{threshold} flags"));
             audit(
                 &mut tx,

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use super::extract::{Caller, Json, OptionalJson, Query};
 use super::moderation::moderate;
 use super::{committed, ApiContext, ApiError};
-use crate::db::{AlertQuery, FlagOutcome, Transition, Viewer};
+use crate::db::{AlertQuery, Edit, EditOutcome, FlagOutcome, Viewer};
 use crate::domain::alert::{patched, ValidAlert};
 use crate::domain::moderation::AlertAction;
 use crate::domain::place::{Area, Place, RadiusKm};
@@ -103,15 +103,35 @@ async fn edit(
     let now = OffsetDateTime::now_utc();
     let place = Place::from_stored(current.location.lat, current.location.lon);
     let edited = ValidAlert::parse(patched(&current, patch), place, now)?;
+    // An author whose new alerts would wait has its edits wait too, so that
+    // no content reaches members unseen by a moderator.
+    let by_author = caller.store.is_some();
+    let hold = match &caller.store {
+        Some(store) => {
+            let published = ctx.storage.published_count(store.id).await?;
+            ctx.policy.status_of_new_alert(published) == AlertStatus::Pending
+        }
+        None => false,
+    };
     let storage = ctx.storage.clone();
     let actor = caller.actor();
     let alert = committed(&ctx, async move {
-        match storage.edit_alert(id, &edited, &actor, now).await? {
-            Transition::Done(changed) => Ok(changed),
-            Transition::NotFound => Err(ApiError::NotFound(format!("no alert with id {id}"))),
-            Transition::Conflict(status) => Err(ApiError::conflict(
+        let edit = Edit {
+            alert: &edited,
+            seen: &current,
+            by_author,
+            hold,
+        };
+        match storage.edit_alert(id, edit, &actor, now).await? {
+            EditOutcome::Done(changed) => Ok(*changed),
+            EditOutcome::NotFound => Err(ApiError::NotFound(format!("no alert with id {id}"))),
+            EditOutcome::Conflict(status) => Err(ApiError::conflict(
                 "invalid_transition",
                 format!("cannot edit alert {id}: it is {status}"),
+            )),
+            EditOutcome::Stale => Err(ApiError::conflict(
+                "edit_conflict",
+                format!("alert {id} changed while you edited it; fetch it again and retry"),
             )),
         }
     })
@@ -169,6 +189,7 @@ async fn flag(
                 }
                 Ok((flag, events))
             }
+            FlagOutcome::NotFound => Err(ApiError::NotFound(format!("no alert with id {id}"))),
             FlagOutcome::AlreadyFlagged => Err(ApiError::conflict(
                 "already_flagged",
                 format!("this store already flagged alert {id}"),
