@@ -6,7 +6,7 @@
 //! members must see appends its event in the same transaction, and every
 //! membership action its audit entry.
 
-mod sqlite;
+mod sql;
 
 use std::sync::Arc;
 
@@ -24,7 +24,7 @@ use crate::domain::place::Area;
 use crate::domain::secret::SecretHash;
 use crate::domain::store::{MembershipAction, ValidPledge};
 
-pub use sqlite::Sqlite;
+pub use sql::{Dialect, SqlStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -34,19 +34,18 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unexpected value in the database: {0}")]
     Corrupt(String),
-    #[error("unsupported database URL `{0}`: use sqlite:PATH")]
+    #[error(
+        "unsupported database URL scheme `{0}`: use sqlite:PATH or postgres://USER@HOST/DATABASE"
+    )]
     UnsupportedUrl(String),
 }
 
 pub type DbResult<T> = Result<T, DbError>;
 
-/// Opens and migrates the database the URL names.
+/// Opens and migrates the database the URL names: `sqlite:PATH` or
+/// `postgres://...`.
 pub async fn connect(url: &str) -> DbResult<Arc<dyn Storage>> {
-    if url.starts_with("sqlite:") {
-        return Ok(Arc::new(Sqlite::connect(url).await?));
-    }
-    let scheme = url.split(':').next().unwrap_or(url);
-    Err(DbError::UnsupportedUrl(scheme.to_owned()))
+    Ok(Arc::new(SqlStore::connect(url).await?))
 }
 
 /// Who did something, for the audit trail: never a token.

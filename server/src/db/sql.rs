@@ -1,23 +1,28 @@
-//! SQLite: the embedded default. One file, WAL, foreign keys on.
+//! The relational storage, for SQLite and PostgreSQL alike: the only SQL.
 //!
-//! Writes go through a pool of one connection, so they commit one at a
-//! time in this process: `seq` order is commit order and no write ever
-//! waits on SQLITE_BUSY. Reads use their own pool and never block writes.
+//! One implementation over `sqlx::Any`; statements are written once with
+//! `?` placeholders and numbered for PostgreSQL by [`Dialect::sql`].
+//!
+//! SQLite is the embedded default: one file, WAL, foreign keys on. Its
+//! writes go through a pool of one connection, so they commit one at a time
+//! and never wait on SQLITE_BUSY; reads use their own pool. PostgreSQL
+//! carries several server nodes: every event takes its `seq` from one
+//! counter row inside its transaction, so commits serialize on that row and
+//! `seq` order is commit order across all nodes.
 
-use std::str::FromStr;
+use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
 use p4p_protocol::{
     Alert, AlertStatus, AuditEntry, Flag, FlaggedAlert, Location, ModerationQueue, Role, Store,
     StoreRef, StoreStatus, TokenInfo,
 };
 use serde::Serialize;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{QueryBuilder, Row, SqliteConnection, SqlitePool};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyConnection, AnyPool};
+use sqlx::{Executor, Row};
 use time::OffsetDateTime;
 
 use super::*;
@@ -28,22 +33,101 @@ use crate::domain::place::{Place, RadiusKm};
 /// distance check.
 const NEAR_BATCH: i64 = 256;
 
-pub struct Sqlite {
-    writer: SqlitePool,
-    reader: SqlitePool,
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Which SQL the database speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
 }
 
-impl Sqlite {
-    pub async fn connect(url: &str) -> DbResult<Sqlite> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // An alert the poster was told about survives a power cut too.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+impl Dialect {
+    pub fn of_url(url: &str) -> Option<Dialect> {
+        if url.starts_with("sqlite:") {
+            Some(Dialect::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Dialect::Postgres)
+        } else {
+            None
+        }
+    }
+
+    fn of(conn: &AnyConnection) -> Dialect {
+        if conn.backend_name() == "PostgreSQL" {
+            Dialect::Postgres
+        } else {
+            Dialect::Sqlite
+        }
+    }
+
+    /// The statement for this database: PostgreSQL numbers its
+    /// placeholders (`?` becomes `$1`, `$2`...; `?1` becomes `$1`).
+    pub fn sql(self, text: &str) -> Cow<'_, str> {
+        if self == Dialect::Sqlite {
+            return Cow::Borrowed(text);
+        }
+        let mut out = String::with_capacity(text.len() + 16);
+        let mut next = 0;
+        let mut chars = text.chars().peekable();
+        let mut quoted = false;
+        while let Some(c) = chars.next() {
+            if c == '\'' {
+                quoted = !quoted;
+            }
+            if c != '?' || quoted {
+                out.push(c);
+                continue;
+            }
+            out.push('$');
+            if chars.peek().is_some_and(char::is_ascii_digit) {
+                while let Some(digit) = chars.next_if(char::is_ascii_digit) {
+                    out.push(digit);
+                }
+            } else {
+                next += 1;
+                out.push_str(&next.to_string());
+            }
+        }
+        Cow::Owned(out)
+    }
+}
+
+pub struct SqlStore {
+    dialect: Dialect,
+    writer: AnyPool,
+    reader: AnyPool,
+}
+
+impl SqlStore {
+    pub async fn connect(url: &str) -> DbResult<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let dialect = Dialect::of_url(url).ok_or_else(|| {
+            DbError::UnsupportedUrl(url.split(':').next().unwrap_or(url).to_owned())
+        })?;
+        match dialect {
+            Dialect::Sqlite => SqlStore::connect_sqlite(url).await,
+            Dialect::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .connect(url)
+                    .await?;
+                POSTGRES_MIGRATIONS.run(&pool).await?;
+                Ok(SqlStore {
+                    dialect,
+                    writer: pool.clone(),
+                    reader: pool,
+                })
+            }
+        }
+    }
+
+    async fn connect_sqlite(url: &str) -> DbResult<SqlStore> {
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let mut writer = SqlitePoolOptions::new().max_connections(1);
+        let mut writer = AnyPoolOptions::new()
+            .max_connections(1)
+            .after_connect(|conn, _| sqlite_pragmas(conn, WRITER_PRAGMAS));
         if in_memory {
             // The database lives as long as its one connection does.
             writer = writer
@@ -51,18 +135,51 @@ impl Sqlite {
                 .idle_timeout(None)
                 .max_lifetime(None);
         }
-        let writer = writer.connect_with(options.clone()).await?;
-        sqlx::migrate!("../migrations/sqlite").run(&writer).await?;
+        let writer = writer.connect(&with_mode(url, "rwc")).await?;
+        SQLITE_MIGRATIONS.run(&writer).await?;
         let reader = if in_memory {
             writer.clone()
         } else {
-            SqlitePoolOptions::new()
+            AnyPoolOptions::new()
                 .max_connections(4)
-                .connect_with(options.read_only(true))
+                .after_connect(|conn, _| sqlite_pragmas(conn, READER_PRAGMAS))
+                .connect(&with_mode(url, "ro"))
                 .await?
         };
-        Ok(Sqlite { writer, reader })
+        Ok(SqlStore {
+            dialect: Dialect::Sqlite,
+            writer,
+            reader,
+        })
     }
+
+    fn sql<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        self.dialect.sql(text)
+    }
+}
+
+/// WAL; an alert the poster was told about survives a power cut too.
+const WRITER_PRAGMAS: &str =
+    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
+const READER_PRAGMAS: &str = "PRAGMA busy_timeout = 10000;";
+
+fn sqlite_pragmas<'c>(
+    conn: &'c mut AnyConnection,
+    pragmas: &'static str,
+) -> BoxFuture<'c, Result<(), sqlx::Error>> {
+    Box::pin(async move {
+        conn.execute(pragmas).await?;
+        Ok(())
+    })
+}
+
+/// A SQLite URL with its open mode (`rwc` creates the file, `ro` reads).
+fn with_mode(url: &str, mode: &str) -> String {
+    if url.contains("mode=") {
+        return url.to_owned();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}mode={mode}")
 }
 
 fn unix(at: OffsetDateTime) -> i64 {
@@ -70,28 +187,32 @@ fn unix(at: OffsetDateTime) -> i64 {
 }
 
 async fn audit(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut AnyConnection,
     actor: &Actor,
     action: &str,
     object: &str,
     reason: Option<&str>,
     now: OffsetDateTime,
 ) -> DbResult<()> {
-    sqlx::query("INSERT INTO audit (at, actor, action, object, reason) VALUES (?, ?, ?, ?, ?)")
-        .bind(unix(now))
-        .bind(&actor.0)
-        .bind(action)
-        .bind(object)
-        .bind(reason)
-        .execute(tx)
-        .await?;
+    let dialect = Dialect::of(tx);
+    sqlx::query(
+        &dialect
+            .sql("INSERT INTO audit (at, actor, action, object, reason) VALUES (?, ?, ?, ?, ?)"),
+    )
+    .bind(unix(now))
+    .bind(&actor.0)
+    .bind(action)
+    .bind(object)
+    .bind(reason)
+    .execute(tx)
+    .await?;
     Ok(())
 }
 
 const STORE_COLUMNS: &str = "id, name, address, lat, lon, radius_km, contact_name, contact_email, \
      phone, status, status_reason, created_at, updated_at";
 
-fn store_from_row(row: &SqliteRow) -> DbResult<Store> {
+fn store_from_row(row: &AnyRow) -> DbResult<Store> {
     Ok(Store {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -112,10 +233,10 @@ fn store_from_row(row: &SqliteRow) -> DbResult<Store> {
 }
 
 const TOKEN_COLUMNS: &str = "id, label, role, created_at, revoked_at";
-/// Tokens of an owner, bound to `TokenOwner::store_id`: `IS` matches NULL (staff) too.
-const OWNED_BY: &str = "store_id IS ?";
+/// Tokens of an owner, bound to `TokenOwner::store_id` (NULL for staff).
+const OWNED_BY: &str = "store_id IS NOT DISTINCT FROM ?";
 
-fn token_from_row(row: &SqliteRow) -> DbResult<TokenInfo> {
+fn token_from_row(row: &AnyRow) -> DbResult<TokenInfo> {
     Ok(TokenInfo {
         id: row.try_get("id")?,
         label: row.try_get("label")?,
@@ -133,7 +254,7 @@ const ALERT_COLUMNS: &str =
      a.radius_km, a.suspects, a.vehicles, a.verified, a.created_at, a.updated_at, \
      a.status_reason, a.store_id, s.name AS store_name";
 
-fn alert_from_row(row: &SqliteRow) -> DbResult<Alert> {
+fn alert_from_row(row: &AnyRow) -> DbResult<Alert> {
     let json = |column: &str| -> DbResult<String> { Ok(row.try_get::<String, _>(column)?) };
     Ok(Alert {
         id: row.try_get("id")?,
@@ -155,14 +276,14 @@ fn alert_from_row(row: &SqliteRow) -> DbResult<Alert> {
             id: row.try_get("store_id")?,
             name: row.try_get("store_name")?,
         },
-        verified: row.try_get("verified")?,
+        verified: row.try_get::<i64, _>("verified")? != 0,
         status_reason: row.try_get("status_reason")?,
         created_at: from_unix(row.try_get("created_at")?)?,
         updated_at: from_unix(row.try_get("updated_at")?)?,
     })
 }
 
-fn event_from_row(row: &SqliteRow) -> DbResult<Event> {
+fn event_from_row(row: &AnyRow) -> DbResult<Event> {
     let kind: &str = row.try_get("type")?;
     let previous_reach = match (
         row.try_get::<Option<f64>, _>("previous_lat")?,
@@ -194,7 +315,7 @@ fn event_from_row(row: &SqliteRow) -> DbResult<Event> {
 /// Appends an event about `alert` in the writing transaction; its `seq`
 /// is the next one, in commit order.
 async fn append_event(
-    tx: &mut SqliteConnection,
+    tx: &mut AnyConnection,
     kind: EventKind,
     alert: &Alert,
     previous_reach: Option<Area>,
@@ -205,10 +326,19 @@ async fn append_event(
         center: Place::from_stored(alert.location.lat, alert.location.lon),
         radius: RadiusKm::from_stored(alert.radius_km),
     };
+    let dialect = Dialect::of(tx);
+    // The counter row serializes every event-writing transaction, on every
+    // node: seq order is commit order.
     let seq: i64 = sqlx::query_scalar(
-        "INSERT INTO events (type, alert_id, store_id, lat, lon, radius_km, previous_lat, previous_lon, \
-         previous_radius_km, occurred_at, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+        &dialect.sql("UPDATE event_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq"),
     )
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(&dialect.sql(
+        "INSERT INTO events (seq, type, alert_id, store_id, lat, lon, radius_km, previous_lat, previous_lon, \
+         previous_radius_km, occurred_at, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    ))
+    .bind(seq)
     .bind(kind.as_str())
     .bind(alert.id)
     .bind(alert.store.id)
@@ -221,7 +351,7 @@ async fn append_event(
     .bind(unix(alert.occurred_at))
     .bind(&body)
     .bind(unix(now))
-    .fetch_one(&mut *tx)
+    .execute(&mut *tx)
     .await?;
     Ok(Event {
         seq,
@@ -235,10 +365,11 @@ async fn append_event(
     })
 }
 
-async fn fetch_alert(conn: &mut SqliteConnection, id: i64) -> DbResult<Option<Alert>> {
-    let row = sqlx::query(&format!(
+async fn fetch_alert(conn: &mut AnyConnection, id: i64) -> DbResult<Option<Alert>> {
+    let dialect = Dialect::of(conn);
+    let row = sqlx::query(&dialect.sql(&format!(
         "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id WHERE a.id = ?"
-    ))
+    )))
     .bind(id)
     .fetch_optional(conn)
     .await?;
@@ -246,12 +377,35 @@ async fn fetch_alert(conn: &mut SqliteConnection, id: i64) -> DbResult<Option<Al
 }
 
 /// The status of an alert, read in the writing transaction.
-async fn alert_status(tx: &mut SqliteConnection, id: i64) -> DbResult<Option<AlertStatus>> {
-    let status: Option<String> = sqlx::query_scalar("SELECT status FROM alerts WHERE id = ?")
-        .bind(id)
-        .fetch_optional(tx)
-        .await?;
+async fn alert_status(tx: &mut AnyConnection, id: i64) -> DbResult<Option<AlertStatus>> {
+    let dialect = Dialect::of(tx);
+    let status: Option<String> =
+        sqlx::query_scalar(&dialect.sql("SELECT status FROM alerts WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(tx)
+            .await?;
     status.as_deref().map(parse_text).transpose()
+}
+
+/// A value bound to a statement built at run time.
+#[derive(Debug, Clone, Copy)]
+enum Bind {
+    Int(i64),
+    Real(f64),
+    Text(&'static str),
+}
+
+impl Bind {
+    fn apply<'q>(
+        self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        match self {
+            Bind::Int(value) => query.bind(value),
+            Bind::Real(value) => query.bind(value),
+            Bind::Text(value) => query.bind(value),
+        }
+    }
 }
 
 /// The fields of `alert`, `update` and `pending` frames after `type`, `seq`
@@ -299,7 +453,7 @@ fn to_json<T: Serialize>(value: &T) -> DbResult<String> {
 }
 
 #[async_trait]
-impl Membership for Sqlite {
+impl Membership for SqlStore {
     async fn create_store(
         &self,
         pledge: &ValidPledge,
@@ -307,11 +461,11 @@ impl Membership for Sqlite {
         now: OffsetDateTime,
     ) -> DbResult<i64> {
         let mut tx = self.writer.begin().await?;
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = sqlx::query_scalar(&self.sql(
             "INSERT INTO stores (name, address, lat, lon, radius_km, contact_name, contact_email, phone, \
              status, claim_secret_hash, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING id",
-        )
+        ))
         .bind(&pledge.name)
         .bind(&pledge.address)
         .bind(pledge.interest.center.lat())
@@ -346,9 +500,9 @@ impl Membership for Sqlite {
         now: OffsetDateTime,
     ) -> DbResult<ClaimOutcome> {
         let mut tx = self.writer.begin().await?;
-        let row = sqlx::query(
+        let row = sqlx::query(&self.sql(
             "SELECT status, status_reason, claim_secret_hash, claimed_at FROM stores WHERE id = ?",
-        )
+        ))
         .bind(store_id)
         .fetch_optional(&mut *tx)
         .await?;
@@ -372,15 +526,15 @@ impl Membership for Sqlite {
         if outcome != ClaimOutcome::Issued {
             return Ok(outcome);
         }
-        sqlx::query("UPDATE stores SET claimed_at = ? WHERE id = ?")
+        sqlx::query(&self.sql("UPDATE stores SET claimed_at = ? WHERE id = ?"))
             .bind(unix(now))
             .bind(store_id)
             .execute(&mut *tx)
             .await?;
-        let token_id: i64 = sqlx::query_scalar(
+        let token_id: i64 = sqlx::query_scalar(&self.sql(
             "INSERT INTO tokens (token_hash, role, store_id, label, created_at) \
              VALUES (?, 'store', ?, 'claimed with the pledge', ?) RETURNING id",
-        )
+        ))
         .bind(token.as_str())
         .bind(store_id)
         .bind(unix(now))
@@ -400,9 +554,9 @@ impl Membership for Sqlite {
     }
 
     async fn stores(&self, status: Option<StoreStatus>) -> DbResult<Vec<Store>> {
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query(&self.sql(&format!(
             "SELECT {STORE_COLUMNS} FROM stores WHERE (?1 IS NULL OR status = ?1) ORDER BY id"
-        ))
+        )))
         .bind(status.map(StoreStatus::as_str))
         .fetch_all(&self.reader)
         .await?;
@@ -410,10 +564,11 @@ impl Membership for Sqlite {
     }
 
     async fn store(&self, id: i64) -> DbResult<Option<Store>> {
-        let row = sqlx::query(&format!("SELECT {STORE_COLUMNS} FROM stores WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row =
+            sqlx::query(&self.sql(&format!("SELECT {STORE_COLUMNS} FROM stores WHERE id = ?")))
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await?;
         row.as_ref().map(store_from_row).transpose()
     }
 
@@ -427,10 +582,11 @@ impl Membership for Sqlite {
     ) -> DbResult<Transition<Store, StoreStatus>> {
         let (from, to) = action.transition();
         let mut tx = self.writer.begin().await?;
-        let current: Option<String> = sqlx::query_scalar("SELECT status FROM stores WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let current: Option<String> =
+            sqlx::query_scalar(&self.sql("SELECT status FROM stores WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
         let Some(current) = current else {
             return Ok(Transition::NotFound);
         };
@@ -438,9 +594,9 @@ impl Membership for Sqlite {
         if !from.contains(&current) {
             return Ok(Transition::Conflict(current));
         }
-        let row = sqlx::query(&format!(
+        let row = sqlx::query(&self.sql(&format!(
             "UPDATE stores SET status = ?, status_reason = ?, updated_at = ? WHERE id = ? RETURNING {STORE_COLUMNS}"
-        ))
+        )))
         .bind(to.as_str())
         .bind(reason)
         .bind(unix(now))
@@ -466,9 +622,9 @@ impl Membership for Sqlite {
         interest: Area,
         now: OffsetDateTime,
     ) -> DbResult<Option<Store>> {
-        let row = sqlx::query(&format!(
+        let row = sqlx::query(&self.sql(&format!(
             "UPDATE stores SET lat = ?, lon = ?, radius_km = ?, updated_at = ? WHERE id = ? RETURNING {STORE_COLUMNS}"
-        ))
+        )))
         .bind(interest.center.lat())
         .bind(interest.center.lon())
         .bind(interest.radius.km())
@@ -481,7 +637,7 @@ impl Membership for Sqlite {
 }
 
 #[async_trait]
-impl Tokens for Sqlite {
+impl Tokens for SqlStore {
     async fn create_token(
         &self,
         token: NewToken<'_>,
@@ -489,10 +645,10 @@ impl Tokens for Sqlite {
         now: OffsetDateTime,
     ) -> DbResult<TokenInfo> {
         let mut tx = self.writer.begin().await?;
-        let row = sqlx::query(&format!(
+        let row = sqlx::query(&self.sql(&format!(
             "INSERT INTO tokens (token_hash, role, store_id, label, created_at) VALUES (?, ?, ?, ?, ?) \
              RETURNING {TOKEN_COLUMNS}"
-        ))
+        )))
         .bind(token.hash.as_str())
         .bind(token.role.as_str())
         .bind(token.store_id)
@@ -515,9 +671,9 @@ impl Tokens for Sqlite {
     }
 
     async fn credential(&self, hash: &SecretHash) -> DbResult<Option<Credential>> {
-        let row = sqlx::query(&format!(
+        let row = sqlx::query(&self.sql(&format!(
             "SELECT {TOKEN_COLUMNS}, store_id FROM tokens WHERE token_hash = ? AND revoked_at IS NULL"
-        ))
+        )))
         .bind(hash.as_str())
         .fetch_optional(&self.reader)
         .await?;
@@ -537,8 +693,10 @@ impl Tokens for Sqlite {
 
     async fn tokens(&self, owner: TokenOwner) -> DbResult<Vec<TokenInfo>> {
         let query = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE {OWNED_BY} ORDER BY id");
-        let query = sqlx::query(&query).bind(owner.store_id());
-        let rows = query.fetch_all(&self.reader).await?;
+        let rows = sqlx::query(&self.sql(&query))
+            .bind(owner.store_id())
+            .fetch_all(&self.reader)
+            .await?;
         rows.iter().map(token_from_row).collect()
     }
 
@@ -550,10 +708,10 @@ impl Tokens for Sqlite {
         now: OffsetDateTime,
     ) -> DbResult<Option<TokenInfo>> {
         let mut tx = self.writer.begin().await?;
-        let row = sqlx::query(&format!(
+        let row = sqlx::query(&self.sql(&format!(
             "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? AND {OWNED_BY} \
              RETURNING {TOKEN_COLUMNS}"
-        ))
+        )))
         .bind(unix(now))
         .bind(id)
         .bind(owner.store_id())
@@ -577,7 +735,7 @@ impl Tokens for Sqlite {
 }
 
 #[async_trait]
-impl Alerts for Sqlite {
+impl Alerts for SqlStore {
     async fn post_alert(
         &self,
         author: &StoreRef,
@@ -587,10 +745,10 @@ impl Alerts for Sqlite {
     ) -> DbResult<Changed> {
         let now = crate::domain::alert::whole_seconds(now);
         let mut tx = self.writer.begin().await?;
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = sqlx::query_scalar(&self.sql(
             "INSERT INTO alerts (store_id, kind, status, title, description, occurred_at, lat, lon, radius_km, \
              suspects, vehicles, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
+        ))
         .bind(author.id)
         .bind(alert.kind.as_str())
         .bind(status.as_str())
@@ -625,7 +783,7 @@ impl Alerts for Sqlite {
         };
         let event = match status {
             AlertStatus::Published => {
-                sqlx::query("UPDATE alerts SET published_at = ? WHERE id = ?")
+                sqlx::query(&self.sql("UPDATE alerts SET published_at = ? WHERE id = ?"))
                     .bind(unix(now))
                     .bind(id)
                     .execute(&mut *tx)
@@ -669,44 +827,47 @@ impl Alerts for Sqlite {
         let mut alerts = Vec::with_capacity(wanted);
         let mut before_id = query.before_id;
         loop {
-            let mut sql = QueryBuilder::new(format!(
+            let mut sql = format!(
                 "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id WHERE 1 = 1"
-            ));
+            );
+            let mut binds: Vec<Bind> = Vec::new();
             if let Some(before_id) = before_id {
-                sql.push(" AND a.id < ").push_bind(before_id);
+                sql.push_str(" AND a.id < ?");
+                binds.push(Bind::Int(before_id));
             }
             if let Viewer::Store(store_id) = query.viewer {
-                sql.push(" AND (a.status = 'published' OR a.store_id = ")
-                    .push_bind(store_id)
-                    .push(") AND a.occurred_at >= ")
-                    .push_bind(query.not_before);
+                sql.push_str(
+                    " AND (a.status = 'published' OR a.store_id = ?) AND a.occurred_at >= ?",
+                );
+                binds.extend([Bind::Int(store_id), Bind::Int(query.not_before)]);
             }
             if let Some(kind) = query.kind {
-                sql.push(" AND a.kind = ").push_bind(kind.as_str());
+                sql.push_str(" AND a.kind = ?");
+                binds.push(Bind::Text(kind.as_str()));
             }
             if let Some(status) = query.status {
-                sql.push(" AND a.status = ").push_bind(status.as_str());
+                sql.push_str(" AND a.status = ?");
+                binds.push(Bind::Text(status.as_str()));
             }
             if let Some(near) = query.near {
-                sql.push(" AND (");
-                for (i, (low, high)) in near.bounding_boxes().into_iter().enumerate() {
-                    if i > 0 {
-                        sql.push(" OR ");
-                    }
-                    sql.push("(a.lat BETWEEN ")
-                        .push_bind(low[1])
-                        .push(" AND ")
-                        .push_bind(high[1])
-                        .push(" AND a.lon BETWEEN ")
-                        .push_bind(low[0])
-                        .push(" AND ")
-                        .push_bind(high[0])
-                        .push(")");
-                }
-                sql.push(")");
+                let boxes: Vec<String> = near
+                    .bounding_boxes()
+                    .into_iter()
+                    .map(|(low, high)| {
+                        binds.extend([low[1], high[1], low[0], high[0]].map(Bind::Real));
+                        "(a.lat BETWEEN ? AND ? AND a.lon BETWEEN ? AND ?)".to_owned()
+                    })
+                    .collect();
+                sql.push_str(&format!(" AND ({})", boxes.join(" OR ")));
             }
-            sql.push(" ORDER BY a.id DESC LIMIT ").push_bind(batch);
-            let rows = sql.build().fetch_all(&self.reader).await?;
+            sql.push_str(" ORDER BY a.id DESC LIMIT ?");
+            binds.push(Bind::Int(batch));
+            let sql = self.sql(&sql);
+            let rows = binds
+                .iter()
+                .fold(sqlx::query(&sql), |q, bind| bind.apply(q))
+                .fetch_all(&self.reader)
+                .await?;
             let exhausted = (rows.len() as i64) < batch;
             for row in &rows {
                 let alert = alert_from_row(row)?;
@@ -732,7 +893,8 @@ impl Alerts for Sqlite {
 
     async fn published_count(&self, store_id: i64) -> DbResult<i64> {
         let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM alerts WHERE store_id = ? AND published_at IS NOT NULL",
+            &self
+                .sql("SELECT COUNT(*) FROM alerts WHERE store_id = ? AND published_at IS NOT NULL"),
         )
         .bind(store_id)
         .fetch_one(&self.reader)
@@ -760,12 +922,12 @@ impl Alerts for Sqlite {
             return Ok(EditOutcome::Stale);
         }
         let held = edit.hold && before.status == AlertStatus::Published;
-        sqlx::query(
+        sqlx::query(&self.sql(
             "UPDATE alerts SET kind = ?, title = ?, description = ?, lat = ?, lon = ?, radius_km = ?, \
-             suspects = ?, vehicles = ?, updated_at = ?, verified = verified AND NOT ?, \
+             suspects = ?, vehicles = ?, updated_at = ?, verified = CASE WHEN ? THEN 0 ELSE verified END, \
              status = CASE WHEN ? THEN 'pending' ELSE status END, \
              status_reason = CASE WHEN ? THEN ? ELSE status_reason END WHERE id = ?",
-        )
+        ))
         .bind(edited.kind.as_str())
         .bind(&edited.title)
         .bind(&edited.description)
@@ -853,12 +1015,12 @@ impl Alerts for Sqlite {
         if !from.contains(&current) {
             return Ok(Transition::Conflict(current));
         }
-        sqlx::query(
+        sqlx::query(&self.sql(
             "UPDATE alerts SET status = ?, status_reason = CASE WHEN ? THEN ? ELSE status_reason END, \
-             updated_at = ?, verified = verified OR ?, \
+             updated_at = ?, verified = CASE WHEN ? THEN 1 ELSE verified END, \
              published_at = CASE WHEN ? = 'published' THEN COALESCE(published_at, ?) ELSE published_at END \
              WHERE id = ?",
-        )
+        ))
         .bind(to.as_str())
         .bind(action != AlertAction::Verify)
         .bind(reason.filter(|_| action.needs_reason()))
@@ -870,11 +1032,14 @@ impl Alerts for Sqlite {
         .execute(&mut *tx)
         .await?;
         // A moderator's decision settles the flags raised so far.
-        sqlx::query("UPDATE flags SET resolved_at = ? WHERE alert_id = ? AND resolved_at IS NULL")
-            .bind(unix(now))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            &self
+                .sql("UPDATE flags SET resolved_at = ? WHERE alert_id = ? AND resolved_at IS NULL"),
+        )
+        .bind(unix(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         let alert = fetch_alert(&mut tx, id)
             .await?
             .ok_or_else(|| DbError::Corrupt(format!("alert {id} vanished")))?;
@@ -919,10 +1084,10 @@ impl Alerts for Sqlite {
         if alert.status != AlertStatus::Published {
             return Ok(FlagOutcome::NotFlaggable(alert.status));
         }
-        let inserted = sqlx::query(
+        let inserted = sqlx::query(&self.sql(
             "INSERT INTO flags (alert_id, store_id, reason, created_at) VALUES (?, ?, ?, ?) \
              ON CONFLICT (alert_id, store_id) DO NOTHING",
-        )
+        ))
         .bind(id)
         .bind(store_id)
         .bind(reason)
@@ -959,14 +1124,14 @@ impl Alerts for Sqlite {
             .await?,
         ];
         let flaggers: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM flags WHERE alert_id = ? AND resolved_at IS NULL",
+            &self.sql("SELECT COUNT(*) FROM flags WHERE alert_id = ? AND resolved_at IS NULL"),
         )
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
         let held = flaggers >= i64::from(threshold);
         if held {
-            sqlx::query("UPDATE alerts SET status = 'pending', status_reason = ?, updated_at = ? WHERE id = ?")
+            sqlx::query(&self.sql("UPDATE alerts SET status = 'pending', status_reason = ?, updated_at = ? WHERE id = ?"))
                 .bind(HELD_REASON)
                 .bind(unix(now))
                 .bind(id)
@@ -1005,18 +1170,18 @@ impl Alerts for Sqlite {
     }
 
     async fn moderation_queue(&self) -> DbResult<ModerationQueue> {
-        let pending = sqlx::query(&format!(
+        let pending = sqlx::query(&self.sql(&format!(
             "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id \
              WHERE a.status = 'pending' AND NOT EXISTS \
              (SELECT 1 FROM flags f WHERE f.alert_id = a.id AND f.resolved_at IS NULL) ORDER BY a.id"
-        ))
+        )))
         .fetch_all(&self.reader)
         .await?;
-        let flagged = sqlx::query(&format!(
+        let flagged = sqlx::query(&self.sql(&format!(
             "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id \
              WHERE EXISTS (SELECT 1 FROM flags f WHERE f.alert_id = a.id AND f.resolved_at IS NULL) \
              ORDER BY (SELECT MIN(created_at) FROM flags f WHERE f.alert_id = a.id AND f.resolved_at IS NULL), a.id"
-        ))
+        )))
         .fetch_all(&self.reader)
         .await?;
         let mut queue = ModerationQueue {
@@ -1028,10 +1193,10 @@ impl Alerts for Sqlite {
         };
         for row in &flagged {
             let alert = alert_from_row(row)?;
-            let flags = sqlx::query(
+            let flags = sqlx::query(&self.sql(
                 "SELECT store_id, reason, created_at FROM flags WHERE alert_id = ? AND resolved_at IS NULL \
                  ORDER BY created_at, store_id",
-            )
+            ))
             .bind(alert.id)
             .fetch_all(&self.reader)
             .await?
@@ -1052,19 +1217,19 @@ impl Alerts for Sqlite {
 }
 
 #[async_trait]
-impl Events for Sqlite {
+impl Events for SqlStore {
     async fn head(&self) -> DbResult<i64> {
-        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM events")
+        let head: Option<i64> = sqlx::query_scalar(&self.sql("SELECT MAX(seq) FROM events"))
             .fetch_one(&self.reader)
             .await?;
         Ok(head.unwrap_or(0))
     }
 
     async fn events_after(&self, after: i64, limit: i64) -> DbResult<Vec<Event>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&self.sql(
             "SELECT seq, type, alert_id, store_id, lat, lon, radius_km, previous_lat, previous_lon, \
              previous_radius_km, occurred_at, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-        )
+        ))
         .bind(after)
         .bind(limit)
         .fetch_all(&self.reader)
@@ -1073,22 +1238,24 @@ impl Events for Sqlite {
     }
 
     async fn ping(&self) -> DbResult<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        sqlx::query(&self.sql("SELECT 1"))
+            .execute(&self.reader)
+            .await?;
         Ok(())
     }
 }
 
 #[async_trait]
-impl AuditTrail for Sqlite {
+impl AuditTrail for SqlStore {
     async fn audit(
         &self,
         before_id: Option<i64>,
         limit: usize,
     ) -> DbResult<(Vec<AuditEntry>, bool)> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&self.sql(
             "SELECT id, at, actor, action, object, reason FROM audit WHERE (?1 IS NULL OR id < ?1) \
              ORDER BY id DESC LIMIT ?2",
-        )
+        ))
         .bind(before_id)
         .bind(limit as i64 + 1)
         .fetch_all(&self.reader)
