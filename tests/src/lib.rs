@@ -78,6 +78,87 @@ pub struct TestServer {
     pub database_url: String,
     pub dir: tempfile::TempDir,
     child: Option<Child>,
+    /// A PostgreSQL database made for this server, dropped with it.
+    postgres: Option<PostgresDatabase>,
+}
+
+/// Where PostgreSQL test databases are made: `P4P_TEST_POSTGRES_URL`, or the
+/// local server with trust authentication.
+pub fn postgres_admin_url() -> String {
+    std::env::var("P4P_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+/// Whether the end-to-end tests run on PostgreSQL (`P4P_TEST_DATABASE=postgres`)
+/// rather than SQLite.
+pub fn on_postgres() -> bool {
+    std::env::var("P4P_TEST_DATABASE").is_ok_and(|db| db == "postgres")
+}
+
+/// A fresh PostgreSQL database, dropped when this is dropped.
+pub struct PostgresDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl PostgresDatabase {
+    pub fn create() -> PostgresDatabase {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let unique = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        let name = format!(
+            "p4p_test_{}_{}_{unique}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        psql(&format!("CREATE DATABASE {name}"));
+        PostgresDatabase {
+            url: format!("{}/{name}", postgres_admin_url()),
+            name,
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // The server goes before its database.
+        // The server goes before its database (which is dropped WITH
+        // (FORCE), ending any connection the killed server left).
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+        self.postgres.take();
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
+}
+
+/// Runs one statement on the PostgreSQL server's `postgres` database.
+pub fn psql(statement: &str) {
+    let output = std::process::Command::new("psql")
+        .args([
+            &format!("{}/postgres", postgres_admin_url()),
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qc",
+            statement,
+        ])
+        .output()
+        .expect("run psql (is the PostgreSQL client installed?)");
+    assert!(
+        output.status.success(),
+        "psql {statement}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 impl TestServer {
@@ -95,12 +176,17 @@ impl TestServer {
         }
         let args = &args[..];
         let dir = tempfile::tempdir().expect("temp dir");
-        let database_url = format!("sqlite:{}", dir.path().join("p4p.db").display());
+        let postgres = on_postgres().then(PostgresDatabase::create);
+        let database_url = match &postgres {
+            Some(database) => database.url.clone(),
+            None => format!("sqlite:{}", dir.path().join("p4p.db").display()),
+        };
         let mut server = TestServer {
             url: String::new(),
             database_url,
             dir,
             child: None,
+            postgres,
         };
         server.launch("127.0.0.1:0", args).await;
         server

@@ -754,7 +754,7 @@ async fn an_authors_edit_drops_the_verification_and_waits_again_while_on_probati
     let by_staff = mod_api
         .patch(&format!("/v1/alerts/{id}"), &json!({ "radius_km": 30 }))
         .await;
-    assert_eq!(by_staff.body["verified"], true);
+    assert_eq!(by_staff.body["verified"], true, "{by_staff:?}");
     assert_eq!(by_staff.body["status"], "published");
 }
 

@@ -336,7 +336,8 @@ async fn append_event(
     .await?;
     sqlx::query(&dialect.sql(
         "INSERT INTO events (seq, type, alert_id, store_id, lat, lon, radius_km, previous_lat, previous_lon, \
-         previous_radius_km, occurred_at, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         previous_radius_km, occurred_at, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, \
+         CASE WHEN ? THEN ? END, CASE WHEN ? THEN ? END, CASE WHEN ? THEN ? END, ?, ?, ?)",
     ))
     .bind(seq)
     .bind(kind.as_str())
@@ -345,9 +346,15 @@ async fn append_event(
     .bind(reach.center.lat())
     .bind(reach.center.lon())
     .bind(reach.radius.km())
-    .bind(previous_reach.map(|r| r.center.lat()))
-    .bind(previous_reach.map(|r| r.center.lon()))
-    .bind(previous_reach.map(|r| r.radius.km()))
+    // Through sqlx::Any a NULL float is declared with another type, which a
+    // later real value on the same prepared statement then contradicts
+    // (PostgreSQL): a flag and a plain value instead.
+    .bind(previous_reach.is_some())
+    .bind(previous_reach.map_or(0.0, |r| r.center.lat()))
+    .bind(previous_reach.is_some())
+    .bind(previous_reach.map_or(0.0, |r| r.center.lon()))
+    .bind(previous_reach.is_some())
+    .bind(previous_reach.map_or(0.0, |r| r.radius.km()))
     .bind(unix(alert.occurred_at))
     .bind(&body)
     .bind(unix(now))
