@@ -9,6 +9,7 @@ pub mod domain;
 pub mod fanout;
 pub mod http;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +19,9 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
 use config::ServeArgs;
+use db::relay::{Announcement, Heard};
 use db::{Actor, NewToken, Storage};
+use domain::place::{Area, Place, RadiusKm};
 use domain::secret::Secret;
 use fanout::Hub;
 use http::{ApiContext, StreamSettings};
@@ -37,6 +40,17 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         .context("cannot read the stream's head")?;
     let policy = args.policy();
     let hub = Hub::start(storage.clone(), head, args.stream_queue, policy);
+    let hears_other_nodes = Arc::new(AtomicBool::new(true));
+    if db::Dialect::of_url(database_url) == Some(db::Dialect::Postgres) {
+        hears_other_nodes.store(false, Ordering::Release);
+        let heard = db::relay::listen(database_url.to_owned());
+        tokio::spawn(follow_other_nodes(
+            heard,
+            hub.clone(),
+            storage.clone(),
+            hears_other_nodes.clone(),
+        ));
+    }
     let ctx = ApiContext {
         storage,
         hub: hub.clone(),
@@ -45,6 +59,7 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         },
         store_moves: Arc::default(),
         policy,
+        hears_other_nodes,
     };
     let listener = TcpListener::bind(&args.bind)
         .await
@@ -64,6 +79,45 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
+}
+
+/// Applies what the other nodes committed and announced to this node's
+/// hub; after a lost LISTEN connection, catches up from the database.
+async fn follow_other_nodes(
+    mut heard: tokio::sync::mpsc::Receiver<Heard>,
+    hub: Arc<Hub>,
+    storage: Arc<dyn Storage>,
+    ready: Arc<AtomicBool>,
+) {
+    while let Some(heard) = heard.recv().await {
+        match heard {
+            Heard::Committed(seq) => hub.committed_elsewhere(seq),
+            Heard::Listening => {
+                ready.store(true, Ordering::Release);
+                hub.catch_up();
+            }
+            Heard::Lost => ready.store(false, Ordering::Release),
+            Heard::Announced(Announcement::StoreSuspended(id)) => {
+                hub.close_store(id, close_code::REVOKED, "store suspended")
+            }
+            Heard::Announced(Announcement::TokenRevoked(id)) => {
+                hub.close_token(id, close_code::REVOKED, "token revoked")
+            }
+            Heard::Announced(Announcement::StoreMoved(id)) => match storage.store(id).await {
+                Ok(Some(store)) => hub.move_store(
+                    id,
+                    Area {
+                        center: Place::from_stored(store.location.lat, store.location.lon),
+                        radius: RadiusKm::from_stored(store.radius_km),
+                    },
+                ),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::error!(%error, store_id = id, "cannot re-read a moved store")
+                }
+            },
+        }
+    }
 }
 
 /// `p4p-server token create`: the only way to the first staff token.

@@ -142,14 +142,15 @@ impl Drop for PostgresDatabase {
     }
 }
 
-/// Runs one statement on the PostgreSQL server's `postgres` database.
-pub fn psql(statement: &str) {
+/// Runs one statement on the PostgreSQL server's `postgres` database; what
+/// it printed, unaligned.
+pub fn psql(statement: &str) -> String {
     let output = std::process::Command::new("psql")
         .args([
             &format!("{}/postgres", postgres_admin_url()),
             "-v",
             "ON_ERROR_STOP=1",
-            "-qc",
+            "-Atqc",
             statement,
         ])
         .output()
@@ -159,6 +160,7 @@ pub fn psql(statement: &str) {
         "psql {statement}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
 impl TestServer {
@@ -190,6 +192,43 @@ impl TestServer {
         };
         server.launch("127.0.0.1:0", args).await;
         server
+    }
+
+    /// A first node on a fresh PostgreSQL database, whatever
+    /// `P4P_TEST_DATABASE` says: several nodes need PostgreSQL.
+    pub async fn start_on_postgres() -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let postgres = PostgresDatabase::create();
+        let mut server = TestServer {
+            url: String::new(),
+            database_url: postgres.url.clone(),
+            dir,
+            child: None,
+            postgres: Some(postgres),
+        };
+        server
+            .launch("127.0.0.1:0", &["--probation-alerts", "0"])
+            .await;
+        server
+    }
+
+    /// Another node on this server's database (PostgreSQL).
+    pub async fn another_node(&self) -> TestServer {
+        let mut node = TestServer {
+            url: String::new(),
+            database_url: self.database_url.clone(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            child: None,
+            postgres: None,
+        };
+        node.launch("127.0.0.1:0", &["--probation-alerts", "0"])
+            .await;
+        node
+    }
+
+    /// The PostgreSQL database's name, when there is one.
+    pub fn postgres_database(&self) -> Option<&str> {
+        self.postgres.as_ref().map(|db| db.name.as_str())
     }
 
     /// A server with a moderator and one approved store, Main Street

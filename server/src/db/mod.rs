@@ -6,6 +6,7 @@
 //! members must see appends its event in the same transaction, and every
 //! membership action its audit entry.
 
+pub mod relay;
 mod sql;
 
 use std::sync::Arc;
@@ -323,6 +324,8 @@ pub trait Events: Send + Sync {
     async fn events_after(&self, after: i64, limit: i64) -> DbResult<Vec<Event>>;
     /// Whether the database answers.
     async fn ping(&self) -> DbResult<()>;
+    /// Tells every node (PostgreSQL); nothing to do on one node (SQLite).
+    async fn announce(&self, announcement: relay::Announcement) -> DbResult<()>;
 }
 
 /// Everything the server keeps.

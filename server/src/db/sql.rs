@@ -360,6 +360,14 @@ async fn append_event(
     .bind(unix(now))
     .execute(&mut *tx)
     .await?;
+    if dialect == Dialect::Postgres {
+        // Delivered at commit: a rolled-back write notifies no one.
+        sqlx::query(&dialect.sql("SELECT pg_notify(?, ?)"))
+            .bind(super::relay::EVENTS_CHANNEL)
+            .bind(seq.to_string())
+            .execute(&mut *tx)
+            .await?;
+    }
     Ok(Event {
         seq,
         kind,
@@ -1248,6 +1256,17 @@ impl Events for SqlStore {
         sqlx::query(&self.sql("SELECT 1"))
             .execute(&self.reader)
             .await?;
+        Ok(())
+    }
+
+    async fn announce(&self, announcement: relay::Announcement) -> DbResult<()> {
+        if self.dialect == Dialect::Postgres {
+            sqlx::query(&self.sql("SELECT pg_notify(?, ?)"))
+                .bind(relay::CONTROL_CHANNEL)
+                .bind(announcement.payload())
+                .execute(&self.writer)
+                .await?;
+        }
         Ok(())
     }
 }

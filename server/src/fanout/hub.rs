@@ -114,7 +114,17 @@ pub struct Hub {
     queue_capacity: usize,
     /// Stores get nothing about alerts past its retention.
     policy: Policy,
-    committed: mpsc::UnboundedSender<Event>,
+    committed: mpsc::UnboundedSender<Committed>,
+}
+
+/// What the dispatcher hears of.
+enum Committed {
+    /// An event this node committed.
+    Here(Event),
+    /// Another node committed up to this seq.
+    Elsewhere(i64),
+    /// Whatever was committed meanwhile (after a lost connection).
+    Anything,
 }
 
 impl Hub {
@@ -142,7 +152,18 @@ impl Hub {
     pub fn committed(&self, event: Event) {
         // The dispatcher ends only with the hub, so the send cannot fail
         // while anyone still holds the hub.
-        let _ = self.committed.send(event);
+        let _ = self.committed.send(Committed::Here(event));
+    }
+
+    /// Another node committed events up to `seq`: read and deliver them.
+    pub fn committed_elsewhere(&self, seq: i64) {
+        let _ = self.committed.send(Committed::Elsewhere(seq));
+    }
+
+    /// Reads and delivers whatever was committed and not yet delivered, as
+    /// after a lost connection to the other nodes.
+    pub fn catch_up(&self) {
+        let _ = self.committed.send(Committed::Anything);
     }
 
     /// The newest `seq` dispatched.
@@ -339,21 +360,30 @@ impl Subscribers {
 async fn dispatcher(
     hub: Weak<Hub>,
     storage: Arc<dyn Storage>,
-    mut events: mpsc::UnboundedReceiver<Event>,
+    mut events: mpsc::UnboundedReceiver<Committed>,
 ) {
-    while let Some(event) = events.recv().await {
+    while let Some(committed) = events.recv().await {
         let Some(hub) = hub.upgrade() else {
             return;
         };
-        let head = hub.head();
-        if event.seq <= head {
-            continue;
+        let until = match committed {
+            Committed::Here(event) if event.seq == hub.head() + 1 => {
+                hub.dispatch(&event);
+                continue;
+            }
+            Committed::Here(event) => event.seq,
+            Committed::Elsewhere(seq) => seq,
+            Committed::Anything => match storage.head().await {
+                Ok(head) => head,
+                Err(error) => {
+                    tracing::error!(%error, "cannot read the stream's head to catch up");
+                    continue;
+                }
+            },
+        };
+        if until > hub.head() {
+            catch_up(&hub, storage.as_ref(), until).await;
         }
-        if event.seq == head + 1 {
-            hub.dispatch(&event);
-            continue;
-        }
-        catch_up(&hub, storage.as_ref(), event.seq).await;
     }
 }
 

@@ -30,6 +30,8 @@ pub enum ApiError {
     Database(#[from] DbError),
     #[error("{0}")]
     Internal(String),
+    #[error("{0}")]
+    Unavailable(&'static str),
 }
 
 impl ApiError {
@@ -63,6 +65,7 @@ impl ApiError {
             ApiError::Database(_) | ApiError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         }
     }
 }

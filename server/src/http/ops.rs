@@ -19,5 +19,13 @@ async fn ready(State(ctx): State<ApiContext>) -> Result<(StatusCode, &'static st
         tracing::warn!(%error, "not ready: the database does not answer");
         ApiError::Database(error)
     })?;
+    if !ctx
+        .hears_other_nodes
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
+        return Err(ApiError::Unavailable(
+            "not listening to the other nodes; reconnecting",
+        ));
+    }
     Ok((StatusCode::OK, "ready"))
 }

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::extract::{Caller, OptionalJson, Query};
-use super::{ApiContext, ApiError};
+use super::{announce, ApiContext, ApiError};
+use crate::db::relay::Announcement;
 use crate::db::Transition;
 use crate::domain::reason;
 use crate::domain::store::MembershipAction;
@@ -99,6 +100,7 @@ async fn change(
             if action == MembershipAction::Suspend {
                 ctx.hub
                     .close_store(id, close_code::REVOKED, "store suspended");
+                announce(&ctx, Announcement::StoreSuspended(id)).await;
             }
             tracing::info!(
                 store_id = id,
