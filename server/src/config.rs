@@ -19,7 +19,8 @@ use crate::domain::moderation::{ModerationMode, Policy};
         p4p-server token create --role admin --label \"Alice (association)\""
 )]
 pub struct Cli {
-    /// Where the data lives: sqlite:PATH (created if missing).
+    /// Where the data lives: sqlite:PATH (created if missing), or
+    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE for several nodes.
     #[arg(
         long,
         env = "P4P_DATABASE_URL",

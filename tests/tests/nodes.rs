@@ -180,3 +180,49 @@ async fn a_store_that_moves_on_one_node_is_re_indexed_on_another() {
         .await;
     assert_eq!(on_b.next().await["alert"]["id"], posted["id"]);
 }
+
+/// Polls `/readyz` until it answers `status` (bounded), and says so.
+async fn readyz_becomes(node: &TestServer, status: u16) -> bool {
+    for _ in 0..100 {
+        if node.anonymous().get("/readyz").await.status == status {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_node_that_cannot_listen_is_not_ready_and_catches_up_when_it_can() {
+    let a = TestServer::start_on_postgres().await;
+    let b = a.another_node().await;
+    let staff = a.staff_token("moderator");
+    let author = a.member(&staff, "Author", MANHATTAN, 1.0).await;
+    let reader = a.member(&staff, "Reader", BROOKLYN, 25.0).await;
+    let mut on_b = open(&b, &reader, None).await;
+    assert!(readyz_becomes(&b, 200).await);
+
+    // No new connections to the database, then cut the LISTEN ones: the
+    // nodes cannot listen again until connections are allowed.
+    let database = a.postgres_database().expect("postgres").to_owned();
+    psql(&format!(
+        "ALTER DATABASE {database} ALLOW_CONNECTIONS false"
+    ));
+    psql(&format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = '{database}' AND query ILIKE '%LISTEN%'"
+    ));
+    assert!(
+        readyz_becomes(&b, 503).await,
+        "not ready while deaf to the others"
+    );
+    // Posted on A meanwhile (A's pool still has its connections).
+    let posted = a
+        .api(Some(&author.token))
+        .post_alert(&casing_at("while B was deaf", MANHATTAN, 25.0))
+        .await;
+    psql(&format!("ALTER DATABASE {database} ALLOW_CONNECTIONS true"));
+    assert!(readyz_becomes(&b, 200).await, "ready again");
+    let frame = on_b.next().await;
+    assert_eq!(frame["alert"]["id"], posted["id"], "nothing lost");
+}
