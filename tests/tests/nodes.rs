@@ -202,6 +202,11 @@ async fn a_node_that_cannot_listen_is_not_ready_and_catches_up_when_it_can() {
     let mut on_b = open(&b, &reader, None).await;
     assert!(readyz_becomes(&b, 200).await);
 
+    // Node A keeps serving through the outage on connections it already
+    // holds: open a few now.
+    let warm: Vec<_> = (0..8).map(|_| a.api(Some(&author.token))).collect();
+    futures_util::future::join_all(warm.iter().map(|api| api.get("/v1/alerts"))).await;
+
     // No new connections to the database, then cut the LISTEN ones: the
     // nodes cannot listen again until connections are allowed.
     let database = a.postgres_database().expect("postgres").to_owned();
@@ -217,10 +222,15 @@ async fn a_node_that_cannot_listen_is_not_ready_and_catches_up_when_it_can() {
         "not ready while deaf to the others"
     );
     // Posted on A meanwhile (A's pool still has its connections).
-    let posted = a
+    let reply = a
         .api(Some(&author.token))
-        .post_alert(&casing_at("while B was deaf", MANHATTAN, 25.0))
+        .post(
+            "/v1/alerts",
+            &casing_at("while B was deaf", MANHATTAN, 25.0),
+        )
         .await;
+    assert_eq!(reply.status, 201, "{reply:?}\n{}", a.logs());
+    let posted = reply.body;
     psql(&format!("ALTER DATABASE {database} ALLOW_CONNECTIONS true"));
     assert!(readyz_becomes(&b, 200).await, "ready again");
     let frame = on_b.next().await;
