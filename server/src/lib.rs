@@ -40,6 +40,7 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         .context("cannot read the stream's head")?;
     let policy = args.policy();
     let hub = Hub::start(storage.clone(), head, args.stream_queue, policy);
+    let store_moves: Arc<tokio::sync::Mutex<()>> = Arc::default();
     let hears_other_nodes = Arc::new(AtomicBool::new(true));
     if db::Dialect::of_url(database_url) == Some(db::Dialect::Postgres) {
         hears_other_nodes.store(false, Ordering::Release);
@@ -48,6 +49,7 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
             heard,
             hub.clone(),
             storage.clone(),
+            store_moves.clone(),
             hears_other_nodes.clone(),
         ));
     }
@@ -57,7 +59,7 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         stream: StreamSettings {
             ping_interval: Duration::from_secs(args.ping_interval_secs),
         },
-        store_moves: Arc::default(),
+        store_moves,
         policy,
         hears_other_nodes,
     };
@@ -82,19 +84,23 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Applies what the other nodes committed and announced to this node's
-/// hub; after a lost LISTEN connection, catches up from the database.
+/// hub. After a lost LISTEN connection it re-checks every open stream (a
+/// suspension, revocation or move may have been missed) and catches up on
+/// the events committed meanwhile, then says ready again.
 async fn follow_other_nodes(
     mut heard: tokio::sync::mpsc::Receiver<Heard>,
     hub: Arc<Hub>,
     storage: Arc<dyn Storage>,
+    store_moves: Arc<tokio::sync::Mutex<()>>,
     ready: Arc<AtomicBool>,
 ) {
     while let Some(heard) = heard.recv().await {
         match heard {
             Heard::Committed(seq) => hub.committed_elsewhere(seq),
             Heard::Listening => {
-                ready.store(true, Ordering::Release);
+                recheck_streams(&hub, storage.as_ref(), &store_moves).await;
                 hub.catch_up();
+                ready.store(true, Ordering::Release);
             }
             Heard::Lost => ready.store(false, Ordering::Release),
             Heard::Announced(Announcement::StoreSuspended(id)) => {
@@ -103,20 +109,47 @@ async fn follow_other_nodes(
             Heard::Announced(Announcement::TokenRevoked(id)) => {
                 hub.close_token(id, close_code::REVOKED, "token revoked")
             }
-            Heard::Announced(Announcement::StoreMoved(id)) => match storage.store(id).await {
-                Ok(Some(store)) => hub.move_store(
-                    id,
-                    Area {
-                        center: Place::from_stored(store.location.lat, store.location.lon),
-                        radius: RadiusKm::from_stored(store.radius_km),
-                    },
-                ),
-                Ok(None) => {}
-                Err(error) => {
-                    tracing::error!(%error, store_id = id, "cannot re-read a moved store")
-                }
-            },
+            Heard::Announced(Announcement::StoreMoved(id)) => {
+                let _moves = store_moves.lock().await;
+                refresh_store(&hub, storage.as_ref(), id).await;
+            }
         }
+    }
+}
+
+/// Closes the streams whose token or store no longer holds, and re-indexes
+/// the stores that moved.
+async fn recheck_streams(hub: &Hub, storage: &dyn Storage, store_moves: &tokio::sync::Mutex<()>) {
+    let streams = hub.open_streams();
+    let tokens: std::collections::BTreeSet<i64> = streams.iter().map(|(token, _)| *token).collect();
+    for token in tokens {
+        match storage.token_active(token).await {
+            Ok(true) => {}
+            Ok(false) => hub.close_token(token, close_code::REVOKED, "token revoked"),
+            Err(error) => tracing::error!(%error, token_id = token, "cannot re-check a token"),
+        }
+    }
+    let stores: std::collections::BTreeSet<i64> =
+        streams.iter().filter_map(|(_, store)| *store).collect();
+    let _moves = store_moves.lock().await;
+    for store in stores {
+        refresh_store(hub, storage, store).await;
+    }
+}
+
+/// Re-reads a listening store: closes its streams if it is no longer
+/// approved, re-indexes it where it now looks otherwise.
+async fn refresh_store(hub: &Hub, storage: &dyn Storage, id: i64) {
+    match storage.store(id).await {
+        Ok(Some(store)) if store.status == p4p_protocol::StoreStatus::Approved => hub.move_store(
+            id,
+            Area {
+                center: Place::from_stored(store.location.lat, store.location.lon),
+                radius: RadiusKm::from_stored(store.radius_km),
+            },
+        ),
+        Ok(_) => hub.close_store(id, close_code::REVOKED, "store suspended"),
+        Err(error) => tracing::error!(%error, store_id = id, "cannot re-read a store"),
     }
 }
 

@@ -193,13 +193,22 @@ async fn readyz_becomes(node: &TestServer, status: u16) -> bool {
 }
 
 #[tokio::test]
-async fn a_node_that_cannot_listen_is_not_ready_and_catches_up_when_it_can() {
+async fn a_node_that_cannot_listen_is_not_ready_then_catches_up_and_rechecks_its_streams() {
     let a = TestServer::start_on_postgres().await;
     let b = a.another_node().await;
     let staff = a.staff_token("moderator");
     let author = a.member(&staff, "Author", MANHATTAN, 1.0).await;
     let reader = a.member(&staff, "Reader", BROOKLYN, 25.0).await;
     let mut on_b = open(&b, &reader, None).await;
+    let device = a
+        .api(Some(&reader.token))
+        .post("/v1/me/tokens", &json!({ "label": "tablet" }))
+        .await;
+    let device_member = Member {
+        token: device.str("token").to_owned(),
+        ..reader.clone()
+    };
+    let mut device_on_b = open(&b, &device_member, None).await;
     assert!(readyz_becomes(&b, 200).await);
 
     // Node A keeps serving through the outage on connections it already
@@ -231,8 +240,19 @@ async fn a_node_that_cannot_listen_is_not_ready_and_catches_up_when_it_can() {
         .await;
     assert_eq!(reply.status, 201, "{reply:?}\n{}", a.logs());
     let posted = reply.body;
+    // Revoked on A while B hears nothing of it.
+    let revoked = a
+        .api(Some(&reader.token))
+        .delete(&format!("/v1/me/tokens/{}", device.i64("id")))
+        .await;
+    assert_eq!(revoked.status, 200, "{revoked:?}");
     psql(&format!("ALTER DATABASE {database} ALLOW_CONNECTIONS true"));
     assert!(readyz_becomes(&b, 200).await, "ready again");
     let frame = on_b.next().await;
     assert_eq!(frame["alert"]["id"], posted["id"], "nothing lost");
+    assert_eq!(
+        device_on_b.closed().await,
+        Some(4001),
+        "B re-checked its streams after listening again"
+    );
 }

@@ -246,6 +246,8 @@ pub trait Tokens: Send + Sync {
     /// The unrevoked token with this hash.
     async fn credential(&self, hash: &SecretHash) -> DbResult<Option<Credential>>;
     async fn tokens(&self, owner: TokenOwner) -> DbResult<Vec<TokenInfo>>;
+    /// Whether the token exists and is not revoked.
+    async fn token_active(&self, id: i64) -> DbResult<bool>;
     /// Revokes one of the owner's tokens; `None` if it has no such token.
     async fn revoke_token(
         &self,
@@ -324,8 +326,6 @@ pub trait Events: Send + Sync {
     async fn events_after(&self, after: i64, limit: i64) -> DbResult<Vec<Event>>;
     /// Whether the database answers.
     async fn ping(&self) -> DbResult<()>;
-    /// Tells every node (PostgreSQL); nothing to do on one node (SQLite).
-    async fn announce(&self, announcement: relay::Announcement) -> DbResult<()>;
 }
 
 /// Everything the server keeps.

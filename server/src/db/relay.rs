@@ -15,6 +15,11 @@ use tokio::sync::mpsc;
 pub const EVENTS_CHANNEL: &str = "p4p_events";
 pub const CONTROL_CHANNEL: &str = "p4p_control";
 
+/// How long the LISTEN connection may be quiet before it is checked.
+const HEARTBEAT: Duration = Duration::from_secs(30);
+/// How long a connection must hold before the reconnect backoff resets.
+const STABLE: Duration = Duration::from_secs(10);
+
 /// A change one node tells the others about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Announcement {
@@ -66,15 +71,19 @@ pub fn listen(url: String) -> mpsc::Receiver<Heard> {
         loop {
             match connect(&url).await {
                 Ok(mut listener) => {
-                    delay = Duration::from_millis(100);
                     if heard.send(Heard::Listening).await.is_err() {
                         return;
                     }
+                    let since = tokio::time::Instant::now();
                     let why = relay(&mut listener, &heard).await;
                     let Some(why) = why else {
                         return;
                     };
                     tracing::warn!(reason = %why, "lost the LISTEN connection; reconnecting");
+                    // Only a connection that held for a while resets the backoff.
+                    if since.elapsed() > STABLE {
+                        delay = Duration::from_millis(100);
+                    }
                 }
                 Err(error) => tracing::warn!(%error, "cannot LISTEN; retrying"),
             }
@@ -100,10 +109,18 @@ async fn connect(url: &str) -> Result<PgListener, sqlx::Error> {
 /// nobody listens any more (`None`).
 async fn relay(listener: &mut PgListener, heard: &mpsc::Sender<Heard>) -> Option<String> {
     loop {
-        let notification = match listener.try_recv().await {
-            Ok(Some(notification)) => notification,
-            Ok(None) => return Some("connection closed".to_owned()),
-            Err(error) => return Some(error.to_string()),
+        let notification = match tokio::time::timeout(HEARTBEAT, listener.try_recv()).await {
+            Ok(Ok(Some(notification))) => notification,
+            Ok(Ok(None)) => return Some("connection closed".to_owned()),
+            Ok(Err(error)) => return Some(error.to_string()),
+            Err(_) => {
+                // Quiet for a while: make sure the connection is still there
+                // (a dropped NAT entry does not close a socket).
+                if let Err(error) = sqlx::query("SELECT 1").execute(&mut *listener).await {
+                    return Some(format!("heartbeat failed: {error}"));
+                }
+                continue;
+            }
         };
         let payload = notification.payload();
         let message = match notification.channel() {

@@ -62,6 +62,16 @@ impl Dialect {
         }
     }
 
+    /// Locks the rows a transaction reads before it decides on a change,
+    /// so that concurrent writers (other nodes) wait. SQLite writes one
+    /// transaction at a time already.
+    fn for_update(self, of: &str) -> String {
+        match self {
+            Dialect::Postgres => format!(" FOR UPDATE OF {of}"),
+            Dialect::Sqlite => String::new(),
+        }
+    }
+
     /// The statement for this database: PostgreSQL numbers its
     /// placeholders (`?` becomes `$1`, `$2`...; `?1` becomes `$1`).
     pub fn sql(self, text: &str) -> Cow<'_, str> {
@@ -381,9 +391,23 @@ async fn append_event(
 }
 
 async fn fetch_alert(conn: &mut AnyConnection, id: i64) -> DbResult<Option<Alert>> {
+    fetch_alert_locking(conn, id, false).await
+}
+
+/// The alert, locked until the transaction ends when `lock` (PostgreSQL).
+async fn fetch_alert_locking(
+    conn: &mut AnyConnection,
+    id: i64,
+    lock: bool,
+) -> DbResult<Option<Alert>> {
     let dialect = Dialect::of(conn);
+    let for_update = if lock {
+        dialect.for_update("a")
+    } else {
+        String::new()
+    };
     let row = sqlx::query(&dialect.sql(&format!(
-        "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id WHERE a.id = ?"
+        "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id WHERE a.id = ?{for_update}"
     )))
     .bind(id)
     .fetch_optional(conn)
@@ -391,14 +415,30 @@ async fn fetch_alert(conn: &mut AnyConnection, id: i64) -> DbResult<Option<Alert
     row.as_ref().map(alert_from_row).transpose()
 }
 
-/// The status of an alert, read in the writing transaction.
+/// Tells every node, at commit (PostgreSQL; one SQLite node has no others).
+async fn announce_in(tx: &mut AnyConnection, announcement: relay::Announcement) -> DbResult<()> {
+    let dialect = Dialect::of(tx);
+    if dialect == Dialect::Postgres {
+        sqlx::query(&dialect.sql("SELECT pg_notify(?, ?)"))
+            .bind(relay::CONTROL_CHANNEL)
+            .bind(announcement.payload())
+            .execute(tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The status of an alert, read and locked in the writing transaction.
 async fn alert_status(tx: &mut AnyConnection, id: i64) -> DbResult<Option<AlertStatus>> {
     let dialect = Dialect::of(tx);
-    let status: Option<String> =
-        sqlx::query_scalar(&dialect.sql("SELECT status FROM alerts WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(tx)
-            .await?;
+    let sql = format!(
+        "SELECT status FROM alerts WHERE id = ?{}",
+        dialect.for_update("alerts")
+    );
+    let status: Option<String> = sqlx::query_scalar(&dialect.sql(&sql))
+        .bind(id)
+        .fetch_optional(tx)
+        .await?;
     status.as_deref().map(parse_text).transpose()
 }
 
@@ -515,9 +555,10 @@ impl Membership for SqlStore {
         now: OffsetDateTime,
     ) -> DbResult<ClaimOutcome> {
         let mut tx = self.writer.begin().await?;
-        let row = sqlx::query(&self.sql(
-            "SELECT status, status_reason, claim_secret_hash, claimed_at FROM stores WHERE id = ?",
-        ))
+        let row = sqlx::query(&self.sql(&format!(
+            "SELECT status, status_reason, claim_secret_hash, claimed_at FROM stores WHERE id = ?{}",
+            self.dialect.for_update("stores")
+        )))
         .bind(store_id)
         .fetch_optional(&mut *tx)
         .await?;
@@ -597,11 +638,13 @@ impl Membership for SqlStore {
     ) -> DbResult<Transition<Store, StoreStatus>> {
         let (from, to) = action.transition();
         let mut tx = self.writer.begin().await?;
-        let current: Option<String> =
-            sqlx::query_scalar(&self.sql("SELECT status FROM stores WHERE id = ?"))
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let current: Option<String> = sqlx::query_scalar(&self.sql(&format!(
+            "SELECT status FROM stores WHERE id = ?{}",
+            self.dialect.for_update("stores")
+        )))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(current) = current else {
             return Ok(Transition::NotFound);
         };
@@ -627,6 +670,9 @@ impl Membership for SqlStore {
             now,
         )
         .await?;
+        if action == MembershipAction::Suspend {
+            announce_in(&mut tx, relay::Announcement::StoreSuspended(id)).await?;
+        }
         tx.commit().await?;
         Ok(Transition::Done(store_from_row(&row)?))
     }
@@ -637,6 +683,7 @@ impl Membership for SqlStore {
         interest: Area,
         now: OffsetDateTime,
     ) -> DbResult<Option<Store>> {
+        let mut tx = self.writer.begin().await?;
         let row = sqlx::query(&self.sql(&format!(
             "UPDATE stores SET lat = ?, lon = ?, radius_km = ?, updated_at = ? WHERE id = ? RETURNING {STORE_COLUMNS}"
         )))
@@ -645,8 +692,10 @@ impl Membership for SqlStore {
         .bind(interest.radius.km())
         .bind(unix(now))
         .bind(id)
-        .fetch_optional(&self.writer)
+        .fetch_optional(&mut *tx)
         .await?;
+        announce_in(&mut tx, relay::Announcement::StoreMoved(id)).await?;
+        tx.commit().await?;
         row.as_ref().map(store_from_row).transpose()
     }
 }
@@ -715,6 +764,16 @@ impl Tokens for SqlStore {
         rows.iter().map(token_from_row).collect()
     }
 
+    async fn token_active(&self, id: i64) -> DbResult<bool> {
+        let active: Option<i64> = sqlx::query_scalar(
+            &self.sql("SELECT id FROM tokens WHERE id = ? AND revoked_at IS NULL"),
+        )
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(active.is_some())
+    }
+
     async fn revoke_token(
         &self,
         owner: TokenOwner,
@@ -744,6 +803,7 @@ impl Tokens for SqlStore {
             now,
         )
         .await?;
+        announce_in(&mut tx, relay::Announcement::TokenRevoked(id)).await?;
         tx.commit().await?;
         Ok(Some(token_from_row(&row)?))
     }
@@ -927,7 +987,7 @@ impl Alerts for SqlStore {
         let edited = edit.alert;
         let now = crate::domain::alert::whole_seconds(now);
         let mut tx = self.writer.begin().await?;
-        let Some(before) = fetch_alert(&mut tx, id).await? else {
+        let Some(before) = fetch_alert_locking(&mut tx, id, true).await? else {
             return Ok(EditOutcome::NotFound);
         };
         if !matches!(before.status, AlertStatus::Pending | AlertStatus::Published) {
@@ -959,6 +1019,16 @@ impl Alerts for SqlStore {
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        audit(
+            &mut tx,
+            actor,
+            "alert.edit",
+            &format!("alert:{id}"),
+            None,
+            now,
+        )
+        .await?;
+        // Events last: the counter row is taken after the alert's row.
         let after = fetch_alert(&mut tx, id)
             .await?
             .ok_or_else(|| DbError::Corrupt(format!("alert {id} vanished")))?;
@@ -1000,15 +1070,6 @@ impl Alerts for SqlStore {
                 .await?,
             );
         }
-        audit(
-            &mut tx,
-            actor,
-            "alert.edit",
-            &format!("alert:{id}"),
-            None,
-            now,
-        )
-        .await?;
         tx.commit().await?;
         Ok(EditOutcome::Done(Box::new((after, events))))
     }
@@ -1058,6 +1119,16 @@ impl Alerts for SqlStore {
         let alert = fetch_alert(&mut tx, id)
             .await?
             .ok_or_else(|| DbError::Corrupt(format!("alert {id} vanished")))?;
+        audit(
+            &mut tx,
+            actor,
+            action.audit_name(),
+            &format!("alert:{id}"),
+            reason,
+            now,
+        )
+        .await?;
+        // Events last: the counter row is taken after the alert's row.
         let mut events = Vec::new();
         match action.event() {
             Some(EventKind::Retract) => {
@@ -1070,15 +1141,6 @@ impl Alerts for SqlStore {
                 .push(append_event(&mut tx, kind, &alert, None, alert_body(&alert)?, now).await?),
             None => {}
         }
-        audit(
-            &mut tx,
-            actor,
-            action.audit_name(),
-            &format!("alert:{id}"),
-            reason,
-            now,
-        )
-        .await?;
         tx.commit().await?;
         Ok(Transition::Done((alert, events)))
     }
@@ -1093,7 +1155,7 @@ impl Alerts for SqlStore {
     ) -> DbResult<FlagOutcome> {
         let now = crate::domain::alert::whole_seconds(now);
         let mut tx = self.writer.begin().await?;
-        let Some(alert) = fetch_alert(&mut tx, id).await? else {
+        let Some(alert) = fetch_alert_locking(&mut tx, id, true).await? else {
             return Ok(FlagOutcome::NotFound);
         };
         if alert.status != AlertStatus::Published {
@@ -1127,6 +1189,36 @@ impl Alerts for SqlStore {
             now,
         )
         .await?;
+        let flaggers: i64 = sqlx::query_scalar(
+            &self.sql("SELECT COUNT(*) FROM flags WHERE alert_id = ? AND resolved_at IS NULL"),
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let held = flaggers >= i64::from(threshold);
+        if held {
+            sqlx::query(&self.sql(
+                "UPDATE alerts SET status = 'pending', status_reason = ?, updated_at = ? WHERE id = ?",
+            ))
+            .bind(HELD_REASON)
+            .bind(unix(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            let actor = Actor(format!("{threshold} flags"));
+            let object = format!("alert:{id}");
+            audit(
+                &mut tx,
+                &actor,
+                "alert.hold",
+                &object,
+                Some(HELD_REASON),
+                now,
+            )
+            .await?;
+        }
+        // Events last: the counter row that orders the whole network is
+        // held as briefly as possible, and always after the alert's row.
         let mut events = vec![
             append_event(
                 &mut tx,
@@ -1138,47 +1230,16 @@ impl Alerts for SqlStore {
             )
             .await?,
         ];
-        let flaggers: i64 = sqlx::query_scalar(
-            &self.sql("SELECT COUNT(*) FROM flags WHERE alert_id = ? AND resolved_at IS NULL"),
-        )
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let held = flaggers >= i64::from(threshold);
         if held {
-            sqlx::query(&self.sql("UPDATE alerts SET status = 'pending', status_reason = ?, updated_at = ? WHERE id = ?"))
-                .bind(HELD_REASON)
-                .bind(unix(now))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
             let body = retract_body(id, Some(HELD_REASON))?;
             events.push(append_event(&mut tx, EventKind::Retract, &alert, None, body, now).await?);
             // Moderation consoles see it waiting.
-            let held = fetch_alert(&mut tx, id)
+            let waiting = fetch_alert(&mut tx, id)
                 .await?
                 .ok_or_else(|| DbError::Corrupt(format!("alert {id} vanished")))?;
-            events.push(
-                append_event(
-                    &mut tx,
-                    EventKind::Pending,
-                    &held,
-                    None,
-                    alert_body(&held)?,
-                    now,
-                )
-                .await?,
-            );
-            let actor = Actor(format!("{threshold} flags"));
-            audit(
-                &mut tx,
-                &actor,
-                "alert.hold",
-                &format!("alert:{id}"),
-                Some(HELD_REASON),
-                now,
-            )
-            .await?;
+            let body = alert_body(&waiting)?;
+            events
+                .push(append_event(&mut tx, EventKind::Pending, &waiting, None, body, now).await?);
         }
         tx.commit().await?;
         Ok(FlagOutcome::Flagged { flag, held, events })
@@ -1256,17 +1317,6 @@ impl Events for SqlStore {
         sqlx::query(&self.sql("SELECT 1"))
             .execute(&self.reader)
             .await?;
-        Ok(())
-    }
-
-    async fn announce(&self, announcement: relay::Announcement) -> DbResult<()> {
-        if self.dialect == Dialect::Postgres {
-            sqlx::query(&self.sql("SELECT pg_notify(?, ?)"))
-                .bind(relay::CONTROL_CHANNEL)
-                .bind(announcement.payload())
-                .execute(&self.writer)
-                .await?;
-        }
         Ok(())
     }
 }

@@ -249,6 +249,15 @@ impl Hub {
         }
     }
 
+    /// The token and store of every open stream.
+    pub fn open_streams(&self) -> Vec<(i64, Option<i64>)> {
+        self.read()
+            .connections
+            .values()
+            .map(|c| (c.token_id, c.store_id))
+            .collect()
+    }
+
     /// How many streams are open.
     pub fn connections(&self) -> usize {
         self.read().connections.len()
@@ -373,16 +382,23 @@ async fn dispatcher(
             }
             Committed::Here(event) => event.seq,
             Committed::Elsewhere(seq) => seq,
-            Committed::Anything => match storage.head().await {
-                Ok(head) => head,
-                Err(error) => {
-                    tracing::error!(%error, "cannot read the stream's head to catch up");
-                    continue;
-                }
-            },
+            Committed::Anything => newest(storage.as_ref()).await,
         };
         if until > hub.head() {
             catch_up(&hub, storage.as_ref(), until).await;
+        }
+    }
+}
+
+/// The newest committed seq, retrying until the database answers.
+async fn newest(storage: &dyn Storage) -> i64 {
+    loop {
+        match storage.head().await {
+            Ok(head) => return head,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the stream's head to catch up; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
         }
     }
 }
@@ -393,6 +409,12 @@ async fn dispatcher(
 async fn catch_up(hub: &Hub, storage: &dyn Storage, until: i64) {
     while hub.head() < until {
         match storage.events_after(hub.head(), CATCH_UP_BATCH).await {
+            Ok(events) if events.is_empty() && newest(storage).await <= hub.head() => {
+                // Nothing committed past our head: a notification named a
+                // seq this database does not have (a stray NOTIFY).
+                tracing::warn!(until, head = hub.head(), "nothing to catch up on; ignoring");
+                return;
+            }
             Ok(events) if events.is_empty() => {
                 tracing::error!(
                     head = hub.head(),

@@ -10,8 +10,7 @@ use p4p_protocol::{
 use time::OffsetDateTime;
 
 use super::extract::{Caller, Json};
-use super::{announce, ApiContext, ApiError};
-use crate::db::relay::Announcement;
+use super::{ApiContext, ApiError};
 use crate::db::{NewToken, TokenOwner};
 use crate::domain::place::{Area, Place, RadiusKm};
 use crate::domain::secret::Secret;
@@ -68,7 +67,6 @@ async fn update(
         .await?
         .ok_or_else(|| ApiError::NotFound("this store no longer exists".to_owned()))?;
     ctx.hub.move_store(store.id, interest);
-    announce(&ctx, Announcement::StoreMoved(store.id)).await;
     Ok(axum::Json(Me {
         role: caller.role(),
         store: Some(own_store(&moved)),
@@ -142,7 +140,6 @@ async fn revoke_token(
         .ok_or_else(|| ApiError::NotFound(format!("no token with id {id} among yours")))?;
     ctx.hub
         .close_token(id, close_code::REVOKED, "token revoked");
-    announce(&ctx, Announcement::TokenRevoked(id)).await;
     tracing::info!(token_id = id, "token revoked");
     Ok(axum::Json(revoked))
 }

@@ -27,7 +27,6 @@ use tracing::Span;
 
 pub use error::ApiError;
 
-use crate::db::relay::Announcement;
 use crate::db::Storage;
 use crate::domain::delivery::Event;
 use crate::domain::moderation::Policy;
@@ -49,14 +48,6 @@ pub struct ApiContext {
     /// False while this node cannot hear the others (PostgreSQL LISTEN
     /// lost): `/readyz` says not ready.
     pub hears_other_nodes: Arc<std::sync::atomic::AtomicBool>,
-}
-
-/// Tells the other nodes about a committed change. The change stands
-/// either way, so a failure to tell is logged, not answered.
-pub async fn announce(ctx: &ApiContext, announcement: Announcement) {
-    if let Err(error) = ctx.storage.announce(announcement).await {
-        tracing::error!(%error, ?announcement, "cannot tell the other nodes");
-    }
 }
 
 /// Runs a write in its own task and hands the events it committed to the

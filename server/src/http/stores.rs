@@ -8,8 +8,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::extract::{Caller, OptionalJson, Query};
-use super::{announce, ApiContext, ApiError};
-use crate::db::relay::Announcement;
+use super::{ApiContext, ApiError};
 use crate::db::Transition;
 use crate::domain::reason;
 use crate::domain::store::MembershipAction;
@@ -100,7 +99,6 @@ async fn change(
             if action == MembershipAction::Suspend {
                 ctx.hub
                     .close_store(id, close_code::REVOKED, "store suspended");
-                announce(&ctx, Announcement::StoreSuspended(id)).await;
             }
             tracing::info!(
                 store_id = id,
