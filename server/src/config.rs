@@ -53,6 +53,12 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub ping_interval_secs: u64,
 
+    /// PostgreSQL: connections in each of the node's reading and writing
+    /// pools (a node uses up to twice this, plus one to LISTEN).
+    #[arg(long, env = "P4P_DATABASE_POOL", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_pool: u32,
+
     /// post: publish at once, staff review afterwards; pre: every alert
     /// waits for a moderator.
     #[arg(long, env = "P4P_MODERATION", value_enum, default_value_t = ModerationMode::Post)]

@@ -31,7 +31,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves the API until SIGINT or SIGTERM.
 pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
-    let storage = db::connect(database_url)
+    let storage = db::connect(database_url, args.database_pool)
         .await
         .with_context(|| format!("cannot open the database at {}", redact(database_url)))?;
     let head = storage
@@ -165,7 +165,7 @@ pub async fn create_staff_token(
         );
     }
     let label = domain::required_text("label", label, 100)?;
-    let storage: Arc<dyn Storage> = db::connect(database_url)
+    let storage: Arc<dyn Storage> = db::connect(database_url, 1)
         .await
         .with_context(|| format!("cannot open the database at {}", redact(database_url)))?;
     let secret = Secret::new_token();

@@ -45,8 +45,9 @@ pub type DbResult<T> = Result<T, DbError>;
 
 /// Opens and migrates the database the URL names: `sqlite:PATH` or
 /// `postgres://...`.
-pub async fn connect(url: &str) -> DbResult<Arc<dyn Storage>> {
-    Ok(Arc::new(SqlStore::connect(url).await?))
+/// `pool` bounds each of the PostgreSQL reading and writing pools.
+pub async fn connect(url: &str, pool: u32) -> DbResult<Arc<dyn Storage>> {
+    Ok(Arc::new(SqlStore::connect(url, pool).await?))
 }
 
 /// Who did something, for the audit trail: never a token.

@@ -111,7 +111,7 @@ pub struct SqlStore {
 }
 
 impl SqlStore {
-    pub async fn connect(url: &str) -> DbResult<SqlStore> {
+    pub async fn connect(url: &str, pool: u32) -> DbResult<SqlStore> {
         sqlx::any::install_default_drivers();
         let dialect = Dialect::of_url(url).ok_or_else(|| {
             DbError::UnsupportedUrl(url.split(':').next().unwrap_or(url).to_owned())
@@ -119,15 +119,21 @@ impl SqlStore {
         match dialect {
             Dialect::Sqlite => SqlStore::connect_sqlite(url).await,
             Dialect::Postgres => {
-                let pool = AnyPoolOptions::new()
-                    .max_connections(16)
+                // Reads get their own pool: writes queued on the seq
+                // counter must not starve authentication, replay or /readyz.
+                let writer = AnyPoolOptions::new()
+                    .max_connections(pool)
                     .connect(url)
                     .await?;
-                POSTGRES_MIGRATIONS.run(&pool).await?;
+                POSTGRES_MIGRATIONS.run(&writer).await?;
+                let reader = AnyPoolOptions::new()
+                    .max_connections(pool)
+                    .connect(url)
+                    .await?;
                 Ok(SqlStore {
                     dialect,
-                    writer: pool.clone(),
-                    reader: pool,
+                    writer,
+                    reader,
                 })
             }
         }
