@@ -74,6 +74,10 @@ impl Dialect {
 
     /// The statement for this database: PostgreSQL numbers its
     /// placeholders (`?` becomes `$1`, `$2`...; `?1` becomes `$1`).
+    ///
+    /// It skips `?` inside '...' literals; statements here use no `--`
+    /// comments, quoted identifiers or dollar-quoted strings, and never mix
+    /// `?` with `?N` in one statement (SQLite would number them otherwise).
     pub fn sql(self, text: &str) -> Cow<'_, str> {
         if self == Dialect::Sqlite {
             return Cow::Borrowed(text);
@@ -1358,5 +1362,44 @@ impl AuditTrail for SqlStore {
         let more = entries.len() > limit;
         entries.truncate(limit);
         Ok((entries, more))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres_only() {
+        let sql = "UPDATE t SET a = ?, b = 'why?' WHERE id = ?";
+        assert_eq!(Dialect::Sqlite.sql(sql), sql);
+        assert_eq!(
+            Dialect::Postgres.sql(sql),
+            "UPDATE t SET a = $1, b = 'why?' WHERE id = $2"
+        );
+        assert_eq!(
+            Dialect::Postgres.sql("(?1 IS NULL OR id < ?1) LIMIT ?2"),
+            "($1 IS NULL OR id < $1) LIMIT $2"
+        );
+        assert_eq!(Dialect::Postgres.for_update("a"), " FOR UPDATE OF a");
+        assert_eq!(Dialect::Sqlite.for_update("a"), "");
+    }
+
+    #[test]
+    fn sqlite_urls_get_an_open_mode() {
+        assert_eq!(with_mode("sqlite:p4p.db", "rwc"), "sqlite:p4p.db?mode=rwc");
+        assert_eq!(
+            with_mode("sqlite:p4p.db?cache=shared", "ro"),
+            "sqlite:p4p.db?cache=shared&mode=ro"
+        );
+        assert_eq!(
+            with_mode("sqlite:x.db?mode=ro", "rwc"),
+            "sqlite:x.db?mode=ro"
+        );
+        assert_eq!(
+            Dialect::of_url("postgresql://h/db"),
+            Some(Dialect::Postgres)
+        );
+        assert_eq!(Dialect::of_url("mysql://h/db"), None);
     }
 }
