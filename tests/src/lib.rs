@@ -226,6 +226,18 @@ impl TestServer {
         node
     }
 
+    /// Polls `/readyz` until it answers `status` (for at most 10 s), and
+    /// says whether it did. A node on PostgreSQL is ready once it listens.
+    pub async fn readyz_becomes(&self, status: u16) -> bool {
+        for _ in 0..100 {
+            if self.anonymous().get("/readyz").await.status == status {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
     /// The PostgreSQL database's name, when there is one.
     pub fn postgres_database(&self) -> Option<&str> {
         self.postgres.as_ref().map(|db| db.name.as_str())

@@ -152,7 +152,7 @@ async fn suspension_and_revocation_on_one_node_close_streams_on_another() {
         Some(4001),
         "suspended on A, closed on B"
     );
-    assert_eq!(b.anonymous().get("/readyz").await.status, 200);
+    assert!(b.readyz_becomes(200).await);
 }
 
 #[tokio::test]
@@ -181,17 +181,6 @@ async fn a_store_that_moves_on_one_node_is_re_indexed_on_another() {
     assert_eq!(on_b.next().await["alert"]["id"], posted["id"]);
 }
 
-/// Polls `/readyz` until it answers `status` (bounded), and says so.
-async fn readyz_becomes(node: &TestServer, status: u16) -> bool {
-    for _ in 0..100 {
-        if node.anonymous().get("/readyz").await.status == status {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
-}
-
 #[tokio::test]
 async fn a_node_that_cannot_listen_is_not_ready_then_catches_up_and_rechecks_its_streams() {
     let a = TestServer::start_on_postgres().await;
@@ -209,7 +198,7 @@ async fn a_node_that_cannot_listen_is_not_ready_then_catches_up_and_rechecks_its
         ..reader.clone()
     };
     let mut device_on_b = open(&b, &device_member, None).await;
-    assert!(readyz_becomes(&b, 200).await);
+    assert!(b.readyz_becomes(200).await);
 
     // Node A keeps serving through the outage on connections it already
     // holds: open a few now.
@@ -227,7 +216,7 @@ async fn a_node_that_cannot_listen_is_not_ready_then_catches_up_and_rechecks_its
          WHERE datname = '{database}' AND query ILIKE '%LISTEN%'"
     ));
     assert!(
-        readyz_becomes(&b, 503).await,
+        b.readyz_becomes(503).await,
         "not ready while deaf to the others"
     );
     // Posted on A meanwhile (A's pool still has its connections).
@@ -247,7 +236,7 @@ async fn a_node_that_cannot_listen_is_not_ready_then_catches_up_and_rechecks_its
         .await;
     assert_eq!(revoked.status, 200, "{revoked:?}");
     psql(&format!("ALTER DATABASE {database} ALLOW_CONNECTIONS true"));
-    assert!(readyz_becomes(&b, 200).await, "ready again");
+    assert!(b.readyz_becomes(200).await, "ready again");
     let frame = on_b.next().await;
     assert_eq!(frame["alert"]["id"], posted["id"], "nothing lost");
     assert_eq!(
