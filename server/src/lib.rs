@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use config::ServeArgs;
 use db::relay::{Announcement, Heard};
 use db::{Actor, NewToken, Storage};
-use domain::place::{Area, Place, RadiusKm};
+use domain::place::Area;
 use domain::secret::Secret;
 use fanout::Hub;
 use http::{ApiContext, StreamSettings};
@@ -141,13 +141,9 @@ async fn recheck_streams(hub: &Hub, storage: &dyn Storage, store_moves: &tokio::
 /// approved, re-indexes it where it now looks otherwise.
 async fn refresh_store(hub: &Hub, storage: &dyn Storage, id: i64) {
     match storage.store(id).await {
-        Ok(Some(store)) if store.status == p4p_protocol::StoreStatus::Approved => hub.move_store(
-            id,
-            Area {
-                center: Place::from_stored(store.location.lat, store.location.lon),
-                radius: RadiusKm::from_stored(store.radius_km),
-            },
-        ),
+        Ok(Some(store)) if store.status == p4p_protocol::StoreStatus::Approved => {
+            hub.move_store(id, Area::of_store(&store))
+        }
         Ok(_) => hub.close_store(id, close_code::REVOKED, "store suspended"),
         Err(error) => tracing::error!(%error, store_id = id, "cannot re-read a store"),
     }

@@ -342,10 +342,7 @@ async fn append_event(
     body: String,
     now: OffsetDateTime,
 ) -> DbResult<Event> {
-    let reach = Area {
-        center: Place::from_stored(alert.location.lat, alert.location.lon),
-        radius: RadiusKm::from_stored(alert.radius_km),
-    };
+    let reach = Area::of_alert(alert);
     let dialect = Dialect::of(tx);
     // The counter row serializes every event-writing transaction, on every
     // node: seq order is commit order.
@@ -1044,10 +1041,7 @@ impl Alerts for SqlStore {
             .ok_or_else(|| DbError::Corrupt(format!("alert {id} vanished")))?;
         let mut events = Vec::new();
         if after.status == AlertStatus::Published {
-            let previous = Area {
-                center: Place::from_stored(before.location.lat, before.location.lon),
-                radius: RadiusKm::from_stored(before.radius_km),
-            };
+            let previous = Area::of_alert(&before);
             let moved = (previous != edited.reach).then_some(previous);
             events.push(
                 append_event(

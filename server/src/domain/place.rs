@@ -5,7 +5,7 @@
 //! an index query followed by the exact distance check misses nobody.
 
 use geo::{Distance, Haversine, Point};
-use p4p_protocol::Location;
+use p4p_protocol::{Alert, Location, Store};
 
 use super::Invalid;
 
@@ -143,6 +143,23 @@ impl Area {
 
     pub fn bounding_boxes(self) -> Vec<([f64; 2], [f64; 2])> {
         self.center.bounding_boxes(self.radius.km())
+    }
+
+    /// A store's area of interest (stores only ever hold checked values).
+    pub fn of_store(store: &Store) -> Area {
+        Area::from_stored(store.location, store.radius_km)
+    }
+
+    /// An alert's reach (alerts only ever hold checked values).
+    pub fn of_alert(alert: &Alert) -> Area {
+        Area::from_stored(alert.location, alert.radius_km)
+    }
+
+    fn from_stored(location: Location, radius_km: f64) -> Area {
+        Area {
+            center: Place::from_stored(location.lat, location.lon),
+            radius: RadiusKm::from_stored(radius_km),
+        }
     }
 }
 

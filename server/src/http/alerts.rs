@@ -38,7 +38,7 @@ async fn post_alert(
     Json(input): Json<NewAlert>,
 ) -> Result<(StatusCode, axum::Json<Alert>), ApiError> {
     let store = caller.require_store("post alerts")?;
-    let place = Place::from_stored(store.location.lat, store.location.lon);
+    let place = Area::of_store(store).center;
     let now = OffsetDateTime::now_utc();
     let alert = ValidAlert::parse(input, place, now)?;
     let author = StoreRef {
@@ -67,6 +67,14 @@ fn visible(ctx: &ApiContext, caller: &Caller, alert: &Alert) -> bool {
     recent && (alert.status == AlertStatus::Published || alert.store.id == store.id)
 }
 
+/// The alert, if the caller may see it; 404 alike for unknown and hidden.
+async fn visible_alert(ctx: &ApiContext, caller: &Caller, id: i64) -> Result<Alert, ApiError> {
+    match ctx.storage.alert(id).await? {
+        Some(alert) if visible(ctx, caller, &alert) => Ok(alert),
+        _ => Err(ApiError::NotFound(format!("no alert with id {id}"))),
+    }
+}
+
 /// The alert, if the caller may change it: its author or staff. Others
 /// get 403 if they can see it, 404 if not.
 pub(super) async fn changeable(
@@ -76,11 +84,7 @@ pub(super) async fn changeable(
     doing: &str,
 ) -> Result<Alert, ApiError> {
     caller.require_active()?;
-    let not_found = || ApiError::NotFound(format!("no alert with id {id}"));
-    let alert = ctx.storage.alert(id).await?.ok_or_else(not_found)?;
-    if !visible(ctx, caller, &alert) {
-        return Err(not_found());
-    }
+    let alert = visible_alert(ctx, caller, id).await?;
     match &caller.store {
         Some(store) if store.id != alert.store.id => Err(ApiError::forbidden(
             "forbidden",
@@ -165,11 +169,7 @@ async fn flag(
 ) -> Result<(StatusCode, axum::Json<Flag>), ApiError> {
     let store = caller.require_store("flag alerts")?;
     let reason = reason(body.reason.as_deref(), true)?.unwrap_or_default();
-    let not_found = || ApiError::NotFound(format!("no alert with id {id}"));
-    let alert = ctx.storage.alert(id).await?.ok_or_else(not_found)?;
-    if !visible(&ctx, &caller, &alert) {
-        return Err(not_found());
-    }
+    let alert = visible_alert(&ctx, &caller, id).await?;
     if alert.store.id == store.id {
         return Err(ApiError::forbidden(
             "forbidden",
@@ -284,10 +284,6 @@ async fn show(
     Path(id): Path<i64>,
 ) -> Result<axum::Json<Alert>, ApiError> {
     caller.require_active()?;
-    let not_found = || ApiError::NotFound(format!("no alert with id {id}"));
-    let alert = ctx.storage.alert(id).await?.ok_or_else(not_found)?;
-    if !visible(&ctx, &caller, &alert) {
-        return Err(not_found());
-    }
+    let alert = visible_alert(&ctx, &caller, id).await?;
     Ok(axum::Json(alert))
 }

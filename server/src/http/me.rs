@@ -56,7 +56,7 @@ async fn update(
     }
     let center = match patch.location {
         Some(location) => Place::parse("location", location)?,
-        None => Place::from_stored(store.location.lat, store.location.lon),
+        None => Area::of_store(store).center,
     };
     let radius = RadiusKm::parse("radius_km", patch.radius_km.unwrap_or(store.radius_km))?;
     let interest = Area { center, radius };

@@ -19,7 +19,7 @@ use tracing::Instrument;
 use super::extract::{Caller, Query, StreamCaller};
 use super::{ApiContext, ApiError};
 use crate::domain::delivery::Listener;
-use crate::domain::place::{Area, Place, RadiusKm};
+use crate::domain::place::Area;
 use crate::domain::Invalid;
 use crate::fanout::{frame_for, Audience, Closer, Registration, Subscription};
 
@@ -83,10 +83,7 @@ fn audience_of(caller: &Caller) -> Audience {
     match &caller.store {
         Some(store) => Audience::Store(Listener {
             store_id: store.id,
-            interest: Area {
-                center: Place::from_stored(store.location.lat, store.location.lon),
-                radius: RadiusKm::from_stored(store.radius_km),
-            },
+            interest: Area::of_store(store),
         }),
         None => Audience::Staff,
     }
