@@ -35,6 +35,9 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unexpected value in the database: {0}")]
     Corrupt(String),
+    /// The write may or may not have been committed.
+    #[error("the write was not confirmed: {0}")]
+    NotCommitted(String),
     #[error(
         "unsupported database URL scheme `{0}`: use sqlite:PATH or postgres://USER@HOST/DATABASE"
     )]
@@ -273,8 +276,10 @@ pub trait Alerts: Send + Sync {
     ) -> DbResult<Changed>;
     async fn alert(&self, id: i64) -> DbResult<Option<Alert>>;
     async fn alerts(&self, query: &AlertQuery) -> DbResult<AlertList>;
-    /// How many of a store's alerts were ever published (probation).
-    async fn published_count(&self, store_id: i64) -> DbResult<i64>;
+    /// How many of a store's alerts were ever published (probation),
+    /// counted up to `at_most`: probation only asks whether a store reached
+    /// a small number, and a busy store has thousands.
+    async fn published_count(&self, store_id: i64, at_most: i64) -> DbResult<i64>;
     /// Replaces a pending or published alert's content.
     async fn edit_alert(
         &self,

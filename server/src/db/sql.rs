@@ -11,7 +11,7 @@
 //! `seq` order is commit order across all nodes.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;
@@ -24,14 +24,15 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool};
 use sqlx::{Executor, Row};
 use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
 
 use super::*;
 use crate::domain::delivery::EventKind;
-use crate::domain::place::{Place, RadiusKm};
+use crate::domain::place::{Grid, Place, RadiusKm};
 
 /// How many rows a near-a-point listing reads per round before the exact
 /// distance check.
-const NEAR_BATCH: i64 = 256;
+const NEAR_BATCH: i64 = 64;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -112,6 +113,8 @@ pub struct SqlStore {
     dialect: Dialect,
     writer: AnyPool,
     reader: AnyPool,
+    /// New alerts, committed in groups by [`commit_posts`].
+    posts: mpsc::Sender<QueuedPost>,
 }
 
 impl SqlStore {
@@ -134,11 +137,7 @@ impl SqlStore {
                     .max_connections(pool)
                     .connect(url)
                     .await?;
-                Ok(SqlStore {
-                    dialect,
-                    writer,
-                    reader,
-                })
+                Ok(SqlStore::new(dialect, writer, reader))
             }
         }
     }
@@ -166,11 +165,18 @@ impl SqlStore {
                 .connect(&with_mode(url, "ro"))
                 .await?
         };
-        Ok(SqlStore {
-            dialect: Dialect::Sqlite,
+        Ok(SqlStore::new(Dialect::Sqlite, writer, reader))
+    }
+
+    fn new(dialect: Dialect, writer: AnyPool, reader: AnyPool) -> SqlStore {
+        let (posts, queued) = mpsc::channel(POST_QUEUE);
+        tokio::spawn(commit_posts(writer.clone(), queued));
+        SqlStore {
+            dialect,
             writer,
             reader,
-        })
+            posts,
+        }
     }
 
     fn sql<'a>(&self, text: &'a str) -> Cow<'a, str> {
@@ -233,22 +239,38 @@ const STORE_COLUMNS: &str = "id, name, address, lat, lon, radius_km, contact_nam
      phone, status, status_reason, created_at, updated_at";
 
 fn store_from_row(row: &AnyRow) -> DbResult<Store> {
+    store_from_columns(row, "")
+}
+
+/// [`STORE_COLUMNS`] of `stores s`, named `s_id`, `s_name`...: to read a
+/// store along with another row that has columns of the same names.
+fn store_columns_of_s() -> String {
+    STORE_COLUMNS
+        .split(", ")
+        .map(|column| format!("s.{column} AS s_{column}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A store from columns named `{prefix}id`, `{prefix}name`...
+fn store_from_columns(row: &AnyRow, prefix: &str) -> DbResult<Store> {
+    let column = |name: &str| format!("{prefix}{name}");
     Ok(Store {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        address: row.try_get("address")?,
+        id: row.try_get(column("id").as_str())?,
+        name: row.try_get(column("name").as_str())?,
+        address: row.try_get(column("address").as_str())?,
         location: Location {
-            lat: row.try_get("lat")?,
-            lon: row.try_get("lon")?,
+            lat: row.try_get(column("lat").as_str())?,
+            lon: row.try_get(column("lon").as_str())?,
         },
-        radius_km: row.try_get("radius_km")?,
-        status: parse_text(row.try_get::<&str, _>("status")?)?,
-        contact_name: row.try_get("contact_name")?,
-        contact_email: row.try_get("contact_email")?,
-        phone: row.try_get("phone")?,
-        status_reason: row.try_get("status_reason")?,
-        created_at: from_unix(row.try_get("created_at")?)?,
-        updated_at: from_unix(row.try_get("updated_at")?)?,
+        radius_km: row.try_get(column("radius_km").as_str())?,
+        status: parse_text(row.try_get::<&str, _>(column("status").as_str())?)?,
+        contact_name: row.try_get(column("contact_name").as_str())?,
+        contact_email: row.try_get(column("contact_email").as_str())?,
+        phone: row.try_get(column("phone").as_str())?,
+        status_reason: row.try_get(column("status_reason").as_str())?,
+        created_at: from_unix(row.try_get(column("created_at").as_str())?)?,
+        updated_at: from_unix(row.try_get(column("updated_at").as_str())?)?,
     })
 }
 
@@ -342,59 +364,102 @@ async fn append_event(
     body: String,
     now: OffsetDateTime,
 ) -> DbResult<Event> {
-    let reach = Area::of_alert(alert);
+    let event = NewEvent {
+        kind,
+        alert,
+        previous_reach,
+        body,
+    };
+    let mut appended = append_events(tx, vec![event], now).await?;
+    Ok(appended.remove(0))
+}
+
+/// An event to append, before it has its `seq`.
+struct NewEvent<'a> {
+    kind: EventKind,
+    alert: &'a Alert,
+    previous_reach: Option<Area>,
+    body: String,
+}
+
+/// Appends events in the writing transaction, in order, with the next
+/// seqs: one counter update and one insert for all of them.
+async fn append_events(
+    tx: &mut AnyConnection,
+    events: Vec<NewEvent<'_>>,
+    now: OffsetDateTime,
+) -> DbResult<Vec<Event>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
     let dialect = Dialect::of(tx);
+    let count = events.len() as i64;
     // The counter row serializes every event-writing transaction, on every
     // node: seq order is commit order.
-    let seq: i64 = sqlx::query_scalar(
-        &dialect.sql("UPDATE event_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq"),
+    let last: i64 = sqlx::query_scalar(
+        &dialect.sql("UPDATE event_counter SET seq = seq + ? WHERE id = 1 RETURNING seq"),
     )
+    .bind(count)
     .fetch_one(&mut *tx)
     .await?;
-    sqlx::query(&dialect.sql(
+    let events: Vec<Event> = events
+        .into_iter()
+        .zip(last - count + 1..)
+        .map(|(new, seq)| Event {
+            seq,
+            kind: new.kind,
+            alert_id: new.alert.id,
+            author: new.alert.store.id,
+            reach: Area::of_alert(new.alert),
+            previous_reach: new.previous_reach,
+            occurred_at: unix(new.alert.occurred_at),
+            body: Arc::from(new.body),
+        })
+        .collect();
+    let row = "(?, ?, ?, ?, ?, ?, ?, CASE WHEN ? THEN ? END, CASE WHEN ? THEN ? END, \
+               CASE WHEN ? THEN ? END, ?, ?, ?)";
+    let sql = format!(
         "INSERT INTO events (seq, type, alert_id, store_id, lat, lon, radius_km, previous_lat, previous_lon, \
-         previous_radius_km, occurred_at, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, \
-         CASE WHEN ? THEN ? END, CASE WHEN ? THEN ? END, CASE WHEN ? THEN ? END, ?, ?, ?)",
-    ))
-    .bind(seq)
-    .bind(kind.as_str())
-    .bind(alert.id)
-    .bind(alert.store.id)
-    .bind(reach.center.lat())
-    .bind(reach.center.lon())
-    .bind(reach.radius.km())
-    // Through sqlx::Any a NULL float is declared with another type, which a
-    // later real value on the same prepared statement then contradicts
-    // (PostgreSQL): a flag and a plain value instead.
-    .bind(previous_reach.is_some())
-    .bind(previous_reach.map_or(0.0, |r| r.center.lat()))
-    .bind(previous_reach.is_some())
-    .bind(previous_reach.map_or(0.0, |r| r.center.lon()))
-    .bind(previous_reach.is_some())
-    .bind(previous_reach.map_or(0.0, |r| r.radius.km()))
-    .bind(unix(alert.occurred_at))
-    .bind(&body)
-    .bind(unix(now))
-    .execute(&mut *tx)
-    .await?;
+         previous_radius_km, occurred_at, body, created_at) VALUES {}",
+        vec![row; events.len()].join(", ")
+    );
+    let sql = dialect.sql(&sql);
+    // Its text varies with the number of rows: not worth a cached statement.
+    let mut insert = sqlx::query(&sql).persistent(events.len() == 1);
+    for event in &events {
+        let previous = event.previous_reach;
+        insert = insert
+            .bind(event.seq)
+            .bind(event.kind.as_str())
+            .bind(event.alert_id)
+            .bind(event.author)
+            .bind(event.reach.center.lat())
+            .bind(event.reach.center.lon())
+            .bind(event.reach.radius.km())
+            // Through sqlx::Any a NULL float is declared with another type,
+            // which a later real value on the same prepared statement then
+            // contradicts (PostgreSQL): a flag and a plain value instead.
+            .bind(previous.is_some())
+            .bind(previous.map_or(0.0, |r| r.center.lat()))
+            .bind(previous.is_some())
+            .bind(previous.map_or(0.0, |r| r.center.lon()))
+            .bind(previous.is_some())
+            .bind(previous.map_or(0.0, |r| r.radius.km()))
+            .bind(event.occurred_at)
+            .bind(event.body.to_string())
+            .bind(unix(now));
+    }
+    insert.execute(&mut *tx).await?;
     if dialect == Dialect::Postgres {
-        // Delivered at commit: a rolled-back write notifies no one.
+        // Delivered at commit: a rolled-back write notifies no one. The
+        // newest seq is enough: other nodes read every event up to it.
         sqlx::query(&dialect.sql("SELECT pg_notify(?, ?)"))
             .bind(super::relay::EVENTS_CHANNEL)
-            .bind(seq.to_string())
+            .bind(last.to_string())
             .execute(&mut *tx)
             .await?;
     }
-    Ok(Event {
-        seq,
-        kind,
-        alert_id: alert.id,
-        author: alert.store.id,
-        reach,
-        previous_reach,
-        occurred_at: unix(alert.occurred_at),
-        body: Arc::from(body),
-    })
+    Ok(events)
 }
 
 async fn fetch_alert(conn: &mut AnyConnection, id: i64) -> DbResult<Option<Alert>> {
@@ -447,6 +512,81 @@ async fn alert_status(tx: &mut AnyConnection, id: i64) -> DbResult<Option<AlertS
         .fetch_optional(tx)
         .await?;
     status.as_deref().map(parse_text).transpose()
+}
+
+/// The statement for one page of `GET /v1/alerts` before `before_id`,
+/// newest first, at most `batch` rows: near a place, the newest of each
+/// covering cell through its index, merged; otherwise by id.
+fn alerts_page(
+    query: &AlertQuery,
+    cells: Option<&(Grid, Vec<i64>)>,
+    before_id: Option<i64>,
+    batch: i64,
+) -> (String, Vec<Bind>) {
+    let mut filter = String::new();
+    let mut binds: Vec<Bind> = Vec::new();
+    if let Some(before_id) = before_id {
+        filter.push_str(" AND a.id < ?");
+        binds.push(Bind::Int(before_id));
+    }
+    if let Viewer::Store(store_id) = query.viewer {
+        // A CASE, not an OR: no index serves it, so the database never
+        // gathers every published alert to sort them.
+        filter.push_str(
+            " AND CASE WHEN a.status = 'published' THEN 1 WHEN a.store_id = ? THEN 1 ELSE 0 END = 1 \
+             AND a.occurred_at >= ?",
+        );
+        binds.extend([Bind::Int(store_id), Bind::Int(query.not_before)]);
+    }
+    if let Some(kind) = query.kind {
+        filter.push_str(" AND a.kind = ?");
+        binds.push(Bind::Text(kind.as_str()));
+    }
+    if let Some(status) = query.status {
+        filter.push_str(" AND a.status = ?");
+        binds.push(Bind::Text(status.as_str()));
+    }
+    if let Some(near) = query.near {
+        let boxes: Vec<String> = near
+            .bounding_boxes()
+            .into_iter()
+            .map(|(low, high)| {
+                binds.extend([low[1], high[1], low[0], high[0]].map(Bind::Real));
+                "(a.lat BETWEEN ? AND ? AND a.lon BETWEEN ? AND ?)".to_owned()
+            })
+            .collect();
+        filter.push_str(&format!(" AND ({})", boxes.join(" OR ")));
+    }
+    let Some((grid, cells)) = cells else {
+        binds.push(Bind::Int(batch));
+        let sql = format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id \
+             WHERE 1 = 1{filter} ORDER BY a.id DESC LIMIT ?"
+        );
+        return (sql, binds);
+    };
+    let mut all_binds = Vec::with_capacity(cells.len() * (binds.len() + 2) + 1);
+    let per_cell: Vec<String> = cells
+        .iter()
+        .enumerate()
+        .map(|(i, cell)| {
+            all_binds.push(Bind::Int(*cell));
+            all_binds.extend(binds.iter().copied());
+            all_binds.push(Bind::Int(batch));
+            format!(
+                "SELECT id FROM (SELECT a.id FROM alerts a WHERE a.{} = ?{filter} \
+                 ORDER BY a.id DESC LIMIT ?) AS cell{i}",
+                grid.column
+            )
+        })
+        .collect();
+    all_binds.push(Bind::Int(batch));
+    let sql = format!(
+        "SELECT {ALERT_COLUMNS} FROM ({}) AS near JOIN alerts a ON a.id = near.id \
+         JOIN stores s ON s.id = a.store_id ORDER BY a.id DESC LIMIT ?",
+        per_cell.join(" UNION ALL ")
+    );
+    (sql, all_binds)
 }
 
 /// A value bound to a statement built at run time.
@@ -512,6 +652,185 @@ const EDITED_REASON: &str = "edited; held until the association reviews the chan
 
 fn to_json<T: Serialize>(value: &T) -> DbResult<String> {
     serde_json::to_string(value).map_err(|e| DbError::Corrupt(format!("cannot serialize: {e}")))
+}
+
+/// How many new alerts may wait for the writer before posters wait to queue.
+const POST_QUEUE: usize = 1024;
+/// The most new alerts one transaction commits.
+const MAX_POSTS_PER_COMMIT: usize = 128;
+
+/// A new alert waiting for its commit; its poster is answered after it.
+struct QueuedPost {
+    author: StoreRef,
+    alert: ValidAlert,
+    status: AlertStatus,
+    now: OffsetDateTime,
+    done: oneshot::Sender<DbResult<Changed>>,
+}
+
+/// Group commit: writes every new alert waiting in the queue in one
+/// transaction, so that one fsync (SQLite's, or PostgreSQL's while it holds
+/// the seq counter's row) serves them all. Each poster is answered only
+/// after the commit that holds its alert, so a 201 still means durable;
+/// their events take consecutive seqs in queue order.
+async fn commit_posts(writer: AnyPool, mut queued: mpsc::Receiver<QueuedPost>) {
+    let mut group = Vec::with_capacity(MAX_POSTS_PER_COMMIT);
+    while queued.recv_many(&mut group, MAX_POSTS_PER_COMMIT).await > 0 {
+        let posts = std::mem::take(&mut group);
+        let started = std::time::Instant::now();
+        match write_posts(&writer, &posts).await {
+            Ok(written) => {
+                tracing::debug!(posts = posts.len(), elapsed = ?started.elapsed(), "group committed");
+                for (post, changed) in posts.into_iter().zip(written) {
+                    let _ = post.done.send(Ok(changed));
+                }
+            }
+            // Nothing committed: one bad post must not fail the others.
+            Err(GroupFailed::Before(error)) if posts.len() > 1 => {
+                tracing::warn!(%error, posts = posts.len(), "group commit failed; writing its alerts one by one");
+                for post in posts {
+                    let written = write_posts(&writer, std::slice::from_ref(&post)).await;
+                    let _ = post.done.send(
+                        written
+                            .map_err(GroupFailed::into_error)
+                            .map(|mut w| w.remove(0)),
+                    );
+                }
+            }
+            Err(GroupFailed::Before(error)) => {
+                if let Some(post) = posts.into_iter().next() {
+                    let _ = post.done.send(Err(error));
+                }
+            }
+            // Whether the commit held is unknown: never write them twice.
+            Err(GroupFailed::Commit(error)) => {
+                tracing::error!(%error, posts = posts.len(), "group commit of new alerts failed");
+                for post in posts {
+                    let _ = post
+                        .done
+                        .send(Err(DbError::NotCommitted(error.to_string())));
+                }
+            }
+        }
+    }
+}
+
+/// Why a group of new alerts was not written.
+enum GroupFailed {
+    /// A statement failed: the transaction rolled back.
+    Before(DbError),
+    /// The commit itself failed.
+    Commit(DbError),
+}
+
+impl GroupFailed {
+    fn into_error(self) -> DbError {
+        match self {
+            GroupFailed::Before(error) | GroupFailed::Commit(error) => error,
+        }
+    }
+}
+
+/// Writes `posts` in one transaction, in order.
+async fn write_posts(writer: &AnyPool, posts: &[QueuedPost]) -> Result<Vec<Changed>, GroupFailed> {
+    let mut tx = writer
+        .begin()
+        .await
+        .map_err(|e| GroupFailed::Before(e.into()))?;
+    let written = insert_alerts(&mut tx, posts)
+        .await
+        .map_err(GroupFailed::Before)?;
+    tx.commit()
+        .await
+        .map_err(|e| GroupFailed::Commit(e.into()))?;
+    Ok(written)
+}
+
+/// Inserts new alerts and appends their events (`alert` when published,
+/// `pending` when it waits), the counter row taken last.
+async fn insert_alerts(tx: &mut AnyConnection, posts: &[QueuedPost]) -> DbResult<Vec<Changed>> {
+    let mut posted = Vec::with_capacity(posts.len());
+    for post in posts {
+        posted.push(insert_alert(tx, post).await?);
+    }
+    let now = posts
+        .first()
+        .map_or(OffsetDateTime::UNIX_EPOCH, |post| post.now);
+    let events = posted
+        .iter()
+        .map(|alert| {
+            let kind = if alert.status == AlertStatus::Published {
+                EventKind::Alert
+            } else {
+                EventKind::Pending
+            };
+            Ok(NewEvent {
+                kind,
+                alert,
+                previous_reach: None,
+                body: alert_body(alert)?,
+            })
+        })
+        .collect::<DbResult<Vec<_>>>()?;
+    let events = append_events(tx, events, now).await?;
+    Ok(posted
+        .into_iter()
+        .zip(events)
+        .map(|(alert, event)| (alert, vec![event]))
+        .collect())
+}
+
+/// Inserts a new alert.
+async fn insert_alert(tx: &mut AnyConnection, post: &QueuedPost) -> DbResult<Alert> {
+    let QueuedPost {
+        author,
+        alert,
+        status,
+        now,
+        ..
+    } = post;
+    let (status, now) = (*status, *now);
+    let dialect = Dialect::of(tx);
+    let published = status == AlertStatus::Published;
+    let id: i64 = sqlx::query_scalar(&dialect.sql(
+        "INSERT INTO alerts (store_id, kind, status, title, description, occurred_at, lat, lon, radius_km, \
+         suspects, vehicles, created_at, updated_at, published_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? THEN ? END) RETURNING id",
+    ))
+    .bind(author.id)
+    .bind(alert.kind.as_str())
+    .bind(status.as_str())
+    .bind(&alert.title)
+    .bind(&alert.description)
+    .bind(unix(alert.occurred_at))
+    .bind(alert.reach.center.lat())
+    .bind(alert.reach.center.lon())
+    .bind(alert.reach.radius.km())
+    .bind(to_json(&alert.suspects)?)
+    .bind(to_json(&alert.vehicles)?)
+    .bind(unix(now))
+    .bind(unix(now))
+    .bind(published)
+    .bind(unix(now))
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(Alert {
+        id,
+        kind: alert.kind,
+        status,
+        title: alert.title.clone(),
+        description: alert.description.clone(),
+        occurred_at: alert.occurred_at,
+        location: alert.reach.center.location(),
+        radius_km: alert.reach.radius.km(),
+        suspects: alert.suspects.clone(),
+        vehicles: alert.vehicles.clone(),
+        store: author.clone(),
+        verified: false,
+        status_reason: None,
+        created_at: now,
+        updated_at: now,
+    })
 }
 
 #[async_trait]
@@ -742,18 +1061,29 @@ impl Tokens for SqlStore {
     }
 
     async fn credential(&self, hash: &SecretHash) -> DbResult<Option<Credential>> {
-        let row = sqlx::query(&self.sql(&format!(
-            "SELECT {TOKEN_COLUMNS}, store_id FROM tokens WHERE token_hash = ? AND revoked_at IS NULL"
-        )))
-        .bind(hash.as_str())
-        .fetch_optional(&self.reader)
-        .await?;
+        // One statement: every request authenticates.
+        static CREDENTIAL: LazyLock<String> = LazyLock::new(|| {
+            let token_columns = TOKEN_COLUMNS
+                .split(", ")
+                .map(|column| format!("t.{column}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "SELECT {token_columns}, {} FROM tokens t LEFT JOIN stores s ON s.id = t.store_id \
+                 WHERE t.token_hash = ? AND t.revoked_at IS NULL",
+                store_columns_of_s()
+            )
+        });
+        let row = sqlx::query(&self.sql(&CREDENTIAL))
+            .bind(hash.as_str())
+            .fetch_optional(&self.reader)
+            .await?;
         let Some(row) = row else {
             return Ok(None);
         };
         let token = token_from_row(&row)?;
-        let store = match row.try_get::<Option<i64>, _>("store_id")? {
-            Some(store_id) => self.store(store_id).await?,
+        let store = match row.try_get::<Option<i64>, _>("s_id")? {
+            Some(_) => Some(store_from_columns(&row, "s_")?),
             None => None,
         };
         if token.role == Role::Store && store.is_none() {
@@ -825,75 +1155,17 @@ impl Alerts for SqlStore {
         status: AlertStatus,
         now: OffsetDateTime,
     ) -> DbResult<Changed> {
-        let now = crate::domain::alert::whole_seconds(now);
-        let mut tx = self.writer.begin().await?;
-        let id: i64 = sqlx::query_scalar(&self.sql(
-            "INSERT INTO alerts (store_id, kind, status, title, description, occurred_at, lat, lon, radius_km, \
-             suspects, vehicles, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        ))
-        .bind(author.id)
-        .bind(alert.kind.as_str())
-        .bind(status.as_str())
-        .bind(&alert.title)
-        .bind(&alert.description)
-        .bind(unix(alert.occurred_at))
-        .bind(alert.reach.center.lat())
-        .bind(alert.reach.center.lon())
-        .bind(alert.reach.radius.km())
-        .bind(to_json(&alert.suspects)?)
-        .bind(to_json(&alert.vehicles)?)
-        .bind(unix(now))
-        .bind(unix(now))
-        .fetch_one(&mut *tx)
-        .await?;
-        let posted = Alert {
-            id,
-            kind: alert.kind,
+        let (done, committed) = oneshot::channel();
+        let post = QueuedPost {
+            author: author.clone(),
+            alert: alert.clone(),
             status,
-            title: alert.title.clone(),
-            description: alert.description.clone(),
-            occurred_at: alert.occurred_at,
-            location: alert.reach.center.location(),
-            radius_km: alert.reach.radius.km(),
-            suspects: alert.suspects.clone(),
-            vehicles: alert.vehicles.clone(),
-            store: author.clone(),
-            verified: false,
-            status_reason: None,
-            created_at: now,
-            updated_at: now,
+            now: crate::domain::alert::whole_seconds(now),
+            done,
         };
-        let event = match status {
-            AlertStatus::Published => {
-                sqlx::query(&self.sql("UPDATE alerts SET published_at = ? WHERE id = ?"))
-                    .bind(unix(now))
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                append_event(
-                    &mut tx,
-                    EventKind::Alert,
-                    &posted,
-                    None,
-                    alert_body(&posted)?,
-                    now,
-                )
-                .await?
-            }
-            _ => {
-                append_event(
-                    &mut tx,
-                    EventKind::Pending,
-                    &posted,
-                    None,
-                    alert_body(&posted)?,
-                    now,
-                )
-                .await?
-            }
-        };
-        tx.commit().await?;
-        Ok((posted, vec![event]))
+        let stopped = || DbError::NotCommitted("the writer of new alerts stopped".to_owned());
+        self.posts.send(post).await.map_err(|_| stopped())?;
+        committed.await.map_err(|_| stopped())?
     }
 
     async fn alert(&self, id: i64) -> DbResult<Option<Alert>> {
@@ -908,42 +1180,9 @@ impl Alerts for SqlStore {
         };
         let mut alerts = Vec::with_capacity(wanted);
         let mut before_id = query.before_id;
+        let cells = query.near.and_then(Area::covering_cells);
         loop {
-            let mut sql = format!(
-                "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id WHERE 1 = 1"
-            );
-            let mut binds: Vec<Bind> = Vec::new();
-            if let Some(before_id) = before_id {
-                sql.push_str(" AND a.id < ?");
-                binds.push(Bind::Int(before_id));
-            }
-            if let Viewer::Store(store_id) = query.viewer {
-                sql.push_str(
-                    " AND (a.status = 'published' OR a.store_id = ?) AND a.occurred_at >= ?",
-                );
-                binds.extend([Bind::Int(store_id), Bind::Int(query.not_before)]);
-            }
-            if let Some(kind) = query.kind {
-                sql.push_str(" AND a.kind = ?");
-                binds.push(Bind::Text(kind.as_str()));
-            }
-            if let Some(status) = query.status {
-                sql.push_str(" AND a.status = ?");
-                binds.push(Bind::Text(status.as_str()));
-            }
-            if let Some(near) = query.near {
-                let boxes: Vec<String> = near
-                    .bounding_boxes()
-                    .into_iter()
-                    .map(|(low, high)| {
-                        binds.extend([low[1], high[1], low[0], high[0]].map(Bind::Real));
-                        "(a.lat BETWEEN ? AND ? AND a.lon BETWEEN ? AND ?)".to_owned()
-                    })
-                    .collect();
-                sql.push_str(&format!(" AND ({})", boxes.join(" OR ")));
-            }
-            sql.push_str(" ORDER BY a.id DESC LIMIT ?");
-            binds.push(Bind::Int(batch));
+            let (sql, binds) = alerts_page(query, cells.as_ref(), before_id, batch);
             let sql = self.sql(&sql);
             let rows = binds
                 .iter()
@@ -973,12 +1212,13 @@ impl Alerts for SqlStore {
         Ok(AlertList { alerts, more })
     }
 
-    async fn published_count(&self, store_id: i64) -> DbResult<i64> {
-        let count: i64 = sqlx::query_scalar(
-            &self
-                .sql("SELECT COUNT(*) FROM alerts WHERE store_id = ? AND published_at IS NOT NULL"),
-        )
+    async fn published_count(&self, store_id: i64, at_most: i64) -> DbResult<i64> {
+        let count: i64 = sqlx::query_scalar(&self.sql(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM alerts WHERE store_id = ? AND published_at IS NOT NULL \
+             LIMIT ?) AS published",
+        ))
         .bind(store_id)
+        .bind(at_most)
         .fetch_one(&self.reader)
         .await?;
         Ok(count)

@@ -163,6 +163,97 @@ impl Area {
     }
 }
 
+/// A grid of square-degree cells that the storage indexes every alert by,
+/// with its id, so that the newest alerts near a place are read cell by
+/// cell in id order, never by sorting every alert of a dense region.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Grid {
+    /// The indexed column (migrations/*/0004_alerts_by_cell.sql).
+    pub column: &'static str,
+    /// Cells per degree: powers of two, so that scaling a coordinate is
+    /// exact and the database computes the same cells as [`Grid::cell`].
+    cells_per_degree: f64,
+}
+
+/// The grids, finest first: cells of about 1.7, 7, 28, 111 and 444 km.
+pub const GRIDS: [Grid; 5] = [
+    Grid {
+        column: "cell_2km",
+        cells_per_degree: 64.0,
+    },
+    Grid {
+        column: "cell_7km",
+        cells_per_degree: 16.0,
+    },
+    Grid {
+        column: "cell_28km",
+        cells_per_degree: 4.0,
+    },
+    Grid {
+        column: "cell_111km",
+        cells_per_degree: 1.0,
+    },
+    Grid {
+        column: "cell_444km",
+        cells_per_degree: 0.25,
+    },
+];
+
+impl Grid {
+    /// The cell holding a place: its row from the south pole times the
+    /// number of columns, plus its column from the antimeridian.
+    pub fn cell(self, place: Place) -> i64 {
+        self.cell_at(self.row(place.lat), self.column_of(place.lon))
+    }
+
+    fn row(self, lat: f64) -> i64 {
+        ((lat.clamp(-90.0, 90.0) + 90.0) * self.cells_per_degree).floor() as i64
+    }
+
+    fn column_of(self, lon: f64) -> i64 {
+        ((lon.clamp(-180.0, 180.0) + 180.0) * self.cells_per_degree).floor() as i64
+    }
+
+    fn cell_at(self, row: i64, column: i64) -> i64 {
+        let columns = (360.0 * self.cells_per_degree) as i64 + 1;
+        row * columns + column
+    }
+
+    /// The cells that together hold every place in the boxes, or `None`
+    /// if there are more than `max`.
+    fn cover(self, boxes: &[([f64; 2], [f64; 2])], max: usize) -> Option<Vec<i64>> {
+        let mut cells = Vec::new();
+        for (low, high) in boxes {
+            let rows = self.row(low[1])..=self.row(high[1]);
+            let columns = self.column_of(low[0])..=self.column_of(high[0]);
+            if cells.len() + rows.clone().count() * columns.clone().count() > max {
+                return None;
+            }
+            for row in rows {
+                cells.extend(columns.clone().map(|column| self.cell_at(row, column)));
+            }
+        }
+        cells.sort_unstable();
+        cells.dedup();
+        Some(cells)
+    }
+}
+
+/// The most cells one listing near a place reads.
+pub const MAX_CELLS: usize = 16;
+
+impl Area {
+    /// The finest grid whose cells, at most [`MAX_CELLS`], hold every place
+    /// within the area, with those cells; `None` where no grid does (an
+    /// area that reaches a pole covers every longitude).
+    pub fn covering_cells(self) -> Option<(Grid, Vec<i64>)> {
+        let boxes = self.bounding_boxes();
+        GRIDS
+            .iter()
+            .find_map(|grid| Some((*grid, grid.cover(&boxes, MAX_CELLS)?)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,5 +392,53 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Every place within an area lies in one of its covering cells, and
+    /// the grid chosen is the finest one with few enough cells.
+    #[test]
+    fn covering_cells_hold_every_place_in_reach() {
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for center in [
+            place(40.7, -74.0),
+            place(-33.9, 151.2),
+            place(0.0, 179.9),
+            place(0.0, 0.0),
+        ] {
+            for radius in [0.5, 5.0, 25.0, 100.0, 500.0] {
+                let area = Area {
+                    center,
+                    radius: RadiusKm::from_stored(radius),
+                };
+                let (grid, cells) = area.covering_cells().expect("a grid");
+                assert!(cells.len() <= MAX_CELLS);
+                for _ in 0..2_000 {
+                    let origin = Point::new(center.lon(), center.lat());
+                    let to =
+                        Haversine.destination(origin, next() * 360.0, next() * radius * 1_000.0);
+                    let lon = (to.x() + 540.0).rem_euclid(360.0) - 180.0;
+                    let p = place(to.y(), lon);
+                    if area.contains(p) {
+                        assert!(cells.contains(&grid.cell(p)), "{p:?} near {center:?}");
+                    }
+                }
+            }
+        }
+        let small = Area {
+            center: place(40.7, -74.0),
+            radius: RadiusKm::from_stored(0.5),
+        };
+        assert_eq!(small.covering_cells().expect("a grid").0, GRIDS[0]);
+        let polar = Area {
+            center: place(89.9, 0.0),
+            radius: RadiusKm::from_stored(50.0),
+        };
+        assert_eq!(polar.covering_cells(), None);
     }
 }

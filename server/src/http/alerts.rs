@@ -45,8 +45,7 @@ async fn post_alert(
         id: store.id,
         name: store.name.clone(),
     };
-    let published_before = ctx.storage.published_count(store.id).await?;
-    let status = ctx.policy.status_of_new_alert(published_before);
+    let status = status_of_new_alert(&ctx, store.id).await?;
     let storage = ctx.storage.clone();
     let posted = committed(&ctx, async move {
         Ok(storage.post_alert(&author, &alert, status, now).await?)
@@ -54,6 +53,20 @@ async fn post_alert(
     .await?;
     tracing::info!(alert_id = posted.id, kind = %posted.kind, status = %posted.status, "alert posted");
     Ok((StatusCode::CREATED, axum::Json(posted)))
+}
+
+/// Whether a store's new alert would be published or wait for a moderator.
+async fn status_of_new_alert(ctx: &ApiContext, store_id: i64) -> Result<AlertStatus, ApiError> {
+    // Probation only needs to know whether the store reached its count.
+    let published_before = match ctx.policy.probation_alerts {
+        0 => 0,
+        probation => {
+            ctx.storage
+                .published_count(store_id, i64::from(probation))
+                .await?
+        }
+    };
+    Ok(ctx.policy.status_of_new_alert(published_before))
 }
 
 /// Whether the caller may see the alert: staff see all; stores see
@@ -111,10 +124,7 @@ async fn edit(
     // no content reaches members unseen by a moderator.
     let by_author = caller.store.is_some();
     let hold = match &caller.store {
-        Some(store) => {
-            let published = ctx.storage.published_count(store.id).await?;
-            ctx.policy.status_of_new_alert(published) == AlertStatus::Pending
-        }
+        Some(store) => status_of_new_alert(&ctx, store.id).await? == AlertStatus::Pending,
         None => false,
     };
     let storage = ctx.storage.clone();
