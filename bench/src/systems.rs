@@ -1,0 +1,284 @@
+//! The three systems side by side: p4p, the floor and NATS. Each gets the
+//! same subscribers (one connection per store) and the same alerts; every
+//! subscriber records what it received into one [`Recorder`].
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use futures_util::{stream, SinkExt, StreamExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{Bytes, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::alerts::{seen, Planned};
+use crate::deliveries::Recorder;
+use crate::floor;
+use crate::p4p::{Members, P4p};
+use crate::places::{self, Site, STORE_RADIUS_KM};
+
+/// Connections opened at once while subscribers join.
+const CONNECT_CONCURRENCY: usize = 200;
+/// Source addresses to spread client connections over: each has its own
+/// ~28,000 ephemeral ports on loopback.
+const SOURCE_ADDRESSES: u32 = 32;
+
+pub type Socket = WebSocketStream<TcpStream>;
+
+/// The loopback source address of the `n`th client connection.
+pub fn source_address(n: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        0,
+        1,
+        1 + (n as u32 % SOURCE_ADDRESSES) as u8,
+    ))
+}
+
+/// Opens a WebSocket to `url` from `source`, with a bearer token if given.
+pub async fn connect_ws(url: &str, token: Option<&str>, source: IpAddr) -> Result<Socket> {
+    let mut request = url.into_client_request()?;
+    if let Some(token) = token {
+        request.headers_mut().insert(
+            "Authorization",
+            HeaderValue::from_str(&format!("Bearer {token}"))?,
+        );
+    }
+    let host = request.uri().host().context("url without host")?;
+    let port = request.uri().port_u16().context("url without port")?;
+    let address: SocketAddr = format!("{host}:{port}").parse()?;
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(source, 0))?;
+    let tcp = socket.connect(address).await?;
+    tcp.set_nodelay(true)?;
+    let (socket, _) =
+        tokio_tungstenite::client_async_with_config(request, tcp, Some(floor::socket_config()))
+            .await
+            .with_context(|| format!("WebSocket to {url}"))?;
+    Ok(socket)
+}
+
+/// Waits for the first text frame (hello) of a fresh stream.
+async fn hello(socket: &mut Socket) -> Result<String> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(60), socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return Ok(text.as_str().to_owned()),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(error))) => return Err(error.into()),
+            Ok(None) => bail!("stream ended before hello"),
+            Err(_) => bail!("no hello within 60 s"),
+        }
+    }
+}
+
+/// Reads a subscriber's frames until the connection ends, recording alerts.
+/// With a `filter` (the NATS subscribers), an alert that this store is not
+/// owed by the rule is dropped, as a team's client would.
+async fn read_frames(mut socket: Socket, store: u32, recorder: Arc<Recorder>) {
+    while let Some(message) = socket.next().await {
+        match message {
+            Ok(Message::Text(text)) => {
+                recorder.raw_frames.fetch_add(1, Ordering::Relaxed);
+                if let Some(seen) = seen(text.as_str()) {
+                    recorder.received(seen.number, store);
+                }
+            }
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    recorder.closed.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Subscribers of one system; dropping this closes them all.
+pub struct Subscribers {
+    pub tasks: JoinSet<()>,
+}
+
+impl Subscribers {
+    pub async fn close(mut self) {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// One p4p stream per store `0..count`, each past its hello.
+pub async fn p4p_subscribers(
+    server: &P4p,
+    members: &Members,
+    count: usize,
+    recorder: &Arc<Recorder>,
+) -> Result<Subscribers> {
+    let url = server.stream_url(None);
+    let mut tasks = JoinSet::new();
+    let mut opened = stream::iter(0..count)
+        .map(|i| {
+            let url = url.clone();
+            let token = members[i].token.clone();
+            async move {
+                let mut socket = connect_ws(&url, Some(&token), source_address(i)).await?;
+                hello(&mut socket).await?;
+                Ok::<_, anyhow::Error>((i, socket))
+            }
+        })
+        .buffer_unordered(CONNECT_CONCURRENCY);
+    while let Some(opened) = opened.next().await {
+        let (i, socket) = opened?;
+        tasks.spawn(read_frames(socket, i as u32, recorder.clone()));
+    }
+    Ok(Subscribers { tasks })
+}
+
+/// One floor subscriber per store `0..count`.
+pub async fn floor_subscribers(
+    port: u16,
+    count: usize,
+    recorder: &Arc<Recorder>,
+) -> Result<Subscribers> {
+    let mut tasks = JoinSet::new();
+    let mut opened = stream::iter(0..count)
+        .map(|i| async move {
+            let url = format!("ws://127.0.0.1:{port}/sub/{i}");
+            let mut socket = connect_ws(&url, None, source_address(i)).await?;
+            hello(&mut socket).await?;
+            Ok::<_, anyhow::Error>((i, socket))
+        })
+        .buffer_unordered(CONNECT_CONCURRENCY);
+    while let Some(opened) = opened.next().await {
+        let (i, socket) = opened?;
+        tasks.spawn(read_frames(socket, i as u32, recorder.clone()));
+    }
+    Ok(Subscribers { tasks })
+}
+
+/// One NATS connection per store `0..count`, subscribed to its own cell;
+/// it keeps what the rule owes it (the cell is coarser than the rule).
+pub async fn nats_subscribers(
+    url: &str,
+    sites: &[Site],
+    count: usize,
+    recorder: &Arc<Recorder>,
+) -> Result<Subscribers> {
+    let mut tasks = JoinSet::new();
+    let mut opened = stream::iter(0..count)
+        .map(|i| async move {
+            let client = async_nats::connect(url).await.context("NATS connect")?;
+            let subscriber = client
+                .subscribe(places::cell_subject(places::cell_of(sites[i])))
+                .await
+                .context("NATS subscribe")?;
+            client.flush().await.context("NATS flush")?;
+            Ok::<_, anyhow::Error>((i, client, subscriber))
+        })
+        .buffer_unordered(CONNECT_CONCURRENCY);
+    while let Some(opened) = opened.next().await {
+        let (i, client, mut subscriber) = opened?;
+        let recorder = recorder.clone();
+        let me = sites[i];
+        tasks.spawn(async move {
+            let _client = client;
+            while let Some(message) = subscriber.next().await {
+                recorder.raw_frames.fetch_add(1, Ordering::Relaxed);
+                let Ok(text) = std::str::from_utf8(&message.payload) else {
+                    continue;
+                };
+                let Some(seen) = seen(text) else { continue };
+                let owed = seen.author == Some(i as i64)
+                    || match (seen.at, seen.radius_km) {
+                        (Some(at), Some(radius)) => {
+                            places::receives(me, STORE_RADIUS_KM, at, radius)
+                        }
+                        _ => false,
+                    };
+                if owed {
+                    recorder.received(seen.number, i as u32);
+                }
+            }
+            recorder.closed.fetch_add(1, Ordering::Relaxed);
+        });
+    }
+    Ok(Subscribers { tasks })
+}
+
+/// Sends one alert into one of the systems.
+#[derive(Clone)]
+pub enum Publisher {
+    /// `POST /v1/alerts` with the author's token.
+    P4p { server: Arc<P4p>, members: Members },
+    /// The recipients and the frame, over one WebSocket.
+    Floor { queue: mpsc::UnboundedSender<Bytes> },
+    /// The frame, to every cell the alert's reach touches.
+    Nats { client: async_nats::Client },
+}
+
+impl Publisher {
+    pub async fn floor(port: u16) -> Result<(Publisher, tokio::task::JoinHandle<()>)> {
+        let mut socket = connect_ws(
+            &format!("ws://127.0.0.1:{port}/publish"),
+            None,
+            source_address(0),
+        )
+        .await?;
+        let (queue, mut messages) = mpsc::unbounded_channel::<Bytes>();
+        let writer = tokio::spawn(async move {
+            while let Some(bytes) = messages.recv().await {
+                if socket.send(Message::Binary(bytes)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok((Publisher::Floor { queue }, writer))
+    }
+
+    pub async fn nats(url: &str) -> Result<Publisher> {
+        Ok(Publisher::Nats {
+            client: async_nats::connect(url).await.context("NATS connect")?,
+        })
+    }
+
+    /// Publishes `alert`; `recipients` are its exact recipients (the floor
+    /// has no geography of its own). The post time is taken just before
+    /// the alert leaves.
+    pub async fn publish(
+        &self,
+        alert: &Planned,
+        recipients: &[u32],
+        recorder: &Recorder,
+    ) -> Result<()> {
+        match self {
+            Publisher::P4p { server, members } => {
+                let token = &members[alert.author].token;
+                recorder.posting(alert.number);
+                server
+                    .send(Some(token), "/v1/alerts", &alert.request(), 201)
+                    .await?;
+            }
+            Publisher::Floor { queue } => {
+                let message = floor::encode(recipients, &alert.frame(alert.author as i64));
+                recorder.posting(alert.number);
+                queue
+                    .send(message)
+                    .ok()
+                    .context("the floor publisher has stopped")?;
+            }
+            Publisher::Nats { client } => {
+                let frame = Bytes::from(alert.frame(alert.author as i64));
+                let reach = alert.radius_km().max(STORE_RADIUS_KM);
+                let cells = places::cells_reached(alert.at, reach);
+                recorder.posting(alert.number);
+                for cell in cells {
+                    client
+                        .publish(places::cell_subject(cell), frame.clone())
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
