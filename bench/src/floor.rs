@@ -45,6 +45,8 @@ pub fn socket_config() -> WebSocketConfig {
         .write_buffer_size(0)
 }
 
+// The handshake callback's Result type is tungstenite's, not ours.
+#[allow(clippy::result_large_err)]
 async fn connection(tcp: TcpStream, registry: Registry) -> Result<()> {
     tcp.set_nodelay(true)?;
     let mut path = String::new();

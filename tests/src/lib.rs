@@ -45,6 +45,12 @@ pub fn cli_binary() -> &'static Path {
     CLI.get_or_init(|| build_binary("p4p"))
 }
 
+/// The benchmark, `p4p-bench`, for its smoke run.
+pub fn bench_binary() -> &'static Path {
+    static BENCH: OnceLock<PathBuf> = OnceLock::new();
+    BENCH.get_or_init(|| build_binary("p4p-bench"))
+}
+
 /// Builds one binary of the workspace with the profile of this test build.
 /// `--workspace` keeps feature unification the same as the test build's,
 /// so nothing is compiled twice; a fresh binary costs a no-op check.

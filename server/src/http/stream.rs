@@ -27,6 +27,16 @@ use crate::fanout::{frame_for, Audience, Closer, Registration, Subscription};
 const REPLAY_BATCH: i64 = 1_000;
 /// Clients send nothing but control frames; anything larger is refused.
 const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
+/// What a connection reads into at once. The library's default (128 KiB,
+/// zero-filled on first read) would cost every idle stream 128 KiB of RSS,
+/// for a client that only ever sends pongs.
+const READ_BUFFER: usize = 4 * 1024;
+/// Frames gathered before they are written to the socket: large enough to
+/// batch a replay or a burst into few writes, small enough to keep per
+/// stream once it has been busy.
+const WRITE_BUFFER: usize = 16 * 1024;
+/// Frames taken from the queue before one flush.
+const BURST: usize = 64;
 
 pub fn router() -> Router<ApiContext> {
     Router::new().route("/v1/stream", get(connect))
@@ -63,6 +73,8 @@ async fn connect(
     let span = tracing::Span::current();
     Ok(upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| {
             async move {
                 let started = Instant::now();
@@ -146,7 +158,33 @@ type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
 /// Sends one message, giving up on a client that does not take it within
 /// `limit`: a reader that stopped must not hold the connection forever.
 async fn send(sink: &mut Sink, message: Message, limit: Duration) -> Result<(), String> {
-    match tokio::time::timeout(limit, sink.send(message)).await {
+    within(limit, sink.send(message)).await
+}
+
+/// Writes `messages` and flushes once, giving up as [`send`] does when the
+/// client takes nothing for `limit`. Stops early (leaving the close to the
+/// caller) once `closer` says the stream is to be closed: a long replay must
+/// not delay a suspension.
+async fn send_all(
+    sink: &mut Sink,
+    messages: impl IntoIterator<Item = Message>,
+    closer: &Closer,
+    limit: Duration,
+) -> Result<(), String> {
+    for message in messages {
+        if closer.is_closing() {
+            break;
+        }
+        within(limit, sink.feed(message)).await?;
+    }
+    within(limit, sink.flush()).await
+}
+
+async fn within(
+    limit: Duration,
+    write: impl std::future::Future<Output = Result<(), axum::Error>>,
+) -> Result<(), String> {
+    match tokio::time::timeout(limit, write).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err("client gone".to_owned()),
         Err(_) => Err(format!("client took nothing for {} s", limit.as_secs())),
@@ -216,16 +254,22 @@ async fn serve(
                 return format!("closed by the server: {code} {reason}");
             }
             queued = registration.queue.recv() => {
-                let Some((seq, frame)) = queued else {
+                let Some(first) = queued else {
                     return "hub gone".to_owned();
                 };
-                if seq <= delivered {
-                    continue;
+                // This frame and those queued behind it go out in one write.
+                let mut burst = Vec::with_capacity(BURST.min(registration.queue.len() + 1));
+                let mut next = Some(first);
+                while let Some((seq, frame)) = next {
+                    if seq > delivered {
+                        burst.push(Message::Text(frame));
+                        delivered = seq;
+                    }
+                    next = if burst.len() < BURST { registration.queue.try_recv().ok() } else { None };
                 }
-                if let Err(ended) = send(&mut sink, Message::Text(frame), interval).await {
+                if let Err(ended) = send_all(&mut sink, burst, &closer, interval).await {
                     return ended;
                 }
-                delivered = seq;
             }
             message = incoming.next() => {
                 match message {
@@ -272,15 +316,17 @@ async fn replay(
         if events.is_empty() {
             break;
         }
+        if closer.is_closing() {
+            return Ok(());
+        }
+        let mut frames = Vec::new();
         for event in events.iter().take_while(|event| event.seq <= head) {
-            if closer.is_closing() {
-                return Ok(());
-            }
             cursor = event.seq;
             if let Some(frame) = frame_for(event, audience, not_before) {
-                send(sink, Message::Text(frame.into()), limit).await?;
+                frames.push(Message::Text(frame.into()));
             }
         }
+        send_all(sink, frames, closer, limit).await?;
         if events.last().is_some_and(|event| event.seq > head) {
             break;
         }
