@@ -154,7 +154,10 @@ fn main() -> Result<()> {
     }
 }
 
-async fn run(args: RunArgs) -> Result<()> {
+/// Open files each process keeps free of streams.
+const FILES_KEPT_FREE: usize = 500;
+
+async fn run(mut args: RunArgs) -> Result<()> {
     let limit = process::raise_file_limit();
     std::fs::create_dir_all(&args.out).with_context(|| format!("{}", args.out.display()))?;
     let out = args.out.canonicalize()?;
@@ -168,6 +171,26 @@ async fn run(args: RunArgs) -> Result<()> {
         ..Report::default()
     };
     println!("p4p-bench on {}; open-file limit {limit}", report.machine);
+    // Every stream is one open file in the server and one here; a process
+    // may not open more than `limit`, and without CAP_SYS_RESOURCE the
+    // limit cannot be raised past its hard value. Leave room for the
+    // listener, the database, logs and HTTP connections.
+    let most = (limit as usize).saturating_sub(FILES_KEPT_FREE);
+    for streams in args.streams.iter_mut() {
+        if *streams > most {
+            let note = format!("{streams} streams asked, {most} run: this machine allows {limit} open files per process");
+            println!("  {note}");
+            report.notes.push(note);
+            *streams = most;
+        }
+    }
+    if args.idle_streams > most {
+        let note =
+            format!("idle streams capped at {most} by the open-file limit of {limit} per process");
+        println!("  {note}");
+        report.notes.push(note);
+        args.idle_streams = most;
+    }
 
     let largest = args.streams.iter().copied().max().unwrap_or(0).max(64);
     let sites = store_sites(largest, args.seed);
@@ -337,7 +360,7 @@ async fn fanout_scenario(
         Some(url) => (url.clone(), None),
         None => {
             let port = free_port()?;
-            let mut command = Command::new(&args.nats_server);
+            let mut command = Command::new(nats_server_binary(&args.nats_server));
             command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
             let mut nats = Measured::spawn("nats-server", command, &out.join("nats.log"))
                 .context("pass --nats-url to use a running NATS server")?;
@@ -366,6 +389,20 @@ async fn fanout_scenario(
         ramp,
         highest_sustained_rate: highest,
     })
+}
+
+/// `nats-server` from the PATH, or where Debian puts it (/usr/sbin is not
+/// on every user's PATH).
+fn nats_server_binary(name: &str) -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).exists()))
+        .unwrap_or(false);
+    let debian = Path::new("/usr/sbin").join(name);
+    if !on_path && debian.exists() {
+        debian
+    } else {
+        PathBuf::from(name)
+    }
 }
 
 /// Usage after a moment's rest, so that the allocator has settled.

@@ -44,6 +44,8 @@ pub struct Report {
     pub command: String,
     pub machine: String,
     pub started_at: String,
+    /// What this machine changed in the run (limits met).
+    pub notes: Vec<String>,
     pub fanout: Vec<Fanout>,
     pub idle: Option<Idle>,
     pub resume: Option<Resume>,

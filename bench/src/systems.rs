@@ -168,7 +168,7 @@ pub async fn nats_subscribers(
     let mut tasks = JoinSet::new();
     let mut opened = stream::iter(0..count)
         .map(|i| async move {
-            let client = async_nats::connect(url).await.context("NATS connect")?;
+            let client = nats_connect(url).await?;
             let subscriber = client
                 .subscribe(places::cell_subject(places::cell_of(sites[i])))
                 .await
@@ -206,6 +206,24 @@ pub async fn nats_subscribers(
     Ok(Subscribers { tasks })
 }
 
+/// Connects to NATS, trying again a few times: with tens of thousands of
+/// connections opening at once, a handshake may take longer than the
+/// client's default 5 s.
+async fn nats_connect(url: &str) -> Result<async_nats::Client> {
+    let mut tries = 0;
+    loop {
+        let options = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(30));
+        match tokio::time::timeout(Duration::from_secs(60), options.connect(url)).await {
+            Ok(Ok(client)) => return Ok(client),
+            Ok(Err(error)) if tries < 3 => eprintln!("NATS connect: {error:?}; trying again"),
+            Ok(Err(error)) => return Err(anyhow::anyhow!("NATS connect: {error:?}")),
+            Err(_) => bail!("NATS connect: nothing within 60 s"),
+        }
+        tries += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Sends one alert into one of the systems.
 #[derive(Clone)]
 pub enum Publisher {
@@ -238,7 +256,7 @@ impl Publisher {
 
     pub async fn nats(url: &str) -> Result<Publisher> {
         Ok(Publisher::Nats {
-            client: async_nats::connect(url).await.context("NATS connect")?,
+            client: nats_connect(url).await?,
         })
     }
 
