@@ -198,7 +198,7 @@ async fn run(mut args: RunArgs) -> Result<()> {
         args.wants(Scenario::Fanout) || args.wants(Scenario::Idle) || args.wants(Scenario::Resume);
     if needs_network {
         let database = format!("sqlite:{}", scratch.path().join("network.db").display());
-        let server = Arc::new(P4p::start(&database, &out, &[]).await?);
+        let mut server = Arc::new(P4p::start(&database, &out, &[]).await?);
         println!("making {largest} member stores through the API...");
         let started = std::time::Instant::now();
         let members: Members = Arc::new(server.make_members(&sites).await?);
@@ -208,6 +208,8 @@ async fn run(mut args: RunArgs) -> Result<()> {
         );
         if args.wants(Scenario::Fanout) {
             for &streams in &args.streams {
+                // A fresh process for each size: memory figures start clean.
+                server = restart(server, &database, &out).await?;
                 let fanout =
                     fanout_scenario(&args, &server, &members, &sites, streams, &out).await?;
                 report::print_fanout(&fanout);
@@ -216,6 +218,7 @@ async fn run(mut args: RunArgs) -> Result<()> {
         }
         if args.wants(Scenario::Idle) {
             println!("\nScenario 2: idle streams...");
+            server = restart(server, &database, &out).await?;
             let step = (args.idle_streams / 10).max(100);
             report.idle = Some(scenarios::idle(&server, &members, args.idle_streams, step).await);
         }
@@ -356,24 +359,30 @@ async fn fanout_scenario(
     println!("  floor done");
 
     // NATS: a private nats-server, unless one was given.
-    let (nats_url, mut nats) = match &args.nats_url {
-        Some(url) => (url.clone(), None),
+    // Its subscribers connect to 32 loopback addresses in turn: the NATS
+    // client cannot choose its source address, and one address pair runs
+    // out of ephemeral ports before 20,000 connections.
+    let (nats_urls, mut nats) = match &args.nats_url {
+        Some(url) => (vec![url.clone()], None),
         None => {
-            let port = free_port()?;
+            let port = process::free_port_on_all_addresses()?;
             let mut command = Command::new(nats_server_binary(&args.nats_server));
-            command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
+            command.args(["-a", "0.0.0.0", "-p", &port.to_string()]);
             let mut nats = Measured::spawn("nats-server", command, &out.join("nats.log"))
                 .context("pass --nats-url to use a running NATS server")?;
             wait_for_port(port, &mut nats).await?;
-            (format!("nats://127.0.0.1:{port}"), Some(nats))
+            let urls = (1..=32)
+                .map(|n| format!("nats://127.0.2.{n}:{port}"))
+                .collect();
+            (urls, Some(nats))
         }
     };
     let recorder = Recorder::new();
     let usage = || nats.as_ref().map(Measured::usage).unwrap_or_default();
     let before = settled_usage(&usage).await;
-    let subscribers = systems::nats_subscribers(&nats_url, sites, streams, &recorder).await?;
+    let subscribers = systems::nats_subscribers(&nats_urls, sites, streams, &recorder).await?;
     let connected = settled_usage(&usage).await;
-    let publisher = Publisher::nats(&nats_url).await?;
+    let publisher = Publisher::nats(&nats_urls[0]).await?;
     let phase = run_phase(&publisher, &plan, args.rate, &recorder, usage).await;
     runs.push(system_run("nats", streams, before, connected, phase));
     subscribers.close().await;
@@ -403,6 +412,16 @@ fn nats_server_binary(name: &str) -> PathBuf {
     } else {
         PathBuf::from(name)
     }
+}
+
+/// Stops `server` and starts it again on the same database (the member
+/// stores and their tokens stay).
+async fn restart(server: Arc<P4p>, database: &str, out: &Path) -> Result<Arc<P4p>> {
+    match Arc::try_unwrap(server) {
+        Ok(server) => server.stop().await,
+        Err(_) => bail!("the server is still in use"),
+    }
+    Ok(Arc::new(P4p::start(database, out, &[]).await?))
 }
 
 /// Usage after a moment's rest, so that the allocator has settled.

@@ -88,6 +88,14 @@ pub fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// A port free on every address and below the ephemeral range (32768 and
+/// up on Linux), where thousands of client connections cannot be holding it.
+pub fn free_port_on_all_addresses() -> Result<u16> {
+    (24_000..32_000)
+        .find(|port| std::net::TcpListener::bind(("0.0.0.0", *port)).is_ok())
+        .context("no free port between 24000 and 32000")
+}
+
 /// Waits until something accepts TCP connections on `port`.
 pub async fn wait_for_port(port: u16, process: &mut Measured) -> Result<()> {
     for _ in 0..300 {

@@ -160,7 +160,7 @@ pub async fn floor_subscribers(
 /// One NATS connection per store `0..count`, subscribed to its own cell;
 /// it keeps what the rule owes it (the cell is coarser than the rule).
 pub async fn nats_subscribers(
-    url: &str,
+    urls: &[String],
     sites: &[Site],
     count: usize,
     recorder: &Arc<Recorder>,
@@ -168,7 +168,7 @@ pub async fn nats_subscribers(
     let mut tasks = JoinSet::new();
     let mut opened = stream::iter(0..count)
         .map(|i| async move {
-            let client = nats_connect(url).await?;
+            let client = nats_connect(&urls[i % urls.len()]).await?;
             let subscriber = client
                 .subscribe(places::cell_subject(places::cell_of(sites[i])))
                 .await
