@@ -25,6 +25,8 @@ pub struct Recorder {
     pub raw_frames: AtomicU64,
     /// Streams the server closed while they were meant to stay open.
     pub closed: AtomicU64,
+    /// Streams that resumed with `since` after the server closed them.
+    pub reconnects: AtomicU64,
 }
 
 pub const NOT_POSTED: u64 = u64::MAX;
@@ -37,6 +39,7 @@ impl Recorder {
             posted_us: Mutex::new(Vec::new()),
             raw_frames: AtomicU64::new(0),
             closed: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
         })
     }
 

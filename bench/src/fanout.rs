@@ -30,7 +30,8 @@ impl Plan {
         let alerts: Vec<Planned> = (0..count)
             .map(|k| {
                 let author = rng.random_range(0..streams);
-                Planned::random(first + k as u32, author, sites[author], &mut rng)
+                let at = crate::places::near(sites[author], 3.0, &mut rng);
+                Planned::random(first + k as u32, author, at, &mut rng)
             })
             .collect();
         let recipients = alerts
@@ -59,6 +60,12 @@ pub struct Phase {
     pub alerts_per_s: f64,
     pub frames_per_s: f64,
     pub cpu_seconds: f64,
+    /// CPU of the benchmark itself (clients and publisher) in the phase.
+    pub harness_cpu_seconds: f64,
+    /// The measured process's RSS once the phase's frames are delivered.
+    pub rss_after_kib: u64,
+    /// Streams that were closed (4008) and resumed with `since`.
+    pub reconnects: u64,
     /// Frames subscribers received before their own filtering (NATS: whole cells).
     pub raw_frames: u64,
     pub closed_streams: u64,
@@ -74,6 +81,7 @@ pub async fn run_phase(
     usage: impl Fn() -> Usage,
 ) -> Phase {
     let before = usage();
+    let harness_before = harness_cpu();
     let raw_before = recorder.raw_frames.load(Ordering::Relaxed);
     let delivered_before = recorder.delivery_count();
     let errors = Arc::new(AtomicU64::new(0));
@@ -81,10 +89,13 @@ pub async fn run_phase(
     let start = Instant::now();
     for (k, alert) in plan.alerts.iter().enumerate() {
         tokio::time::sleep_until((start + Duration::from_secs_f64(k as f64 / rate)).into()).await;
+        // Latency runs from the alert's scheduled moment: a busy harness
+        // late in sending it is counted, not hidden.
+        recorder.posting(alert.number);
         let (publisher, alert, to) = (publisher.clone(), alert.clone(), plan.recipients[k].clone());
-        let (recorder, errors) = (recorder.clone(), errors.clone());
+        let errors = errors.clone();
         sends.spawn(async move {
-            if let Err(error) = publisher.publish(&alert, &to, &recorder).await {
+            if let Err(error) = publisher.publish(&alert, &to).await {
                 if errors.fetch_add(1, Ordering::Relaxed) == 0 {
                     eprintln!("publish failed: {error:#}");
                 }
@@ -104,10 +115,19 @@ pub async fn run_phase(
         alerts_per_s: plan.alerts.len() as f64 / sent_in.max(1e-9),
         frames_per_s: outcome.delivered as f64 / outcome.span_seconds.max(1e-9),
         cpu_seconds: after.cpu_seconds - before.cpu_seconds,
+        harness_cpu_seconds: harness_cpu() - harness_before,
+        rss_after_kib: after.rss_kib,
+        reconnects: recorder.reconnects.load(Ordering::Relaxed),
         raw_frames: recorder.raw_frames.load(Ordering::Relaxed) - raw_before,
         closed_streams: recorder.closed.load(Ordering::Relaxed),
         outcome,
     }
+}
+
+fn harness_cpu() -> f64 {
+    crate::process::usage_of(std::process::id())
+        .map(|u| u.cpu_seconds)
+        .unwrap_or(0.0)
 }
 
 /// Waits until `target` deliveries are in, or nothing more arrives for

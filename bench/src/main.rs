@@ -474,9 +474,10 @@ async fn history_scenario(
     );
     let server = P4p::start(&database, out, &[]).await?;
     // Warm up, as a server that has been up for a while would be.
-    let _ = scenarios::history(&server, &token, &placed, 50, 25.0).await?;
+    // (at other points than those measured).
+    let _ = scenarios::history(&server, &token, &placed, 50, 25.0, 22).await?;
     let queries = if args.smoke { 200 } else { 2_000 };
-    let history = scenarios::history(&server, &token, &placed, queries, 25.0).await;
+    let history = scenarios::history(&server, &token, &placed, queries, 25.0, 21).await;
     server.stop().await;
     history
 }

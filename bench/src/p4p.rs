@@ -9,7 +9,7 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 use tokio::process::Command;
 
-use crate::places::{Site, STORE_RADIUS_KM};
+use crate::places::{store_radius_km, Site};
 use crate::process::{free_port, sibling_binary, wait_for_port, Measured};
 
 /// A running p4p-server with its staff token.
@@ -81,7 +81,7 @@ impl P4p {
                     "location": {"lat": site.lat, "lon": site.lon},
                     "contact_name": "Ada Diamond",
                     "contact_email": "ada@example.com",
-                    "radius_km": STORE_RADIUS_KM,
+                    "radius_km": store_radius_km(i),
                     "accept_pledge": true,
                 }),
                 201,
@@ -208,11 +208,14 @@ impl PostgresScratch {
         })
     }
 
+    /// The admin URL with its database (if it names one) replaced.
     pub fn url(&self) -> String {
-        match self.admin_url.rsplit_once('/') {
-            Some((base, _)) => format!("{base}/{}", self.name),
-            None => format!("{}/{}", self.admin_url, self.name),
-        }
+        let (scheme, rest) = self
+            .admin_url
+            .split_once("://")
+            .unwrap_or(("postgres", &self.admin_url));
+        let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+        format!("{scheme}://{authority}/{}", self.name)
     }
 
     pub async fn drop_database(self) -> Result<()> {

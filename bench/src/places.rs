@@ -10,8 +10,17 @@ use geo::{Destination, Distance, Haversine, Point};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// A store's radius of interest: the default a pledge gets (API.md).
-pub const STORE_RADIUS_KM: f64 = 25.0;
+/// Stores' radii of interest, in turn: the pledge default (25 km) and two
+/// others, so that the check tells a store's radius from an alert's.
+const STORE_RADII_KM: [f64; 3] = [25.0, 10.0, 50.0];
+
+/// The largest radius any benchmark store has.
+pub const LARGEST_STORE_RADIUS_KM: f64 = 50.0;
+
+/// The radius of interest of store `index`.
+pub fn store_radius_km(index: usize) -> f64 {
+    STORE_RADII_KM[index % STORE_RADII_KM.len()]
+}
 
 /// City centres (lat, lon) and their weight (roughly metro population, millions).
 const CITIES: &[(&str, f64, f64, f64)] = &[
@@ -84,6 +93,21 @@ pub fn store_sites(count: usize, seed: u64) -> Vec<Site> {
         .collect()
 }
 
+/// Where a store's incident happened: up to `km` from the store (a crew
+/// seen down the street), so that the author is not always the centre.
+pub fn near(site: Site, km: f64, rng: &mut StdRng) -> Site {
+    let bearing = rng.random::<f64>() * 360.0;
+    let to = Haversine.destination(
+        Point::new(site.lon, site.lat),
+        bearing,
+        rng.random::<f64>() * km * 1000.0,
+    );
+    Site {
+        lat: to.y(),
+        lon: to.x(),
+    }
+}
+
 /// A point around `centre`: uniform bearing, exponential distance.
 fn scatter(rng: &mut StdRng, centre: Site) -> Site {
     let distance_m = -SPREAD_KM * 1000.0 * (1.0 - rng.random::<f64>()).ln();
@@ -108,7 +132,7 @@ pub fn recipients(stores: &[Site], author: usize, at: Site, radius_km: f64) -> V
     stores
         .iter()
         .enumerate()
-        .filter(|(i, s)| *i == author || receives(**s, STORE_RADIUS_KM, at, radius_km))
+        .filter(|(i, s)| *i == author || receives(**s, store_radius_km(*i), at, radius_km))
         .map(|(i, _)| i as u32)
         .collect()
 }
@@ -174,7 +198,7 @@ mod tests {
     fn every_recipient_sits_in_a_cell_the_alert_reaches() {
         let stores = store_sites(2_000, 3);
         for (author, at) in stores.iter().enumerate().take(50) {
-            let cells = cells_reached(*at, 50.0_f64.max(STORE_RADIUS_KM));
+            let cells = cells_reached(*at, 50.0_f64.max(LARGEST_STORE_RADIUS_KM));
             for i in recipients(&stores, author, *at, 50.0) {
                 assert!(cells.contains(&cell_of(stores[i as usize])));
             }

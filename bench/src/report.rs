@@ -110,7 +110,7 @@ pub fn machine() -> String {
 pub fn print_fanout(fanout: &Fanout) {
     println!("\nScenario 1, fanout: {} streams", fanout.streams);
     println!(
-        "  {:<6} {:>7} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8} {:>8} {:>10} {:>9} {:>7}",
+        "  {:<6} {:>7} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8} {:>8} {:>10} {:>9} {:>10} {:>7} {:>9}",
         "system",
         "alerts",
         "p50 ms",
@@ -122,12 +122,14 @@ pub fn print_fanout(fanout: &Fanout) {
         "unexp.",
         "RSS MiB",
         "KiB/conn",
-        "CPU s"
+        "after MiB",
+        "CPU s",
+        "bench CPU"
     );
     for run in &fanout.runs {
         let o = &run.phase.outcome;
         println!(
-            "  {:<6} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>9.1} {:>10.0} {:>8} {:>8} {:>10.1} {:>9.1} {:>7.2}",
+            "  {:<6} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>9.1} {:>10.0} {:>8} {:>8} {:>10.1} {:>9.1} {:>10.1} {:>7.2} {:>9.2}",
             run.system,
             o.alerts,
             o.latency.p50_ms,
@@ -139,8 +141,16 @@ pub fn print_fanout(fanout: &Fanout) {
             o.unexpected,
             run.rss_connected_kib as f64 / 1024.0,
             run.rss_per_connection_kib,
+            run.phase.rss_after_kib as f64 / 1024.0,
             run.phase.cpu_seconds,
+            run.phase.harness_cpu_seconds,
         );
+        if run.phase.reconnects > 0 {
+            println!(
+                "         {} streams closed by the server resumed with since",
+                run.phase.reconnects
+            );
+        }
     }
     if let Some(r) = &fanout.ratios {
         println!(

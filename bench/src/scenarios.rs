@@ -168,7 +168,11 @@ pub async fn resume(
             in_order &= seq > last_seq;
             last_seq = seq;
         }
-        match got.get_mut((seen.number - first) as usize) {
+        match seen
+            .number
+            .checked_sub(first)
+            .and_then(|n| got.get_mut(n as usize))
+        {
             Some(slot) if !*slot => {
                 *slot = true;
                 received += 1;
@@ -242,10 +246,10 @@ pub async fn posting(
         clients.spawn(async move {
             let mut rng = StdRng::seed_from_u64(i as u64);
             let mut histogram = histogram();
-            let mut number = (i as u32) << 20;
+            let mut number = (i as u32).wrapping_mul(1 << 20);
             while Instant::now() < deadline {
                 let alert = Planned::random(number, i, site, &mut rng);
-                number += 1;
+                number = number.wrapping_add(1);
                 let sent = Instant::now();
                 match server
                     .send(Some(&members[i].token), "/v1/alerts", &alert.request(), 201)
@@ -352,8 +356,9 @@ pub async fn history(
     placed: &[(i64, Site, i64)],
     queries: usize,
     radius_km: f64,
+    seed: u64,
 ) -> Result<History> {
-    let points = store_sites(queries, 21);
+    let points = store_sites(queries, seed);
     let mut histogram = histogram();
     let mut results = 0usize;
     let mut checked = 0;

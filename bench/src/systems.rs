@@ -21,7 +21,7 @@ use crate::alerts::{seen, Planned};
 use crate::deliveries::Recorder;
 use crate::floor;
 use crate::p4p::{Members, P4p};
-use crate::places::{self, Site, STORE_RADIUS_KM};
+use crate::places::{self, Site, LARGEST_STORE_RADIUS_KM};
 
 /// Connections opened at once while subscribers join.
 const CONNECT_CONCURRENCY: usize = 200;
@@ -77,23 +77,58 @@ async fn hello(socket: &mut Socket) -> Result<String> {
     }
 }
 
-/// Reads a subscriber's frames until the connection ends, recording alerts.
-/// With a `filter` (the NATS subscribers), an alert that this store is not
-/// owed by the rule is dropped, as a team's client would.
-async fn read_frames(mut socket: Socket, store: u32, recorder: Arc<Recorder>) {
-    while let Some(message) = socket.next().await {
-        match message {
-            Ok(Message::Text(text)) => {
-                recorder.raw_frames.fetch_add(1, Ordering::Relaxed);
-                if let Some(seen) = seen(text.as_str()) {
-                    recorder.received(seen.number, store);
+/// Where a p4p subscriber resumes from when the server closes its stream
+/// (4008, a reader too slow for its queue): API.md's recovery, as every
+/// real client does it.
+struct Resume {
+    url: String,
+    token: Option<String>,
+    seq: i64,
+}
+
+/// Reads a subscriber's frames until the connection ends, recording alerts;
+/// with `resume`, reconnects with `since` when the server closes the stream.
+async fn read_frames(
+    mut socket: Socket,
+    store: u32,
+    recorder: Arc<Recorder>,
+    mut resume: Option<Resume>,
+) {
+    loop {
+        while let Some(message) = socket.next().await {
+            match message {
+                Ok(Message::Text(text)) => {
+                    recorder.raw_frames.fetch_add(1, Ordering::Relaxed);
+                    if let Some(seen) = seen(text.as_str()) {
+                        recorder.received(seen.number, store);
+                        if let (Some(resume), Some(seq)) = (resume.as_mut(), seen.seq) {
+                            resume.seq = seq;
+                        }
+                    }
                 }
+                Ok(Message::Close(_)) | Err(_) => break,
+                Ok(_) => {}
             }
-            Ok(Message::Close(_)) | Err(_) => break,
-            Ok(_) => {}
         }
+        recorder.closed.fetch_add(1, Ordering::Relaxed);
+        let Some(at) = resume.as_ref() else { return };
+        let url = format!("{}?since={}", at.url, at.seq);
+        let Ok(mut again) =
+            connect_ws(&url, at.token.as_deref(), source_address(store as usize)).await
+        else {
+            return;
+        };
+        if hello(&mut again).await.is_err() {
+            return;
+        }
+        recorder.reconnects.fetch_add(1, Ordering::Relaxed);
+        socket = again;
     }
-    recorder.closed.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The `head` of a p4p hello frame.
+fn hello_head(text: &str) -> Option<i64> {
+    serde_json::from_str::<serde_json::Value>(text).ok()?["head"].as_i64()
 }
 
 /// Subscribers of one system; dropping this closes them all.
@@ -116,23 +151,10 @@ pub async fn p4p_subscribers(
     recorder: &Arc<Recorder>,
 ) -> Result<Subscribers> {
     let url = server.stream_url(None);
-    let mut tasks = JoinSet::new();
-    let mut opened = stream::iter(0..count)
-        .map(|i| {
-            let url = url.clone();
-            let token = members[i].token.clone();
-            async move {
-                let mut socket = connect_ws(&url, Some(&token), source_address(i)).await?;
-                hello(&mut socket).await?;
-                Ok::<_, anyhow::Error>((i, socket))
-            }
-        })
-        .buffer_unordered(CONNECT_CONCURRENCY);
-    while let Some(opened) = opened.next().await {
-        let (i, socket) = opened?;
-        tasks.spawn(read_frames(socket, i as u32, recorder.clone()));
-    }
-    Ok(Subscribers { tasks })
+    ws_subscribers(count, recorder, true, |i| {
+        (url.clone(), Some(members[i].token.clone()))
+    })
+    .await
 }
 
 /// One floor subscriber per store `0..count`.
@@ -141,18 +163,39 @@ pub async fn floor_subscribers(
     count: usize,
     recorder: &Arc<Recorder>,
 ) -> Result<Subscribers> {
+    ws_subscribers(count, recorder, false, |i| {
+        (format!("ws://127.0.0.1:{port}/sub/{i}"), None)
+    })
+    .await
+}
+
+/// WebSocket subscribers `0..count`, each to the url (and with the token)
+/// `target` gives it, each past its first frame; `resumable` ones resume
+/// from the hello's head (p4p's streams; the floor keeps no history).
+async fn ws_subscribers(
+    count: usize,
+    recorder: &Arc<Recorder>,
+    resumable: bool,
+    target: impl Fn(usize) -> (String, Option<String>),
+) -> Result<Subscribers> {
     let mut tasks = JoinSet::new();
     let mut opened = stream::iter(0..count)
-        .map(|i| async move {
-            let url = format!("ws://127.0.0.1:{port}/sub/{i}");
-            let mut socket = connect_ws(&url, None, source_address(i)).await?;
-            hello(&mut socket).await?;
-            Ok::<_, anyhow::Error>((i, socket))
+        .map(|i| {
+            let (url, token) = target(i);
+            async move {
+                let mut socket = connect_ws(&url, token.as_deref(), source_address(i)).await?;
+                let head = hello_head(&hello(&mut socket).await?);
+                let resume = match (resumable, head) {
+                    (true, Some(seq)) => Some(Resume { url, token, seq }),
+                    _ => None,
+                };
+                Ok::<_, anyhow::Error>((i, socket, resume))
+            }
         })
         .buffer_unordered(CONNECT_CONCURRENCY);
     while let Some(opened) = opened.next().await {
-        let (i, socket) = opened?;
-        tasks.spawn(read_frames(socket, i as u32, recorder.clone()));
+        let (i, socket, resume) = opened?;
+        tasks.spawn(read_frames(socket, i as u32, recorder.clone(), resume));
     }
     Ok(Subscribers { tasks })
 }
@@ -192,7 +235,7 @@ pub async fn nats_subscribers(
                 let owed = seen.author == Some(i as i64)
                     || match (seen.at, seen.radius_km) {
                         (Some(at), Some(radius)) => {
-                            places::receives(me, STORE_RADIUS_KM, at, radius)
+                            places::receives(me, places::store_radius_km(i), at, radius)
                         }
                         _ => false,
                     };
@@ -261,25 +304,17 @@ impl Publisher {
     }
 
     /// Publishes `alert`; `recipients` are its exact recipients (the floor
-    /// has no geography of its own). The post time is taken just before
-    /// the alert leaves.
-    pub async fn publish(
-        &self,
-        alert: &Planned,
-        recipients: &[u32],
-        recorder: &Recorder,
-    ) -> Result<()> {
+    /// has no geography of its own).
+    pub async fn publish(&self, alert: &Planned, recipients: &[u32]) -> Result<()> {
         match self {
             Publisher::P4p { server, members } => {
                 let token = &members[alert.author].token;
-                recorder.posting(alert.number);
                 server
                     .send(Some(token), "/v1/alerts", &alert.request(), 201)
                     .await?;
             }
             Publisher::Floor { queue } => {
                 let message = floor::encode(recipients, &alert.frame(alert.author as i64));
-                recorder.posting(alert.number);
                 queue
                     .send(message)
                     .ok()
@@ -287,9 +322,8 @@ impl Publisher {
             }
             Publisher::Nats { client } => {
                 let frame = Bytes::from(alert.frame(alert.author as i64));
-                let reach = alert.radius_km().max(STORE_RADIUS_KM);
+                let reach = alert.radius_km().max(LARGEST_STORE_RADIUS_KM);
                 let cells = places::cells_reached(alert.at, reach);
-                recorder.posting(alert.number);
                 for cell in cells {
                     client
                         .publish(places::cell_subject(cell), frame.clone())
