@@ -242,12 +242,16 @@ fn store_from_row(row: &AnyRow) -> DbResult<Store> {
     store_from_columns(row, "")
 }
 
-/// [`STORE_COLUMNS`] of `stores s`, named `s_id`, `s_name`...: to read a
-/// store along with another row that has columns of the same names.
-fn store_columns_of_s() -> String {
-    STORE_COLUMNS
+/// `columns` (a list like [`STORE_COLUMNS`]) of the table aliased `table`:
+/// `s.id, s.name...`, or with `renamed`, `s.id AS s_id...`, to read a row
+/// along with another whose columns have the same names.
+fn columns_of(table: &str, columns: &str, renamed: bool) -> String {
+    columns
         .split(", ")
-        .map(|column| format!("s.{column} AS s_{column}"))
+        .map(|column| match renamed {
+            true => format!("{table}.{column} AS {table}_{column}"),
+            false => format!("{table}.{column}"),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -446,7 +450,7 @@ async fn append_events(
             .bind(previous.is_some())
             .bind(previous.map_or(0.0, |r| r.radius.km()))
             .bind(event.occurred_at)
-            .bind(event.body.to_string())
+            .bind(&*event.body)
             .bind(unix(now));
     }
     insert.execute(&mut *tx).await?;
@@ -1063,15 +1067,11 @@ impl Tokens for SqlStore {
     async fn credential(&self, hash: &SecretHash) -> DbResult<Option<Credential>> {
         // One statement: every request authenticates.
         static CREDENTIAL: LazyLock<String> = LazyLock::new(|| {
-            let token_columns = TOKEN_COLUMNS
-                .split(", ")
-                .map(|column| format!("t.{column}"))
-                .collect::<Vec<_>>()
-                .join(", ");
             format!(
-                "SELECT {token_columns}, {} FROM tokens t LEFT JOIN stores s ON s.id = t.store_id \
+                "SELECT {}, {} FROM tokens t LEFT JOIN stores s ON s.id = t.store_id \
                  WHERE t.token_hash = ? AND t.revoked_at IS NULL",
-                store_columns_of_s()
+                columns_of("t", TOKEN_COLUMNS, false),
+                columns_of("s", STORE_COLUMNS, true)
             )
         });
         let row = sqlx::query(&self.sql(&CREDENTIAL))

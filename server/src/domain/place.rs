@@ -353,6 +353,25 @@ mod tests {
         })
     }
 
+    /// Repeatable numbers in [0, 1) (xorshift) for tests that sample places.
+    fn unit_numbers(mut seed: u64) -> impl FnMut() -> f64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// A place at a random bearing, up to `max_km` from `center`, its
+    /// longitude wrapped and its latitude kept on the globe.
+    fn scattered(center: Place, max_km: f64, next: &mut impl FnMut() -> f64) -> Place {
+        let origin = Point::new(center.lon(), center.lat());
+        let to = Haversine.destination(origin, next() * 360.0, next() * max_km * 1_000.0);
+        let lon = (to.x() + 540.0).rem_euclid(360.0) - 180.0;
+        place(to.y().clamp(-90.0, 90.0), lon)
+    }
+
     /// Every point within the radius lies in one of the boxes, including
     /// circles across the antimeridian and near the poles.
     #[test]
@@ -366,23 +385,13 @@ mod tests {
             place(-89.0, 45.0),
             place(64.0, -21.9),
         ];
-        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut next = unit_numbers(0x9e37_79b9_7f4a_7c15);
         for center in centers {
             for radius in [0.5, 10.0, 50.0, 500.0] {
                 let boxes = center.bounding_boxes(radius);
                 for _ in 0..2_000 {
                     // Points at every bearing, at distances up to just past the radius.
-                    let origin = Point::new(center.lon(), center.lat());
-                    let to =
-                        Haversine.destination(origin, next() * 360.0, next() * radius * 1_050.0);
-                    let lon = (to.x() + 540.0).rem_euclid(360.0) - 180.0;
-                    let p = place(to.y().clamp(-90.0, 90.0), lon);
+                    let p = scattered(center, radius * 1.05, &mut next);
                     if center.distance_km(p) <= radius {
                         assert!(
                             inside_any(&boxes, p),
@@ -398,13 +407,7 @@ mod tests {
     /// the grid chosen is the finest one with few enough cells.
     #[test]
     fn covering_cells_hold_every_place_in_reach() {
-        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut next = unit_numbers(0x2545_f491_4f6c_dd1d);
         for center in [
             place(40.7, -74.0),
             place(-33.9, 151.2),
@@ -419,11 +422,7 @@ mod tests {
                 let (grid, cells) = area.covering_cells().expect("a grid");
                 assert!(cells.len() <= MAX_CELLS);
                 for _ in 0..2_000 {
-                    let origin = Point::new(center.lon(), center.lat());
-                    let to =
-                        Haversine.destination(origin, next() * 360.0, next() * radius * 1_000.0);
-                    let lon = (to.x() + 540.0).rem_euclid(360.0) - 180.0;
-                    let p = place(to.y(), lon);
+                    let p = scattered(center, radius, &mut next);
                     if area.contains(p) {
                         assert!(cells.contains(&grid.cell(p)), "{p:?} near {center:?}");
                     }
