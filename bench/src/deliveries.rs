@@ -107,6 +107,23 @@ pub struct Latency {
     pub max_ms: f64,
 }
 
+/// Latencies in microseconds: 1 µs to an hour at 3 significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+impl Latency {
+    /// The figures of a [`latency_histogram`].
+    pub fn of(histogram: &Histogram<u64>) -> Latency {
+        let ms = |us: u64| us as f64 / 1000.0;
+        Latency {
+            p50_ms: ms(histogram.value_at_quantile(0.50)),
+            p99_ms: ms(histogram.value_at_quantile(0.99)),
+            max_ms: ms(histogram.max()),
+        }
+    }
+}
+
 /// How one set of alerts went.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Outcome {
@@ -132,9 +149,7 @@ pub fn judge(
     posted: &[u64],
 ) -> Outcome {
     let mut received: Vec<Vec<u32>> = vec![Vec::new(); expected.len()];
-    // 1 µs to an hour at 3 significant digits: constant, valid bounds.
-    let mut histogram =
-        Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds");
+    let mut histogram = latency_histogram();
     let mut unexpected = 0;
     let mut last_us = 0;
     for d in deliveries {
@@ -169,11 +184,7 @@ pub fn judge(
         delivered: deliveries.len(),
         missing,
         unexpected,
-        latency: Latency {
-            p50_ms: ms(histogram.value_at_quantile(0.50)),
-            p99_ms: ms(histogram.value_at_quantile(0.99)),
-            max_ms: ms(histogram.max()),
-        },
+        latency: Latency::of(&histogram),
         span_seconds: last_us.saturating_sub(first_post) as f64 / 1e6,
         quantiles_ms: (1..=1000)
             .map(|q| {

@@ -127,31 +127,15 @@ impl P4p {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("POST {path}"))?;
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if status != expected {
-            bail!("POST {path} answered {status}: {body}");
-        }
-        Ok(body)
+        answer(request, &format!("POST {path}"), expected).await
     }
 
     pub async fn get(&self, token: &str, path_and_query: &str) -> Result<Value> {
-        let response = self
+        let request = self
             .http
             .get(format!("{}{path_and_query}", self.url))
-            .bearer_auth(token)
-            .send()
-            .await?;
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if status != 200 {
-            bail!("GET {path_and_query} answered {status}: {body}");
-        }
-        Ok(body)
+            .bearer_auth(token);
+        answer(request, &format!("GET {path_and_query}"), 200).await
     }
 
     pub fn stream_url(&self, since: Option<i64>) -> String {
@@ -164,6 +148,18 @@ impl P4p {
     pub async fn stop(self) {
         self.process.stop().await;
     }
+}
+
+/// Sends `request` (`what` names it in errors); its JSON body, unless the
+/// status is not `expected`.
+async fn answer(request: reqwest::RequestBuilder, what: &str, expected: u16) -> Result<Value> {
+    let response = request.send().await.with_context(|| what.to_owned())?;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if status != expected {
+        bail!("{what} answered {status}: {body}");
+    }
+    Ok(body)
 }
 
 /// Makes an admin token with `p4p-server token create`, on the server host.

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use futures_util::{stream, StreamExt};
-use hdrhistogram::Histogram;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -14,23 +13,10 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::alerts::{seen, Planned};
-use crate::deliveries::Latency;
+use crate::deliveries::{latency_histogram, Latency};
 use crate::p4p::{Members, P4p};
 use crate::places::{store_sites, Site};
-use crate::systems::{connect_ws, source_address};
-
-fn histogram() -> Histogram<u64> {
-    Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
-}
-
-fn latency_of(histogram: &Histogram<u64>) -> Latency {
-    let ms = |us: u64| us as f64 / 1000.0;
-    Latency {
-        p50_ms: ms(histogram.value_at_quantile(0.50)),
-        p99_ms: ms(histogram.value_at_quantile(0.99)),
-        max_ms: ms(histogram.max()),
-    }
-}
+use crate::systems::{connect_ws, hello, hello_head, source_address};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct IdleStep {
@@ -65,10 +51,8 @@ pub async fn idle(server: &P4p, members: &Members, max: usize, step: usize) -> I
                 let (url, token) = (url.clone(), members[i % members.len()].token.clone());
                 async move {
                     let mut socket = connect_ws(&url, Some(&token), source_address(i)).await?;
-                    match tokio::time::timeout(Duration::from_secs(60), socket.next()).await {
-                        Ok(Some(Ok(Message::Text(_)))) => Ok(socket),
-                        _ => bail!("no hello"),
-                    }
+                    hello(&mut socket).await?;
+                    Ok::<_, anyhow::Error>(socket)
                 }
             })
             .buffer_unordered(200);
@@ -123,13 +107,7 @@ pub async fn resume(
     let me = &members[0];
     let mut socket =
         connect_ws(&server.stream_url(None), Some(&me.token), source_address(0)).await?;
-    let head = match socket.next().await {
-        Some(Ok(Message::Text(text))) => serde_json::from_str::<serde_json::Value>(text.as_str())?
-            ["head"]
-            .as_i64()
-            .context("hello without head")?,
-        other => bail!("no hello: {other:?}"),
-    };
+    let head = hello_head(&hello(&mut socket).await?).context("hello without head")?;
     drop(socket);
     let mut rng = StdRng::seed_from_u64(3);
     let first = 1_000_000_000;
@@ -245,7 +223,7 @@ pub async fn posting(
         let (server, members, errors) = (server.clone(), members.clone(), errors.clone());
         clients.spawn(async move {
             let mut rng = StdRng::seed_from_u64(i as u64);
-            let mut histogram = histogram();
+            let mut histogram = latency_histogram();
             let mut number = (i as u32).wrapping_mul(1 << 20);
             while Instant::now() < deadline {
                 let alert = Planned::random(number, i, site, &mut rng);
@@ -266,7 +244,7 @@ pub async fn posting(
             histogram
         });
     }
-    let mut all = histogram();
+    let mut all = latency_histogram();
     while let Some(Ok(histogram)) = clients.join_next().await {
         let _ = all.add(histogram);
     }
@@ -279,7 +257,7 @@ pub async fn posting(
         alerts: all.len(),
         errors: errors.load(Ordering::Relaxed),
         alerts_per_s: all.len() as f64 / elapsed,
-        latency: latency_of(&all),
+        latency: Latency::of(&all),
         cpu_seconds: after.cpu_seconds - before.cpu_seconds,
     }
 }
@@ -321,6 +299,7 @@ pub async fn fill_history(
         let author = authors[rng.random_range(0..authors.len())];
         let at = now - rng.random_range(0..300 * 86_400);
         let id = next_id + k as i64;
+        let request = planned.request();
         sqlx::query(
             "INSERT INTO alerts (id, store_id, kind, status, title, description, occurred_at, lat, lon, radius_km, \
              suspects, vehicles, verified, created_at, updated_at, published_at) \
@@ -330,13 +309,13 @@ pub async fn fill_history(
         .bind(author)
         .bind(planned.kind.as_str())
         .bind(crate::alerts::title(planned.number))
-        .bind(planned.request()["description"].as_str().unwrap_or_default())
+        .bind(request["description"].as_str().unwrap_or_default())
         .bind(at)
         .bind(site.lat)
         .bind(site.lon)
         .bind(planned.radius_km())
-        .bind(planned.request()["suspects"].to_string())
-        .bind(planned.request()["vehicles"].to_string())
+        .bind(request["suspects"].to_string())
+        .bind(request["vehicles"].to_string())
         .bind(at)
         .bind(at)
         .bind(at)
@@ -359,7 +338,7 @@ pub async fn history(
     seed: u64,
 ) -> Result<History> {
     let points = store_sites(queries, seed);
-    let mut histogram = histogram();
+    let mut histogram = latency_histogram();
     let mut results = 0usize;
     let mut checked = 0;
     for (q, at) in points.iter().enumerate() {
@@ -399,7 +378,7 @@ pub async fn history(
         queries,
         radius_km,
         checked_against_brute_force: checked,
-        latency: latency_of(&histogram),
+        latency: Latency::of(&histogram),
         mean_results: results as f64 / queries.max(1) as f64,
     })
 }

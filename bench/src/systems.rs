@@ -65,7 +65,7 @@ pub async fn connect_ws(url: &str, token: Option<&str>, source: IpAddr) -> Resul
 }
 
 /// Waits for the first text frame (hello) of a fresh stream.
-async fn hello(socket: &mut Socket) -> Result<String> {
+pub async fn hello(socket: &mut Socket) -> Result<String> {
     loop {
         match tokio::time::timeout(Duration::from_secs(60), socket.next()).await {
             Ok(Some(Ok(Message::Text(text)))) => return Ok(text.as_str().to_owned()),
@@ -127,7 +127,7 @@ async fn read_frames(
 }
 
 /// The `head` of a p4p hello frame.
-fn hello_head(text: &str) -> Option<i64> {
+pub fn hello_head(text: &str) -> Option<i64> {
     serde_json::from_str::<serde_json::Value>(text).ok()?["head"].as_i64()
 }
 
