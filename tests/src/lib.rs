@@ -271,6 +271,9 @@ impl TestServer {
             .args(["--bind", bind, "--database-url", &self.database_url])
             .args(args)
             .env("P4P_LOG", "info,p4p_server=debug")
+            // Tests post and pledge far faster than any store; the rate
+            // limit tests turn them on with `--rate-limits on`.
+            .env("P4P_RATE_LIMITS", "off")
             .stdout(Stdio::piped())
             .stderr(log)
             .kill_on_drop(true)
