@@ -43,8 +43,11 @@ impl P4p {
             .args(["--database-url", database_url])
             .args(["--bind", &format!("127.0.0.1:{port}")])
             .args(["--probation-alerts", "0"])
+            // The benchmark posts and connects far faster than any store.
+            .args(["--rate-limits", "off"])
             .args(extra)
-            .env("RUST_LOG", "warn");
+            // p4p-server reads P4P_LOG (RUST_LOG is ignored).
+            .env("P4P_LOG", "warn");
         let log = dir.join(format!("p4p-server-{port}.log"));
         let mut process = Measured::spawn("p4p-server", command, &log)?;
         wait_for_port(port, &mut process).await?;
@@ -167,7 +170,7 @@ async fn staff_token(binary: &PathBuf, database_url: &str) -> Result<String> {
     let output = Command::new(binary)
         .args(["--database-url", database_url])
         .args(["token", "create", "--role", "admin", "--label", "bench"])
-        .env("RUST_LOG", "warn")
+        .env("P4P_LOG", "warn")
         .output()
         .await?;
     if !output.status.success() {

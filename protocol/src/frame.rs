@@ -77,6 +77,11 @@ pub struct AlertFrame {
 pub mod close_code {
     /// The server is shutting down; reconnect with `since`.
     pub const GOING_AWAY: u16 = 1001;
+    /// The client sent more messages than a stream takes (it only needs
+    /// to answer pings).
+    pub const POLICY_VIOLATION: u16 = 1008;
+    /// The client sent a message larger than 4 KiB.
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
     /// The token was revoked or the store suspended; do not reconnect.
     pub const REVOKED: u16 = 4001;
     /// The client read too slowly; reconnect with `since`, nothing is lost.

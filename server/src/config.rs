@@ -78,6 +78,75 @@ pub struct ServeArgs {
     #[arg(long, env = "P4P_RETENTION_DAYS", default_value_t = 365,
           value_parser = clap::value_parser!(u32).range(1..=36_500))]
     pub retention_days: u32,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Defences against floods and abuse. Every rate limit allows its whole
+/// hourly allowance at once and then refills evenly over the hour; a
+/// refusal is 429 with `Retry-After`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitArgs {
+    /// on, or off to turn every rate limit below off (for benchmarks and
+    /// trusted test rigs; the server warns when it starts so). Caps on
+    /// streams, connections, message sizes and time stay on.
+    #[arg(long, env = "P4P_RATE_LIMITS", value_enum, default_value_t = Switch::On)]
+    pub rate_limits: Switch,
+
+    /// New alerts one store may post per hour.
+    #[arg(long, env = "P4P_ALERTS_PER_STORE_PER_HOUR", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub alerts_per_store_per_hour: u32,
+
+    /// Pledges one client address may send per hour.
+    #[arg(long, env = "P4P_PLEDGES_PER_ADDRESS_PER_HOUR", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub pledges_per_address_per_hour: u32,
+
+    /// Unknown or revoked tokens one client address may present per hour;
+    /// past that, the address gets 429 for every token (guessing) until
+    /// its allowance refills.
+    #[arg(long, env = "P4P_FAILED_AUTHS_PER_ADDRESS_PER_HOUR", default_value_t = 60,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub failed_auths_per_address_per_hour: u32,
+
+    /// New stream connections one token may open per hour (reconnections
+    /// included).
+    #[arg(long, env = "P4P_STREAM_CONNECTS_PER_TOKEN_PER_HOUR", default_value_t = 120,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub stream_connects_per_token_per_hour: u32,
+
+    /// Streams one token may hold open at once (a token is one device).
+    #[arg(long, env = "P4P_STREAMS_PER_TOKEN", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub streams_per_token: u32,
+
+    /// Connections (HTTP and streams) open at once; more are answered 503
+    /// and closed. 0: the open-file limit less a reserve for the database
+    /// and logs.
+    #[arg(long, env = "P4P_MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: u32,
+
+    /// Seconds a request may take before it is answered 503 (streams are
+    /// timed by the ping interval instead, once upgraded).
+    #[arg(long, env = "P4P_REQUEST_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout_secs: u64,
+
+    /// Browser origins allowed to open streams, comma-separated (e.g.
+    /// https://console.example.org). A stream upgrade that carries any
+    /// other Origin header is refused (403); clients that send none (the
+    /// CLI, store systems) are not affected.
+    #[arg(long, env = "P4P_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 impl ServeArgs {

@@ -24,6 +24,7 @@ use db::{Actor, NewToken, Storage};
 use domain::place::Area;
 use domain::secret::Secret;
 use fanout::Hub;
+use http::limits::{CappedListener, Limits};
 use http::{ApiContext, StreamSettings};
 
 /// How long shutdown waits for open streams to take their close frames.
@@ -62,16 +63,31 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         store_moves,
         policy,
         hears_other_nodes,
+        limits: Arc::new(Limits::new(&args.limits)),
     };
+    if args.limits.rate_limits == config::Switch::Off {
+        tracing::warn!(
+            "rate limits are OFF (--rate-limits off or P4P_RATE_LIMITS=off): alerts, pledges, \
+             failed authentications and stream connections are not limited; use this only for \
+             benchmarks and trusted test rigs"
+        );
+    }
+    tokio::spawn(forget_idle_limits(ctx.limits.clone()));
     let listener = TcpListener::bind(&args.bind)
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;
     let address = listener.local_addr()?;
-    tracing::info!(%address, database = %redact(database_url), head, ?policy, "p4p-server listening");
+    let connection_cap = match args.limits.max_connections {
+        0 => http::limits::default_connection_cap(args.database_pool),
+        cap => cap as usize,
+    };
+    let listener = CappedListener::new(listener, connection_cap);
+    tracing::info!(%address, database = %redact(database_url), head, ?policy, connection_cap, "p4p-server listening");
     // Tests and scripts read the address from this line.
     println!("p4p-server listening on http://{address}");
 
-    axum::serve(listener, http::router(ctx))
+    let app = http::router(ctx).into_make_service_with_connect_info::<http::limits::ClientAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("shutting down: closing streams with 1001");
@@ -81,6 +97,16 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
+}
+
+/// Lets the rate limits forget the keys that have their whole allowance
+/// back, so that their memory follows the active clients, not all ever seen.
+async fn forget_idle_limits(limits: Arc<Limits>) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        limits.forget_idle();
+    }
 }
 
 /// Applies what the other nodes committed and announced to this node's

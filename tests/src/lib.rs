@@ -200,6 +200,29 @@ impl TestServer {
         server
     }
 
+    /// A server on a fresh SQLite file, whatever `P4P_TEST_DATABASE`
+    /// says: for faults that only SQLite has (a file locked by another
+    /// process).
+    pub async fn start_on_sqlite(args: &[&str]) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut server = TestServer {
+            url: String::new(),
+            database_url: format!("sqlite:{}", dir.path().join("p4p.db").display()),
+            dir,
+            child: None,
+            postgres: None,
+        };
+        let mut args = args.to_vec();
+        args.extend(["--probation-alerts", "0"]);
+        server.launch("127.0.0.1:0", &args).await;
+        server
+    }
+
+    /// The SQLite file, when the database is one.
+    pub fn sqlite_path(&self) -> Option<&str> {
+        self.database_url.strip_prefix("sqlite:")
+    }
+
     /// A first node on a fresh PostgreSQL database, whatever
     /// `P4P_TEST_DATABASE` says: several nodes need PostgreSQL.
     pub async fn start_on_postgres() -> TestServer {
@@ -406,6 +429,25 @@ impl TestServer {
             "Authorization",
             HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
         );
+        connect(request).await
+    }
+
+    /// Opens a stream with a bearer token and extra request headers (a
+    /// browser's Origin, say), or says the HTTP status it was refused with.
+    pub async fn try_stream_with(&self, token: &str, headers: &[(&str, &str)]) -> Result<Stream, u16> {
+        let url = format!("{}/v1/stream", self.url.replacen("http", "ws", 1));
+        let mut request = url.into_client_request().expect("request");
+        request.headers_mut().insert(
+            "Authorization",
+            HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+        );
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                    .expect("header name"),
+                HeaderValue::from_str(value).expect("header"),
+            );
+        }
         connect(request).await
     }
 
@@ -716,6 +758,11 @@ impl Stream {
         if let Ok(Some(frame)) = self.next_within(wait).await {
             panic!("expected no frame, got {frame}");
         }
+    }
+
+    /// Sends one message to the server, as a (misbehaving) client would.
+    pub async fn send(&mut self, message: Message) {
+        self.socket.send(message).await.expect("send to the server");
     }
 
     pub async fn close(mut self) {

@@ -41,6 +41,7 @@ async fn post_alert(
     let place = Area::of_store(store).center;
     let now = OffsetDateTime::now_utc();
     let alert = ValidAlert::parse(input, place, now)?;
+    ctx.limits.alert_posted(store.id)?;
     let author = StoreRef {
         id: store.id,
         name: store.name.clone(),

@@ -32,6 +32,14 @@ pub enum ApiError {
     Internal(String),
     #[error("{0}")]
     Unavailable(&'static str),
+    #[error("{detail}")]
+    RateLimited {
+        code: &'static str,
+        detail: &'static str,
+        retry_after: std::time::Duration,
+    },
+    #[error("the request took longer than {} s; try again shortly", .0.as_secs())]
+    TimedOut(std::time::Duration),
 }
 
 impl ApiError {
@@ -66,6 +74,8 @@ impl ApiError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::RateLimited { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
+            ApiError::TimedOut(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
         }
     }
 }
@@ -88,7 +98,21 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        problem(status, code, detail)
+        let mut response = problem(status, code, detail);
+        let retry_after = match &self {
+            // Whole seconds, rounded up: never too early.
+            ApiError::RateLimited { retry_after, .. } => {
+                Some(retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0))
+            }
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(5),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
+        response
     }
 }
 

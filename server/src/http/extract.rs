@@ -1,6 +1,8 @@
 //! Extractors that answer bad requests with problem documents naming the
 //! field: JSON bodies, query strings, and the caller behind a token.
 
+use std::net::IpAddr;
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -8,6 +10,7 @@ use axum::http::{header, StatusCode};
 use p4p_protocol::{Role, Store, StoreStatus, TokenInfo};
 use serde::de::DeserializeOwned;
 
+use super::limits::client_address;
 use super::{ApiContext, ApiError};
 use crate::db::Actor;
 use crate::domain::secret::{Secret, SecretHash};
@@ -172,7 +175,7 @@ impl FromRequestParts<ApiContext> for Caller {
         ctx: &ApiContext,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?;
-        authenticate(ctx, token).await
+        authenticate(ctx, token, client_address(&parts.extensions)).await
     }
 }
 
@@ -196,7 +199,9 @@ impl FromRequestParts<ApiContext> for StreamCaller {
             Some(token) => Some(token),
             None => bearer(parts)?.map(str::to_owned),
         };
-        authenticate(ctx, token.as_deref()).await.map(StreamCaller)
+        authenticate(ctx, token.as_deref(), client_address(&parts.extensions))
+            .await
+            .map(StreamCaller)
     }
 }
 
@@ -219,16 +224,22 @@ fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
     }
 }
 
-async fn authenticate(ctx: &ApiContext, token: Option<&str>) -> Result<Caller, ApiError> {
+/// Looks the token up, unless its client address is held for guessing;
+/// an unknown or revoked token counts against the address.
+async fn authenticate(
+    ctx: &ApiContext,
+    token: Option<&str>,
+    address: Option<IpAddr>,
+) -> Result<Caller, ApiError> {
     let token = token.ok_or(ApiError::Unauthorized(
         "a bearer token is required: Authorization: Bearer p4p_…",
     ))?;
+    ctx.limits.may_authenticate(address)?;
     let token_hash = Secret::presented(token).hash();
-    let credential = ctx
-        .storage
-        .credential(&token_hash)
-        .await?
-        .ok_or(ApiError::Unauthorized("unknown or revoked token"))?;
+    let Some(credential) = ctx.storage.credential(&token_hash).await? else {
+        let unknown = ApiError::Unauthorized("unknown or revoked token");
+        return Err(ctx.limits.authentication_failed(address, unknown));
+    };
     let caller = Caller {
         token: credential.token,
         store: credential.store,

@@ -5,6 +5,7 @@ mod alerts;
 mod audit;
 mod error;
 mod extract;
+pub mod limits;
 mod me;
 mod moderation;
 mod ops;
@@ -48,6 +49,7 @@ pub struct ApiContext {
     /// False while this node cannot hear the others (PostgreSQL LISTEN
     /// lost): `/readyz` says not ready.
     pub hears_other_nodes: Arc<std::sync::atomic::AtomicBool>,
+    pub limits: Arc<limits::Limits>,
 }
 
 /// Runs a write in its own task and hands the events it committed to the
@@ -89,6 +91,10 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(stream::router())
         .merge(ops::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            limits::timeout,
+        ))
         .with_state(ctx)
         .layer(axum::middleware::map_response(error::problem_documents))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -1,6 +1,6 @@
 //! Membership applications: pledge, then claim the token once approved.
 
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -9,6 +9,7 @@ use p4p_protocol::{ClaimRequest, ClaimResponse, PledgeCreated, PledgeRequest, St
 use time::OffsetDateTime;
 
 use super::extract::Json;
+use super::limits::ClientAddr;
 use super::{ApiContext, ApiError};
 use crate::db::ClaimOutcome;
 use crate::domain::secret::Secret;
@@ -22,9 +23,11 @@ pub fn router() -> Router<ApiContext> {
 
 async fn apply(
     State(ctx): State<ApiContext>,
+    ConnectInfo(ClientAddr(client)): ConnectInfo<ClientAddr>,
     Json(request): Json<PledgeRequest>,
 ) -> Result<Response, ApiError> {
     let pledge = ValidPledge::parse(request)?;
+    ctx.limits.pledge_sent(client.ip())?;
     let claim_secret = Secret::new_claim();
     let store_id = ctx
         .storage

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -49,10 +50,12 @@ struct StreamParams {
 
 async fn connect(
     State(ctx): State<ApiContext>,
+    headers: HeaderMap,
     StreamCaller(caller): StreamCaller,
     Query(params): Query<StreamParams>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
+    ctx.limits.origin_allowed(&headers)?;
     caller.require_active()?;
     if let Some(since) = params.since {
         if since < 0 {
@@ -70,13 +73,18 @@ async fn connect(
         token_id: caller.token.id,
         audience: audience_of(&caller),
     };
+    let open = ctx
+        .limits
+        .stream_opened(caller.token.id, ctx.stream.ping_interval)?;
     let span = tracing::Span::current();
     Ok(upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| {
             async move {
+                let _open = open;
                 let started = Instant::now();
                 let ended = match subscribe(&ctx, &caller, subscription).await {
                     Ok((registration, audience)) => {
@@ -245,6 +253,7 @@ async fn serve(
 
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     let mut last_heard = Instant::now();
+    let client_messages = governor::RateLimiter::direct(client_message_quota());
     loop {
         tokio::select! {
             biased;
@@ -272,11 +281,25 @@ async fn serve(
                 }
             }
             message = incoming.next() => {
-                match message {
-                    None | Some(Err(_)) => return "client gone".to_owned(),
+                let refusal = match message {
+                    None => return "client gone".to_owned(),
+                    Some(Err(error)) if is_too_long(&error) => {
+                        (close_code::MESSAGE_TOO_BIG, "message too big")
+                    }
+                    Some(Err(_)) => return "client gone".to_owned(),
                     Some(Ok(Message::Close(_))) => return "closed by the client".to_owned(),
-                    Some(Ok(_)) => last_heard = Instant::now(),
-                }
+                    Some(Ok(_)) if client_messages.check().is_err() => {
+                        (close_code::POLICY_VIOLATION, "too many messages")
+                    }
+                    Some(Ok(_)) => {
+                        last_heard = Instant::now();
+                        continue;
+                    }
+                };
+                let (code, reason) = refusal;
+                let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
+                let _ = send(&mut sink, Message::Close(Some(frame)), interval).await;
+                return format!("closed by the server: {code} {reason}");
             }
             _ = ping.tick() => {
                 if last_heard.elapsed() > interval * 2 {
@@ -288,6 +311,23 @@ async fn serve(
             }
         }
     }
+}
+
+/// Clients only answer pings and close; a client sending more than this
+/// (a burst of 20, then 5 a second) is closed with 1008.
+fn client_message_quota() -> governor::Quota {
+    const PER_SECOND: std::num::NonZeroU32 = std::num::NonZeroU32::new(5).expect("not zero");
+    const BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(20).expect("not zero");
+    governor::Quota::per_second(PER_SECOND).allow_burst(BURST)
+}
+
+/// Whether a read failed on a message larger than [`MAX_CLIENT_MESSAGE`].
+fn is_too_long(error: &axum::Error) -> bool {
+    let source = std::error::Error::source(error);
+    matches!(
+        source.and_then(|e| e.downcast_ref::<tungstenite::Error>()),
+        Some(tungstenite::Error::Capacity(_))
+    )
 }
 
 /// Sends every event in `(since, head]` the audience would have received

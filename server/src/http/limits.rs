@@ -1,0 +1,476 @@
+//! Defences against floods and abuse: rate limits (429 with `Retry-After`),
+//! the cap on a token's live streams, request timeouts, the total
+//! connection cap (503), and the browser origins allowed to open streams.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::Response;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::{ApiContext, ApiError};
+use crate::config::{LimitArgs, Switch};
+
+/// The rate limits, each named as in `p4p_rate_limited_total{limit=...}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    AlertsPerStore,
+    PledgesPerAddress,
+    FailedAuthsPerAddress,
+    StreamConnectsPerToken,
+    StreamsPerToken,
+}
+
+impl Limit {
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::AlertsPerStore => "alerts_per_store",
+            Limit::PledgesPerAddress => "pledges_per_address",
+            Limit::FailedAuthsPerAddress => "failed_auths_per_address",
+            Limit::StreamConnectsPerToken => "stream_connects_per_token",
+            Limit::StreamsPerToken => "streams_per_token",
+        }
+    }
+
+    fn detail(self) -> &'static str {
+        match self {
+            Limit::AlertsPerStore => "this store has posted its allowance of alerts for the hour",
+            Limit::PledgesPerAddress => "too many pledges from this address this hour",
+            Limit::FailedAuthsPerAddress => {
+                "too many unknown or revoked tokens from this address; wait before trying again"
+            }
+            Limit::StreamConnectsPerToken => {
+                "this token has opened too many streams this hour; reconnect with backoff"
+            }
+            Limit::StreamsPerToken => {
+                "this token already holds as many open streams as it may; close one first"
+            }
+        }
+    }
+}
+
+/// A refusal: which limit, and when to try again.
+pub fn refused(limit: Limit, retry_after: Duration) -> ApiError {
+    metrics::counter!("p4p_rate_limited_total", "limit" => limit.name()).increment(1);
+    ApiError::RateLimited {
+        code: "rate_limited",
+        detail: limit.detail(),
+        retry_after,
+    }
+}
+
+/// One hourly allowance per key; none when rate limits are off.
+struct Hourly<K: Hash + Eq + Clone> {
+    limit: Limit,
+    limiter: Option<DefaultKeyedRateLimiter<K>>,
+}
+
+impl<K: Hash + Eq + Clone> Hourly<K> {
+    fn new(limit: Limit, per_hour: u32, on: bool) -> Hourly<K> {
+        let limiter = NonZeroU32::new(per_hour)
+            .filter(|_| on)
+            .map(|n| RateLimiter::keyed(Quota::per_hour(n)));
+        Hourly { limit, limiter }
+    }
+
+    /// Takes one from `key`'s allowance, or says when there is one again.
+    fn take(&self, key: &K) -> Result<(), ApiError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter.check_key(key).map_err(|not_until| {
+            refused(
+                self.limit,
+                not_until.wait_time_from(DefaultClock::default().now()),
+            )
+        })
+    }
+
+    fn forget_idle(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+/// Every limit the server keeps, shared by all requests.
+pub struct Limits {
+    alerts: Hourly<i64>,
+    pledges: Hourly<IpAddr>,
+    failed_auths: Hourly<IpAddr>,
+    /// Addresses that used up their failed authentications, and until when
+    /// every token they present is refused without being looked up.
+    guessing: Mutex<HashMap<IpAddr, Instant>>,
+    stream_connects: Hourly<i64>,
+    streams_per_token: u32,
+    /// Open streams by token id.
+    open_streams: Arc<Mutex<HashMap<i64, u32>>>,
+    pub request_timeout: Duration,
+    allowed_origins: Vec<String>,
+}
+
+impl Limits {
+    pub fn new(args: &LimitArgs) -> Limits {
+        let on = args.rate_limits == Switch::On;
+        Limits {
+            alerts: Hourly::new(Limit::AlertsPerStore, args.alerts_per_store_per_hour, on),
+            pledges: Hourly::new(
+                Limit::PledgesPerAddress,
+                args.pledges_per_address_per_hour,
+                on,
+            ),
+            failed_auths: Hourly::new(
+                Limit::FailedAuthsPerAddress,
+                args.failed_auths_per_address_per_hour,
+                on,
+            ),
+            guessing: Mutex::default(),
+            stream_connects: Hourly::new(
+                Limit::StreamConnectsPerToken,
+                args.stream_connects_per_token_per_hour,
+                on,
+            ),
+            streams_per_token: args.streams_per_token,
+            open_streams: Arc::default(),
+            request_timeout: Duration::from_secs(args.request_timeout_secs),
+            allowed_origins: args
+                .allowed_origins
+                .iter()
+                .map(|origin| origin.trim().trim_end_matches('/').to_ascii_lowercase())
+                .filter(|origin| !origin.is_empty())
+                .collect(),
+        }
+    }
+
+    /// A store posts a new alert.
+    pub fn alert_posted(&self, store_id: i64) -> Result<(), ApiError> {
+        self.alerts.take(&store_id)
+    }
+
+    /// A pledge arrives from `address`.
+    pub fn pledge_sent(&self, address: IpAddr) -> Result<(), ApiError> {
+        self.pledges.take(&address)
+    }
+
+    /// Before a token is looked up: refused while `address` is held for
+    /// guessing.
+    pub fn may_authenticate(&self, address: Option<IpAddr>) -> Result<(), ApiError> {
+        let Some(address) = address else {
+            return Ok(());
+        };
+        let mut guessing = lock(&self.guessing);
+        match guessing.get(&address) {
+            Some(until) if *until > Instant::now() => Err(refused(
+                Limit::FailedAuthsPerAddress,
+                until.saturating_duration_since(Instant::now()),
+            )),
+            Some(_) => {
+                guessing.remove(&address);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// After an unknown or revoked token: the 401 to answer, or 429 once
+    /// `address` has used up its allowance (and is then held).
+    pub fn authentication_failed(&self, address: Option<IpAddr>, unauthorized: ApiError) -> ApiError {
+        let Some(address) = address else {
+            return unauthorized;
+        };
+        match self.failed_auths.take(&address) {
+            Ok(()) => unauthorized,
+            Err(refusal) => {
+                if let ApiError::RateLimited { retry_after, .. } = &refusal {
+                    let mut guessing = lock(&self.guessing);
+                    let now = Instant::now();
+                    guessing.retain(|_, until| *until > now);
+                    guessing.insert(address, now + *retry_after);
+                }
+                refusal
+            }
+        }
+    }
+
+    /// A token opens a stream: counted against its hourly connections and
+    /// its open streams. The stream holds the returned guard while open.
+    pub fn stream_opened(
+        &self,
+        token_id: i64,
+        ping_interval: Duration,
+    ) -> Result<StreamGuard, ApiError> {
+        self.stream_connects.take(&token_id)?;
+        let mut open = lock(&self.open_streams);
+        let count = open.entry(token_id).or_insert(0);
+        if *count >= self.streams_per_token {
+            // A dead connection of this token is found within two pings.
+            return Err(refused(Limit::StreamsPerToken, ping_interval * 2));
+        }
+        *count += 1;
+        Ok(StreamGuard {
+            token_id,
+            open_streams: self.open_streams.clone(),
+        })
+    }
+
+    /// A stream upgrade from a browser page is allowed only from the
+    /// configured origins; clients that send no Origin are not browsers.
+    pub fn origin_allowed(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
+            return Ok(());
+        };
+        let origin = origin.to_str().unwrap_or_default().trim_end_matches('/');
+        if self
+            .allowed_origins
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(origin))
+        {
+            return Ok(());
+        }
+        Err(ApiError::forbidden(
+            "origin_not_allowed",
+            format!(
+                "streams may not be opened from the web origin {origin:?}; the server's operator can allow it with --allowed-origins"
+            ),
+        ))
+    }
+
+    /// Drops the state of keys that have their whole allowance back.
+    pub fn forget_idle(&self) {
+        self.alerts.forget_idle();
+        self.pledges.forget_idle();
+        self.failed_auths.forget_idle();
+        self.stream_connects.forget_idle();
+        let now = Instant::now();
+        lock(&self.guessing).retain(|_, until| *until > now);
+    }
+}
+
+/// Counts one open stream of a token until dropped.
+pub struct StreamGuard {
+    token_id: i64,
+    open_streams: Arc<Mutex<HashMap<i64, u32>>>,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let mut open = lock(&self.open_streams);
+        if let Some(count) = open.get_mut(&self.token_id) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.token_id);
+            }
+        }
+    }
+}
+
+/// A poisoned lock only means another request panicked while holding it;
+/// the counts inside are still whole.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Answers 503 `timeout` for a request that takes longer than the limit.
+/// What it was writing goes on (writes run in their own task), so a 503
+/// here never means that a write was half done.
+pub async fn timeout(State(ctx): State<ApiContext>, request: Request, next: Next) -> Response {
+    let limit = ctx.limits.request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(seconds = limit.as_secs(), "request timed out");
+            axum::response::IntoResponse::into_response(ApiError::TimedOut(limit))
+        }
+    }
+}
+
+/// The client's address, as the connection says.
+pub fn client_address(extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<ClientAddr>>()
+        .map(|info| info.0 .0.ip())
+}
+
+/// The peer of a connection, for `ConnectInfo`.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, CappedListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, CappedListener>) -> ClientAddr {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+/// A listener that holds at most `cap` connections open at once and
+/// answers the ones beyond with a 503 problem document, instead of
+/// running the process out of file descriptors.
+pub struct CappedListener {
+    inner: TcpListener,
+    open: Arc<Semaphore>,
+}
+
+/// What a refused connection is told, whole.
+const REFUSAL_BODY: &str = r#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"the server is at its connection limit; try again shortly","code":"too_many_connections"}"#;
+
+impl CappedListener {
+    pub fn new(inner: TcpListener, cap: usize) -> CappedListener {
+        CappedListener {
+            inner,
+            open: Arc::new(Semaphore::new(cap)),
+        }
+    }
+}
+
+impl axum::serve::Listener for CappedListener {
+    type Io = Counted;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Counted, SocketAddr) {
+        loop {
+            let (stream, address) = match self.inner.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors or a connection reset before it
+                    // was taken: wait a little rather than spin.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            match self.open.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    return (
+                        Counted {
+                            stream,
+                            _permit: permit,
+                        },
+                        address,
+                    )
+                }
+                Err(_) => {
+                    metrics::counter!("p4p_rate_limited_total", "limit" => "connections")
+                        .increment(1);
+                    tracing::warn!(%address, "at the connection limit: refusing a connection");
+                    tokio::spawn(refuse(stream));
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// Answers a connection beyond the cap once its client has sent the head
+/// of its request (an answer before the request confuses HTTP clients),
+/// then closes it. A client that sends nothing is dropped after a while.
+async fn refuse(mut stream: TcpStream) {
+    let mut head = Vec::with_capacity(1024);
+    let read_head = async {
+        let mut buffer = [0u8; 1024];
+        while head.len() < 8 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => head.extend_from_slice(&buffer[..n]),
+            }
+        }
+        true
+    };
+    if !matches!(
+        tokio::time::timeout(Duration::from_secs(5), read_head).await,
+        Ok(true)
+    ) {
+        return;
+    }
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\nretry-after: 5\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{REFUSAL_BODY}",
+        REFUSAL_BODY.len()
+    );
+    let write = async {
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), write).await;
+}
+
+/// A connection that holds its place under the cap until dropped (also
+/// after an upgrade to a stream, which keeps the connection).
+pub struct Counted {
+    stream: TcpStream,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// The connection cap when none is set: the open-file limit (raised to
+/// its hard limit first) less a reserve for the database, logs and
+/// migrations.
+pub fn default_connection_cap(database_pool: u32) -> usize {
+    const RESERVE: u64 = 128;
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit.min(Semaphore::MAX_PERMITS as u64),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the open-file limit; assuming 1024");
+            1024
+        }
+    };
+    let reserve = RESERVE + 2 * u64::from(database_pool);
+    usize::try_from(limit.saturating_sub(reserve).max(16)).unwrap_or(usize::MAX)
+}

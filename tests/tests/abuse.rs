@@ -1,0 +1,405 @@
+//! Floods and abuse: every rate limit answers 429 with `Retry-After` and
+//! stores nothing; caps on streams and connections; oversized and too
+//! frequent client messages; request timeouts; browser origins.
+
+use std::time::Duration;
+
+use p4p_tests::places::*;
+use p4p_tests::*;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+/// The `Retry-After` of a 429, in seconds, asserting it is a sensible one.
+fn retry_after(reply: &Reply, at_most: u64) -> u64 {
+    let seconds: u64 = reply
+        .headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("429 without a whole-seconds Retry-After: {reply:?}"));
+    assert!(
+        (1..=at_most).contains(&seconds),
+        "Retry-After {seconds} not in 1..={at_most}"
+    );
+    seconds
+}
+
+#[tokio::test]
+async fn alerts_per_store_per_hour() {
+    let server = TestServer::start_with(&[
+        "--rate-limits",
+        "on",
+        "--alerts-per-store-per-hour",
+        "3",
+    ])
+    .await;
+    let staff = server.staff_token("moderator");
+    let store = server.member(&staff, "Main Street", MANHATTAN, 25.0).await;
+    let other = server.member(&staff, "Newark Gold", NEWARK, 25.0).await;
+    let api = server.api(Some(&store.token));
+    // An invalid alert is refused for what it is and takes nothing.
+    api.post("/v1/alerts", &json!({"kind": "casing", "title": ""}))
+        .await
+        .problem(422, "invalid_input");
+    for n in 0..3 {
+        api.post_alert(&casing_at(&format!("casing {n}"), MANHATTAN, 25.0))
+            .await;
+    }
+    let refused = api
+        .post("/v1/alerts", &casing_at("one too many", MANHATTAN, 25.0))
+        .await;
+    let detail = refused.problem(429, "rate_limited");
+    assert!(detail.contains("alerts"), "{detail}");
+    // 3 an hour: the next one is 20 minutes away.
+    let wait = retry_after(&refused, 3_600);
+    assert!(wait > 60, "Retry-After {wait}");
+    // Another store has its own allowance.
+    server
+        .api(Some(&other.token))
+        .post_alert(&casing_at("Newark casing", NEWARK, 25.0))
+        .await;
+    // Nothing of the refused alert was stored.
+    let listed = server.api(Some(&staff)).get("/v1/alerts?limit=500").await;
+    let titles: Vec<&str> = listed.body["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter_map(|a| a["title"].as_str())
+        .collect();
+    assert_eq!(titles.len(), 4, "{titles:?}");
+    assert!(!titles.contains(&"one too many"));
+    println!("alerts per store: 3 accepted, the 4th refused 429 with Retry-After {wait} s");
+}
+
+#[tokio::test]
+async fn the_default_alert_allowance_is_thirty_an_hour() {
+    let server = TestServer::start_with(&["--rate-limits", "on"]).await;
+    let staff = server.staff_token("moderator");
+    let store = server.member(&staff, "Main Street", MANHATTAN, 25.0).await;
+    let api = server.api(Some(&store.token));
+    for n in 0..30 {
+        api.post_alert(&casing_at(&format!("casing {n}"), MANHATTAN, 25.0))
+            .await;
+    }
+    api.post("/v1/alerts", &casing_at("31st", MANHATTAN, 25.0))
+        .await
+        .problem(429, "rate_limited");
+}
+
+#[tokio::test]
+async fn pledges_per_address_per_hour() {
+    let server = TestServer::start_with(&[
+        "--rate-limits",
+        "on",
+        "--pledges-per-address-per-hour",
+        "2",
+    ])
+    .await;
+    let staff = server.staff_token("moderator");
+    let anonymous = server.anonymous();
+    // Invalid pledges take nothing.
+    anonymous
+        .post("/v1/pledge", &json!({"store_name": "x"}))
+        .await
+        .problem(422, "invalid_input");
+    for name in ["First Jewelers", "Second Jewelers"] {
+        let reply = anonymous
+            .post("/v1/pledge", &pledge_body(name, MANHATTAN, 25.0))
+            .await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+    }
+    let refused = anonymous
+        .post("/v1/pledge", &pledge_body("Third Jewelers", MANHATTAN, 25.0))
+        .await;
+    refused.problem(429, "rate_limited");
+    let wait = retry_after(&refused, 3_600);
+    let pending = server
+        .api(Some(&staff))
+        .get("/v1/stores?status=pending")
+        .await;
+    let names: Vec<&str> = pending.body["stores"]
+        .as_array()
+        .expect("stores")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(!names.contains(&"Third Jewelers"));
+    println!("pledges per address: 2 accepted, the 3rd refused 429 with Retry-After {wait} s");
+}
+
+#[tokio::test]
+async fn guessing_tokens_gets_the_address_held() {
+    let server = TestServer::start_with(&[
+        "--rate-limits",
+        "on",
+        "--failed-auths-per-address-per-hour",
+        "3",
+    ])
+    .await;
+    let staff = server.staff_token("moderator");
+    // Good tokens count nothing.
+    for _ in 0..10 {
+        assert_eq!(server.api(Some(&staff)).get("/v1/me").await.status, 200);
+    }
+    for n in 0..3 {
+        server
+            .api(Some(&format!("p4p_guess{n}")))
+            .get("/v1/me")
+            .await
+            .problem(401, "unauthorized");
+    }
+    let refused = server.api(Some("p4p_guess3")).get("/v1/me").await;
+    refused.problem(429, "rate_limited");
+    let wait = retry_after(&refused, 3_600);
+    // Held: even a good token is not looked up from this address now, and
+    // streams are refused the same way.
+    server
+        .api(Some(&staff))
+        .get("/v1/me")
+        .await
+        .problem(429, "rate_limited");
+    assert_eq!(server.try_stream("p4p_guess4", None).await.err(), Some(429));
+    // A request without any token is not a guess.
+    server
+        .anonymous()
+        .get("/v1/me")
+        .await
+        .problem(401, "unauthorized");
+    println!("failed auths per address: 3 answered 401, then 429 (Retry-After {wait} s) for every token");
+}
+
+#[tokio::test]
+async fn stream_connections_per_token_per_hour() {
+    let server = TestServer::start_with(&[
+        "--rate-limits",
+        "on",
+        "--stream-connects-per-token-per-hour",
+        "2",
+    ])
+    .await;
+    let staff = server.staff_token("moderator");
+    let store = server.member(&staff, "Main Street", MANHATTAN, 25.0).await;
+    for _ in 0..2 {
+        let mut stream = server.stream(&store.token, None).await;
+        hello_head(&stream.next().await);
+        stream.close().await;
+    }
+    assert_eq!(server.try_stream(&store.token, None).await.err(), Some(429));
+    // Another token of the same network is not affected.
+    let mut staff_stream = server.stream(&staff, None).await;
+    hello_head(&staff_stream.next().await);
+}
+
+#[tokio::test]
+async fn live_streams_per_token_are_capped_even_with_rate_limits_off() {
+    let server = TestServer::start_with(&["--streams-per-token", "2"]).await;
+    let staff = server.staff_token("moderator");
+    let store = server.member(&staff, "Main Street", MANHATTAN, 25.0).await;
+    let mut first = server.stream(&store.token, None).await;
+    hello_head(&first.next().await);
+    let mut second = server.stream(&store.token, None).await;
+    hello_head(&second.next().await);
+    assert_eq!(server.try_stream(&store.token, None).await.err(), Some(429));
+    // Closing one makes room for another.
+    first.close().await;
+    let mut third = None;
+    for _ in 0..100 {
+        if let Ok(stream) = server.try_stream(&store.token, None).await {
+            third = Some(stream);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut third = third.expect("a stream once one was closed");
+    hello_head(&third.next().await);
+    // The two open ones both still deliver.
+    server
+        .api(Some(&store.token))
+        .post_alert(&casing_at("still live", MANHATTAN, 25.0))
+        .await;
+    assert_eq!(second.next().await["type"], "alert");
+    assert_eq!(third.next().await["type"], "alert");
+}
+
+#[tokio::test]
+async fn rate_limits_off_lets_everything_through_and_says_so() {
+    // TestServer sets P4P_RATE_LIMITS=off; the flag does the same.
+    for args in [&[][..], &["--rate-limits", "off"][..]] {
+        let mut args = args.to_vec();
+        args.extend(["--alerts-per-store-per-hour", "1"]);
+        let server = TestServer::start_with(&args).await;
+        let staff = server.staff_token("moderator");
+        let store = server.member(&staff, "Main Street", MANHATTAN, 25.0).await;
+        for n in 0..5 {
+            server
+                .api(Some(&store.token))
+                .post_alert(&casing_at(&format!("casing {n}"), MANHATTAN, 25.0))
+                .await;
+        }
+        let logs = server.logs();
+        assert!(
+            logs.lines()
+                .any(|line| line.contains("WARN") && line.contains("rate limits are OFF")),
+            "no startup warning in {logs}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn oversized_client_messages_are_closed_with_1009() {
+    let (server, _staff, store) = TestServer::with_store().await;
+    let mut stream = server.stream(&store.token, None).await;
+    hello_head(&stream.next().await);
+    stream.send(Message::Text("x".repeat(5 * 1024).into())).await;
+    assert_eq!(stream.closed().await, Some(1009));
+    // 4 KiB is still taken.
+    let mut stream = server.stream(&store.token, None).await;
+    hello_head(&stream.next().await);
+    stream.send(Message::Text("x".repeat(4 * 1024).into())).await;
+    stream.assert_quiet(Duration::from_millis(500)).await;
+    server
+        .api(Some(&store.token))
+        .post_alert(&casing_at("after a big pong", MANHATTAN, 25.0))
+        .await;
+    assert_eq!(stream.next().await["type"], "alert");
+}
+
+#[tokio::test]
+async fn chatty_clients_are_closed_with_1008() {
+    let (server, _staff, store) = TestServer::with_store().await;
+    let mut stream = server.stream(&store.token, None).await;
+    hello_head(&stream.next().await);
+    for _ in 0..200 {
+        stream.send(Message::Text("hello?".into())).await;
+    }
+    assert_eq!(stream.closed().await, Some(1008));
+}
+
+#[tokio::test]
+async fn browser_origins_must_be_allowed() {
+    let server = TestServer::start_with(&["--allowed-origins", "https://console.example.org"]).await;
+    let staff = server.staff_token("moderator");
+    let store = server.member(&staff, "Main Street", MANHATTAN, 25.0).await;
+    assert_eq!(
+        server
+            .try_stream_with(&store.token, &[("Origin", "https://evil.example.com")])
+            .await
+            .err(),
+        Some(403)
+    );
+    let mut allowed = server
+        .try_stream_with(&store.token, &[("Origin", "https://console.example.org")])
+        .await
+        .expect("the allowed origin");
+    hello_head(&allowed.next().await);
+    // Without an Origin (not a browser) nothing changes.
+    let mut plain = server.stream(&store.token, None).await;
+    hello_head(&plain.next().await);
+    // With no allow-list at all, every browser origin is refused.
+    let (server, _staff, store) = TestServer::with_store().await;
+    assert_eq!(
+        server
+            .try_stream_with(&store.token, &[("Origin", "http://localhost:3000")])
+            .await
+            .err(),
+        Some(403)
+    );
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_refused_with_503() {
+    let server = TestServer::start_with(&["--max-connections", "3"]).await;
+    let staff = server.staff_token("moderator");
+    let store = server.member(&staff, "Main Street", MANHATTAN, 25.0).await;
+    // Three streams hold the three places.
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let mut stream = server.stream(&store.token, None).await;
+        hello_head(&stream.next().await);
+        streams.push(stream);
+    }
+    // A new connection beyond the cap gets a whole 503 problem document.
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let mut refused = 0;
+    for _ in 0..3 {
+        let response = fresh
+            .get(format!("{}/healthz", server.url))
+            .send()
+            .await
+            .expect("a refusal is an answer");
+        assert_eq!(response.status().as_u16(), 503);
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        assert!(response.headers().contains_key("retry-after"));
+        let body: serde_json::Value = response.json().await.expect("problem document");
+        assert_eq!(body["code"], "too_many_connections");
+        refused += 1;
+    }
+    // Closing a stream frees its place.
+    streams.pop().expect("a stream").close().await;
+    let mut served = false;
+    for _ in 0..100 {
+        let response = fresh
+            .get(format!("{}/healthz", server.url))
+            .send()
+            .await
+            .expect("answer");
+        if response.status() == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "a place was not freed");
+    println!("connection cap 3: {refused} connections refused 503, served again once a stream closed");
+}
+
+#[tokio::test]
+async fn a_request_that_takes_too_long_is_answered_503() {
+    // The database is locked by another process (a backup, say) for longer
+    // than the request timeout.
+    // On SQLite whatever P4P_TEST_DATABASE says: PostgreSQL's outage is
+    // tried in faults.rs.
+    let server = TestServer::start_on_sqlite(&["--request-timeout-secs", "1"]).await;
+    let staff = server.staff_token("moderator");
+    let store = server.member(&staff, "Main Street", MANHATTAN, 25.0).await;
+    let database = server.sqlite_path().expect("a SQLite database").to_owned();
+    let mut lock = tokio::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys, time\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN EXCLUSIVE')\n\
+             print('locked', flush=True)\n\
+             time.sleep(4)\n\
+             c.execute('COMMIT')",
+            &database,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3");
+    let stdout = lock.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    assert_eq!(
+        lines.next_line().await.expect("read").as_deref(),
+        Some("locked")
+    );
+    let api = server.api(Some(&store.token));
+    let reply = api
+        .post("/v1/alerts", &casing_at("while locked", MANHATTAN, 25.0))
+        .await;
+    let detail = reply.problem(503, "timeout");
+    assert!(reply.headers.contains_key("retry-after"), "{reply:?}");
+    assert!(detail.contains("1 s"), "{detail}");
+    lock.wait().await.expect("the lock is released");
+    // Once the lock is gone, the server serves again by itself.
+    api.post_alert(&casing_at("after the lock", MANHATTAN, 25.0))
+        .await;
+}
