@@ -81,7 +81,9 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         0 => http::limits::default_connection_cap(args.database_pool),
         cap => cap as usize,
     };
-    let listener = CappedListener::new(listener, connection_cap);
+    // Streams hear from their clients at least once per ping interval.
+    let idle = Duration::from_secs(args.ping_interval_secs * 2 + args.limits.request_timeout_secs);
+    let listener = CappedListener::new(listener, connection_cap, idle);
     tracing::info!(%address, database = %redact(database_url), head, ?policy, connection_cap, "p4p-server listening");
     // Tests and scripts read the address from this line.
     println!("p4p-server listening on http://{address}");

@@ -434,7 +434,11 @@ impl TestServer {
 
     /// Opens a stream with a bearer token and extra request headers (a
     /// browser's Origin, say), or says the HTTP status it was refused with.
-    pub async fn try_stream_with(&self, token: &str, headers: &[(&str, &str)]) -> Result<Stream, u16> {
+    pub async fn try_stream_with(
+        &self,
+        token: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Stream, u16> {
         let url = format!("{}/v1/stream", self.url.replacen("http", "ws", 1));
         let mut request = url.into_client_request().expect("request");
         request.headers_mut().insert(

@@ -26,13 +26,8 @@ fn retry_after(reply: &Reply, at_most: u64) -> u64 {
 
 #[tokio::test]
 async fn alerts_per_store_per_hour() {
-    let server = TestServer::start_with(&[
-        "--rate-limits",
-        "on",
-        "--alerts-per-store-per-hour",
-        "3",
-    ])
-    .await;
+    let server =
+        TestServer::start_with(&["--rate-limits", "on", "--alerts-per-store-per-hour", "3"]).await;
     let staff = server.staff_token("moderator");
     let store = server.member(&staff, "Main Street", MANHATTAN, 25.0).await;
     let other = server.member(&staff, "Newark Gold", NEWARK, 25.0).await;
@@ -88,13 +83,9 @@ async fn the_default_alert_allowance_is_thirty_an_hour() {
 
 #[tokio::test]
 async fn pledges_per_address_per_hour() {
-    let server = TestServer::start_with(&[
-        "--rate-limits",
-        "on",
-        "--pledges-per-address-per-hour",
-        "2",
-    ])
-    .await;
+    let server =
+        TestServer::start_with(&["--rate-limits", "on", "--pledges-per-address-per-hour", "2"])
+            .await;
     let staff = server.staff_token("moderator");
     let anonymous = server.anonymous();
     // Invalid pledges take nothing.
@@ -109,7 +100,10 @@ async fn pledges_per_address_per_hour() {
         assert_eq!(reply.status, 201, "{reply:?}");
     }
     let refused = anonymous
-        .post("/v1/pledge", &pledge_body("Third Jewelers", MANHATTAN, 25.0))
+        .post(
+            "/v1/pledge",
+            &pledge_body("Third Jewelers", MANHATTAN, 25.0),
+        )
         .await;
     refused.problem(429, "rate_limited");
     let wait = retry_after(&refused, 3_600);
@@ -166,7 +160,9 @@ async fn guessing_tokens_gets_the_address_held() {
         .get("/v1/me")
         .await
         .problem(401, "unauthorized");
-    println!("failed auths per address: 3 answered 401, then 429 (Retry-After {wait} s) for every token");
+    println!(
+        "failed auths per address: 3 answered 401, then 429 (Retry-After {wait} s) for every token"
+    );
 }
 
 #[tokio::test]
@@ -251,12 +247,16 @@ async fn oversized_client_messages_are_closed_with_1009() {
     let (server, _staff, store) = TestServer::with_store().await;
     let mut stream = server.stream(&store.token, None).await;
     hello_head(&stream.next().await);
-    stream.send(Message::Text("x".repeat(5 * 1024).into())).await;
+    stream
+        .send(Message::Text("x".repeat(5 * 1024).into()))
+        .await;
     assert_eq!(stream.closed().await, Some(1009));
     // 4 KiB is still taken.
     let mut stream = server.stream(&store.token, None).await;
     hello_head(&stream.next().await);
-    stream.send(Message::Text("x".repeat(4 * 1024).into())).await;
+    stream
+        .send(Message::Text("x".repeat(4 * 1024).into()))
+        .await;
     stream.assert_quiet(Duration::from_millis(500)).await;
     server
         .api(Some(&store.token))
@@ -278,7 +278,8 @@ async fn chatty_clients_are_closed_with_1008() {
 
 #[tokio::test]
 async fn browser_origins_must_be_allowed() {
-    let server = TestServer::start_with(&["--allowed-origins", "https://console.example.org"]).await;
+    let server =
+        TestServer::start_with(&["--allowed-origins", "https://console.example.org"]).await;
     let staff = server.staff_token("moderator");
     let store = server.member(&staff, "Main Street", MANHATTAN, 25.0).await;
     assert_eq!(
@@ -357,7 +358,9 @@ async fn connections_beyond_the_cap_are_refused_with_503() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(served, "a place was not freed");
-    println!("connection cap 3: {refused} connections refused 503, served again once a stream closed");
+    println!(
+        "connection cap 3: {refused} connections refused 503, served again once a stream closed"
+    );
 }
 
 #[tokio::test]
@@ -402,4 +405,50 @@ async fn a_request_that_takes_too_long_is_answered_503() {
     // Once the lock is gone, the server serves again by itself.
     api.post_alert(&casing_at("after the lock", MANHATTAN, 25.0))
         .await;
+}
+
+#[tokio::test]
+async fn connections_that_send_nothing_lose_their_place() {
+    // Idle time: two ping intervals and the request timeout, 3 s here.
+    let server = TestServer::start_with(&[
+        "--max-connections",
+        "2",
+        "--ping-interval-secs",
+        "1",
+        "--request-timeout-secs",
+        "1",
+    ])
+    .await;
+    let address = server.url.trim_start_matches("http://").to_owned();
+    // Two connections that never finish a request hold both places...
+    let mut silent = Vec::new();
+    for _ in 0..2 {
+        let mut tcp = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connect");
+        tokio::io::AsyncWriteExt::write_all(&mut tcp, b"GET /healthz HTTP/1.1\r\n")
+            .await
+            .expect("half a request");
+        silent.push(tcp);
+    }
+    // ...so that a third is refused...
+    server
+        .anonymous()
+        .get("/healthz")
+        .await
+        .problem(503, "too_many_connections");
+    // ...until the server drops them: each reads the end of its stream
+    // (or a reset), with no answer to its half request.
+    for mut tcp in silent {
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(
+            PATIENCE,
+            tokio::io::AsyncReadExt::read_to_end(&mut tcp, &mut rest),
+        )
+        .await
+        .expect("the silent connection was not dropped");
+        assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    }
+    let reply = server.anonymous().get("/healthz").await;
+    assert_eq!(reply.status, 200);
 }

@@ -3,6 +3,7 @@
 //! connection cap (503), and the browser origins allowed to open streams.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -188,7 +189,11 @@ impl Limits {
 
     /// After an unknown or revoked token: the 401 to answer, or 429 once
     /// `address` has used up its allowance (and is then held).
-    pub fn authentication_failed(&self, address: Option<IpAddr>, unauthorized: ApiError) -> ApiError {
+    pub fn authentication_failed(
+        &self,
+        address: Option<IpAddr>,
+        unauthorized: ApiError,
+    ) -> ApiError {
         let Some(address) = address else {
             return unauthorized;
         };
@@ -325,16 +330,21 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Capp
 pub struct CappedListener {
     inner: TcpListener,
     open: Arc<Semaphore>,
+    idle: Duration,
 }
 
 /// What a refused connection is told, whole.
 const REFUSAL_BODY: &str = r#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"the server is at its connection limit; try again shortly","code":"too_many_connections"}"#;
 
 impl CappedListener {
-    pub fn new(inner: TcpListener, cap: usize) -> CappedListener {
+    /// `idle`: how long a connection may send nothing before it is closed
+    /// (a stream's client answers every ping, so it must exceed the ping
+    /// interval).
+    pub fn new(inner: TcpListener, cap: usize, idle: Duration) -> CappedListener {
         CappedListener {
             inner,
             open: Arc::new(Semaphore::new(cap)),
+            idle,
         }
     }
 }
@@ -357,13 +367,13 @@ impl axum::serve::Listener for CappedListener {
             };
             match self.open.clone().try_acquire_owned() {
                 Ok(permit) => {
-                    return (
-                        Counted {
-                            stream,
-                            _permit: permit,
-                        },
-                        address,
-                    )
+                    let counted = Counted {
+                        stream,
+                        _permit: permit,
+                        idle: self.idle,
+                        silent_until: Box::pin(tokio::time::sleep(self.idle)),
+                    };
+                    return (counted, address);
                 }
                 Err(_) => {
                     metrics::counter!("p4p_rate_limited_total", "limit" => "connections")
@@ -413,10 +423,15 @@ async fn refuse(mut stream: TcpStream) {
 }
 
 /// A connection that holds its place under the cap until dropped (also
-/// after an upgrade to a stream, which keeps the connection).
+/// after an upgrade to a stream, which keeps the connection). A client
+/// that sends nothing for the idle time is disconnected: a connection
+/// that never finishes its request, or an idle keep-alive, must not hold
+/// a place for ever.
 pub struct Counted {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
+    idle: Duration,
+    silent_until: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl AsyncRead for Counted {
@@ -425,7 +440,21 @@ impl AsyncRead for Counted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let this = &mut *self;
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                let deadline = tokio::time::Instant::now() + this.idle;
+                this.silent_until.as_mut().reset(deadline);
+                Poll::Ready(result)
+            }
+            Poll::Pending => match this.silent_until.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the client sent nothing for too long",
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
     }
 }
 
