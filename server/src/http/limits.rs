@@ -266,6 +266,7 @@ impl Limits {
 }
 
 /// Counts one open stream of a token until dropped.
+#[derive(Debug)]
 pub struct StreamGuard {
     token_id: i64,
     open_streams: Arc<Mutex<HashMap<i64, u32>>>,
@@ -502,4 +503,116 @@ pub fn default_connection_cap(database_pool: u32) -> usize {
     };
     let reserve = RESERVE + 2 * u64::from(database_pool);
     usize::try_from(limit.saturating_sub(reserve).max(16)).unwrap_or(usize::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn limits(args: &[&str]) -> Limits {
+        let mut argv = vec!["p4p-server"];
+        argv.extend(args);
+        let cli = crate::config::Cli::try_parse_from(argv).expect("arguments");
+        Limits::new(&cli.serve.limits)
+    }
+
+    fn retry_after(error: ApiError) -> Duration {
+        match error {
+            ApiError::RateLimited { retry_after, .. } => retry_after,
+            other => panic!("not a rate limit: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_hourly_allowance_is_taken_whole_then_refills_evenly() {
+        let limits = limits(&["--alerts-per-store-per-hour", "4"]);
+        for _ in 0..4 {
+            limits.alert_posted(7).expect("within the allowance");
+        }
+        let wait = retry_after(limits.alert_posted(7).expect_err("over"));
+        // One alert comes back every 15 minutes.
+        assert!(wait <= Duration::from_secs(15 * 60), "{wait:?}");
+        assert!(wait > Duration::from_secs(14 * 60), "{wait:?}");
+        limits.alert_posted(8).expect("another store");
+    }
+
+    #[test]
+    fn off_turns_every_rate_limit_off_but_not_the_stream_cap() {
+        let limits = limits(&[
+            "--rate-limits",
+            "off",
+            "--alerts-per-store-per-hour",
+            "1",
+            "--pledges-per-address-per-hour",
+            "1",
+            "--failed-auths-per-address-per-hour",
+            "1",
+            "--stream-connects-per-token-per-hour",
+            "1",
+            "--streams-per-token",
+            "1",
+        ]);
+        let address: IpAddr = "192.0.2.1".parse().expect("address");
+        for _ in 0..10 {
+            limits.alert_posted(1).expect("off");
+            limits.pledge_sent(address).expect("off");
+            let failed = limits.authentication_failed(Some(address), ApiError::Unauthorized("x"));
+            assert!(matches!(failed, ApiError::Unauthorized(_)));
+            limits.may_authenticate(Some(address)).expect("off");
+        }
+        let ping = Duration::from_secs(30);
+        let open = limits.stream_opened(1, ping).expect("the first stream");
+        let refused = limits.stream_opened(1, ping).expect_err("the cap stays");
+        assert_eq!(retry_after(refused), ping * 2);
+        drop(open);
+        limits.stream_opened(1, ping).expect("room again");
+    }
+
+    #[test]
+    fn an_address_that_guesses_is_held_for_every_token() {
+        let limits = limits(&["--failed-auths-per-address-per-hour", "2"]);
+        let guesser: IpAddr = "192.0.2.1".parse().expect("address");
+        let neighbour: IpAddr = "192.0.2.2".parse().expect("address");
+        for _ in 0..2 {
+            limits
+                .may_authenticate(Some(guesser))
+                .expect("not held yet");
+            let failed = limits.authentication_failed(Some(guesser), ApiError::Unauthorized("x"));
+            assert!(matches!(failed, ApiError::Unauthorized(_)));
+        }
+        let failed = limits.authentication_failed(Some(guesser), ApiError::Unauthorized("x"));
+        assert!(retry_after(failed) > Duration::from_secs(60));
+        let held = limits.may_authenticate(Some(guesser)).expect_err("held");
+        assert!(retry_after(held) > Duration::from_secs(60));
+        limits
+            .may_authenticate(Some(neighbour))
+            .expect("another address");
+        limits.forget_idle();
+        limits
+            .may_authenticate(Some(guesser))
+            .expect_err("still held");
+    }
+
+    #[test]
+    fn origins_match_the_allow_list_exactly() {
+        let limits = limits(&[
+            "--allowed-origins",
+            "https://Console.example.org/, https://b.example",
+        ]);
+        let with = |origin: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                axum::http::header::ORIGIN,
+                origin.parse().expect("header value"),
+            );
+            limits.origin_allowed(&headers).is_ok()
+        };
+        assert!(limits.origin_allowed(&HeaderMap::new()).is_ok());
+        assert!(with("https://console.example.org"));
+        assert!(with("https://b.example"));
+        assert!(!with("https://console.example.org.evil.com"));
+        assert!(!with("http://console.example.org"));
+        assert!(!with("null"));
+    }
 }
