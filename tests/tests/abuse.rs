@@ -452,3 +452,81 @@ async fn connections_that_send_nothing_lose_their_place() {
     let reply = server.anonymous().get("/healthz").await;
     assert_eq!(reply.status, 200);
 }
+
+#[tokio::test]
+async fn the_default_connection_cap_keeps_below_the_open_file_limit() {
+    // A server allowed 300 open files in all: its default cap leaves a
+    // reserve for the database and logs (300 - 128 - 2 x 8 = 156).
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = format!("sqlite:{}", dir.path().join("p4p.db").display());
+    let log = std::fs::File::create(dir.path().join("server.log")).expect("log");
+    let mut server = tokio::process::Command::new("prlimit")
+        .arg("--nofile=300:300")
+        .arg("--")
+        .arg(server_binary())
+        .args(["--bind", "127.0.0.1:0", "--database-url", &database])
+        .env("P4P_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("prlimit p4p-server (util-linux prlimit)");
+    let stdout = server.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let line = tokio::time::timeout(PATIENCE, lines.next_line())
+        .await
+        .expect("the server says where it listens")
+        .expect("read")
+        .expect("a line");
+    let url = line
+        .strip_prefix("p4p-server listening on ")
+        .expect("the listening line")
+        .to_owned();
+    let address = url.trim_start_matches("http://").to_owned();
+    // 400 connections that hold on (more than the process could open
+    // files for)...
+    let mut held = Vec::new();
+    for _ in 0..400 {
+        held.push(
+            tokio::net::TcpStream::connect(&address)
+                .await
+                .expect("connect"),
+        );
+    }
+    // ...and the server still answers, with a clean 503, not a failure to
+    // accept (while it is answering the most refusals it may at once, a
+    // connection is closed unanswered: the client retries); and it serves
+    // as soon as they go.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let mut answered = None;
+    for _ in 0..100 {
+        if let Ok(response) = client.get(format!("{url}/healthz")).send().await {
+            answered = Some(response);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused = answered.expect("an answer");
+    assert_eq!(refused.status().as_u16(), 503);
+    let body: serde_json::Value = refused.json().await.expect("problem document");
+    assert_eq!(body["code"], "too_many_connections");
+    drop(held);
+    let mut served = false;
+    for _ in 0..100 {
+        let reply = client.get(format!("{url}/readyz")).send().await;
+        if reply.is_ok_and(|r| r.status() == 200) {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "not served once the connections went");
+    let logs = std::fs::read_to_string(dir.path().join("server.log")).expect("log");
+    assert!(logs.contains("connection_cap=156"), "{logs}");
+    assert!(logs.contains("at the connection limit"), "{logs}");
+    assert!(!logs.contains("Too many open files"), "{logs}");
+    println!("open-file limit 300: cap 156; 400 held connections, the rest refused, 503 answered, no descriptor ran out");
+}

@@ -327,12 +327,21 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Capp
 
 /// A listener that holds at most `cap` connections open at once and
 /// answers the ones beyond with a 503 problem document, instead of
-/// running the process out of file descriptors.
+/// running the process out of file descriptors. A refused connection is
+/// answered once its client has sent its request's head, for at most 2 s.
 pub struct CappedListener {
     inner: TcpListener,
     open: Arc<Semaphore>,
+    /// Refusals being answered; each holds a descriptor too.
+    refusing: Arc<Semaphore>,
+    /// Whether the last connection was refused (to log once per episode).
+    at_cap: bool,
     idle: Duration,
 }
+
+/// Refusals answered at once; beyond them a connection is closed without
+/// an answer. Part of the descriptor reserve of [`default_connection_cap`].
+const REFUSING: usize = 32;
 
 /// What a refused connection is told, whole.
 const REFUSAL_BODY: &str = r#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"the server is at its connection limit; try again shortly","code":"too_many_connections"}"#;
@@ -345,6 +354,8 @@ impl CappedListener {
         CappedListener {
             inner,
             open: Arc::new(Semaphore::new(cap)),
+            refusing: Arc::new(Semaphore::new(REFUSING)),
+            at_cap: false,
             idle,
         }
     }
@@ -368,6 +379,9 @@ impl axum::serve::Listener for CappedListener {
             };
             match self.open.clone().try_acquire_owned() {
                 Ok(permit) => {
+                    if std::mem::take(&mut self.at_cap) {
+                        tracing::info!("below the connection limit again");
+                    }
                     let counted = Counted {
                         stream,
                         _permit: permit,
@@ -379,8 +393,19 @@ impl axum::serve::Listener for CappedListener {
                 Err(_) => {
                     metrics::counter!("p4p_rate_limited_total", "limit" => "connections")
                         .increment(1);
-                    tracing::warn!(%address, "at the connection limit: refusing a connection");
-                    tokio::spawn(refuse(stream));
+                    if !std::mem::replace(&mut self.at_cap, true) {
+                        tracing::warn!("at the connection limit: refusing connections with 503");
+                    }
+                    tracing::debug!(%address, "refusing a connection");
+                    // Beyond the refusals being answered, the connection is
+                    // closed at once: answering must not run out of
+                    // descriptors either.
+                    if let Ok(refusing) = self.refusing.clone().try_acquire_owned() {
+                        tokio::spawn(async move {
+                            refuse(stream).await;
+                            drop(refusing);
+                        });
+                    }
                 }
             }
         }
@@ -407,7 +432,7 @@ async fn refuse(mut stream: TcpStream) {
         true
     };
     if !matches!(
-        tokio::time::timeout(Duration::from_secs(5), read_head).await,
+        tokio::time::timeout(Duration::from_secs(2), read_head).await,
         Ok(true)
     ) {
         return;
@@ -420,7 +445,7 @@ async fn refuse(mut stream: TcpStream) {
         stream.write_all(response.as_bytes()).await?;
         stream.shutdown().await
     };
-    let _ = tokio::time::timeout(Duration::from_secs(5), write).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), write).await;
 }
 
 /// A connection that holds its place under the cap until dropped (also
