@@ -558,3 +558,45 @@ async fn staff_work_the_queue_and_stores_edit_retract_and_flag_from_the_cli() {
     assert_eq!(staff_listen.stop().await, Some(0));
     assert_eq!(neighbour_listen.stop().await, Some(0));
 }
+
+#[tokio::test]
+async fn listen_waits_as_long_as_the_server_asks_when_refused_429() {
+    // One stream per token; pings every 2 s, so a refused stream is told to
+    // come back in 4 s (when a dead connection would have been found).
+    let server =
+        TestServer::start_with(&["--streams-per-token", "1", "--ping-interval-secs", "2"]).await;
+    let staff = server.staff_token("moderator");
+    let store = server.member(&staff, "Main Street", MANHATTAN, 25.0).await;
+    let home = tempfile::tempdir().expect("home");
+    server
+        .run_cli(home.path(), &["login", "--token", &store.token])
+        .await
+        .expect_ok("");
+    // Another device holds the token's one stream.
+    let mut other = server.stream(&store.token, None).await;
+    hello_head(&other.next().await);
+    let mut listen = server.spawn_listen(home.path(), &["--json"]);
+    let mut said = String::new();
+    let refused = tokio::time::timeout(PATIENCE, async {
+        while !said.contains("reconnecting in") {
+            said.push_str(&listen.drain_stderr().await);
+        }
+    })
+    .await;
+    assert!(
+        refused.is_ok(),
+        "listen did not say it would reconnect: {said}"
+    );
+    assert!(said.contains("429"), "{said}");
+    assert!(said.contains("reconnecting in 4 s"), "{said}");
+    // Once the other stream goes, listen gets in by itself.
+    other.close().await;
+    let hello = listen.frame().await;
+    assert_eq!(hello["type"], "hello");
+    server
+        .api(Some(&store.token))
+        .post_alert(&casing_at("after the wait", MANHATTAN, 25.0))
+        .await;
+    assert_eq!(listen.frame().await["alert"]["title"], "after the wait");
+    listen.stop().await;
+}

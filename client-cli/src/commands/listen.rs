@@ -92,6 +92,8 @@ enum Reconnect {
     Now(String),
     /// After the backoff delay, with `since`.
     Later(String),
+    /// After at least this long (the server's `Retry-After`), with `since`.
+    After(Duration, String),
     /// At once, without `since`: the server is behind our saved seq.
     FromHead(String),
     /// Not at all: Ctrl-C or SIGTERM.
@@ -118,21 +120,24 @@ impl Listener {
         let mut backoff = Backoff::new();
         let mut stop = self.stop.clone();
         loop {
-            match self.session(&mut backoff).await? {
+            let (delay, why) = match self.session(&mut backoff).await? {
                 Reconnect::Stop => return Ok(()),
-                Reconnect::Now(why) => eprintln!("p4p listen: {why}; reconnecting now"),
-                Reconnect::Later(why) => {
-                    let delay = backoff.next_delay();
-                    eprintln!("p4p listen: {why}; reconnecting in {} s", delay.as_secs());
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        _ = stop.wait_for(|stopped| *stopped) => return Ok(()),
-                    }
+                Reconnect::Now(why) => {
+                    eprintln!("p4p listen: {why}; reconnecting now");
+                    continue;
                 }
                 Reconnect::FromHead(why) => {
                     eprintln!("warning: {why}");
                     self.last_seq = None;
+                    continue;
                 }
+                Reconnect::Later(why) => (backoff.next_delay(), why),
+                Reconnect::After(at_least, why) => (backoff.next_delay().max(at_least), why),
+            };
+            eprintln!("p4p listen: {why}; reconnecting in {} s", delay.as_secs());
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                _ = stop.wait_for(|stopped| *stopped) => return Ok(()),
             }
         }
     }
@@ -252,10 +257,23 @@ impl Listener {
                 "the saved seq {since} is ahead of the server's newest event (was its \
                  database replaced?); listening from its newest event instead"
             ))),
-            (429 | 500..=599, _) => Ok(Reconnect::Later(format!(
-                "the p4p server at {} answered {status}: {detail}",
-                self.server
-            ))),
+            (429 | 500..=599, _) => {
+                let why = format!(
+                    "the p4p server at {} answered {status}: {detail}",
+                    self.server
+                );
+                let retry_after = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| value.trim().parse::<u64>().ok());
+                Ok(match retry_after {
+                    // Never more than an hour: a bad header must not park
+                    // the back office's listener for a day.
+                    Some(seconds) => Reconnect::After(Duration::from_secs(seconds.min(3_600)), why),
+                    None => Reconnect::Later(why),
+                })
+            }
             _ => Err(anyhow!(
                 "the p4p server at {} refused the stream ({status}): {detail}",
                 self.server

@@ -35,7 +35,7 @@ pub enum ApiError {
     #[error("{detail}")]
     RateLimited {
         code: &'static str,
-        detail: &'static str,
+        detail: String,
         retry_after: std::time::Duration,
     },
     #[error("the request took longer than {} s; try again shortly", .0.as_secs())]

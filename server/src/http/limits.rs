@@ -68,8 +68,18 @@ pub fn refused(limit: Limit, retry_after: Duration) -> ApiError {
     metrics::counter!("p4p_rate_limited_total", "limit" => limit.name()).increment(1);
     ApiError::RateLimited {
         code: "rate_limited",
-        detail: limit.detail(),
+        detail: format!("{}; try again in {}", limit.detail(), in_words(retry_after)),
         retry_after,
+    }
+}
+
+/// A wait as a person reads it: "40 s", "12 min".
+fn in_words(wait: Duration) -> String {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    if seconds < 120 {
+        format!("{} s", seconds.max(1))
+    } else {
+        format!("{} min", seconds.div_ceil(60))
     }
 }
 
