@@ -420,16 +420,7 @@ impl TestServer {
 
     /// Opens a stream, or says the HTTP status it was refused with.
     pub async fn try_stream(&self, token: &str, since: Option<i64>) -> Result<Stream, u16> {
-        let mut url = format!("{}/v1/stream", self.url.replacen("http", "ws", 1));
-        if let Some(since) = since {
-            url.push_str(&format!("?since={since}"));
-        }
-        let mut request = url.into_client_request().expect("request");
-        request.headers_mut().insert(
-            "Authorization",
-            HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
-        );
-        connect(request).await
+        stream_at(&self.url, token, since).await
     }
 
     /// Opens a stream with a bearer token and extra request headers (a
@@ -524,6 +515,21 @@ pub fn pledge_body(name: &str, at: (f64, f64), radius_km: f64) -> Value {
         "radius_km": radius_km,
         "accept_pledge": true,
     })
+}
+
+/// Opens a stream on the server at `url` (`http://...`), or says the
+/// HTTP status it was refused with.
+pub async fn stream_at(url: &str, token: &str, since: Option<i64>) -> Result<Stream, u16> {
+    let mut url = format!("{}/v1/stream", url.replacen("http", "ws", 1));
+    if let Some(since) = since {
+        url.push_str(&format!("?since={since}"));
+    }
+    let mut request = url.into_client_request().expect("request");
+    request.headers_mut().insert(
+        "Authorization",
+        HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+    );
+    connect(request).await
 }
 
 async fn connect(
