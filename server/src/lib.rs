@@ -8,6 +8,7 @@ pub mod db;
 pub mod domain;
 pub mod fanout;
 pub mod http;
+pub mod metrics;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -32,6 +33,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves the API until SIGINT or SIGTERM.
 pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
+    // Before anything counts: counters taken earlier would count nowhere.
+    let metrics = crate::metrics::install().context("cannot install the metrics recorder")?;
     let storage = db::connect(database_url, args.database_pool)
         .await
         .with_context(|| format!("cannot open the database at {}", redact(database_url)))?;
@@ -64,6 +67,7 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         policy,
         hears_other_nodes,
         limits: Arc::new(Limits::new(&args.limits)),
+        metrics,
     };
     if args.limits.rate_limits == config::Switch::Off {
         tracing::warn!(
@@ -154,7 +158,10 @@ async fn recheck_streams(hub: &Hub, storage: &dyn Storage, store_moves: &tokio::
         match storage.token_active(token).await {
             Ok(true) => {}
             Ok(false) => hub.close_token(token, close_code::REVOKED, "token revoked"),
-            Err(error) => tracing::error!(%error, token_id = token, "cannot re-check a token"),
+            Err(error) => {
+                tracing::error!(%error, token_id = token, "cannot re-check a token");
+                crate::metrics::database_error();
+            }
         }
     }
     let stores: std::collections::BTreeSet<i64> =
@@ -173,7 +180,10 @@ async fn refresh_store(hub: &Hub, storage: &dyn Storage, id: i64) {
             hub.move_store(id, Area::of_store(&store))
         }
         Ok(_) => hub.close_store(id, close_code::REVOKED, "store suspended"),
-        Err(error) => tracing::error!(%error, store_id = id, "cannot re-read a store"),
+        Err(error) => {
+            tracing::error!(%error, store_id = id, "cannot re-read a store");
+            crate::metrics::database_error();
+        }
     }
 }
 

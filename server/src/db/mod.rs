@@ -335,9 +335,9 @@ pub trait Events: Send + Sync {
 }
 
 /// Everything the server keeps.
-pub trait Storage: Membership + Tokens + Alerts + Events + AuditTrail {}
+pub trait Storage: Membership + Tokens + Alerts + Events + AuditTrail + Census {}
 
-impl<T: Membership + Tokens + Alerts + Events + AuditTrail> Storage for T {}
+impl<T: Membership + Tokens + Alerts + Events + AuditTrail + Census> Storage for T {}
 
 /// Unix seconds to a UTC time.
 pub(crate) fn from_unix(seconds: i64) -> DbResult<OffsetDateTime> {
@@ -347,4 +347,19 @@ pub(crate) fn from_unix(seconds: i64) -> DbResult<OffsetDateTime> {
 
 pub(crate) fn parse_text<T: std::str::FromStr<Err = String>>(value: &str) -> DbResult<T> {
     value.parse().map_err(DbError::Corrupt)
+}
+
+/// How many alerts of a kind are in a status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertCount {
+    pub kind: String,
+    pub status: String,
+    pub count: i64,
+}
+
+/// Counts for `GET /metrics`.
+#[async_trait]
+pub trait Census: Send + Sync {
+    /// Alerts by kind and status, in one query; pairs without alerts are absent.
+    async fn alert_counts(&self) -> DbResult<Vec<AlertCount>>;
 }

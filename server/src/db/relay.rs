@@ -80,12 +80,16 @@ pub fn listen(url: String) -> mpsc::Receiver<Heard> {
                         return;
                     };
                     tracing::warn!(reason = %why, "lost the LISTEN connection; reconnecting");
+                    crate::metrics::database_error();
                     // Only a connection that held for a while resets the backoff.
                     if since.elapsed() > STABLE {
                         delay = Duration::from_millis(100);
                     }
                 }
-                Err(error) => tracing::warn!(%error, "cannot LISTEN; retrying"),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot LISTEN; retrying");
+                    crate::metrics::database_error();
+                }
             }
             if heard.send(Heard::Lost).await.is_err() {
                 return;

@@ -1599,6 +1599,26 @@ impl AuditTrail for SqlStore {
     }
 }
 
+#[async_trait]
+impl Census for SqlStore {
+    async fn alert_counts(&self) -> DbResult<Vec<AlertCount>> {
+        let rows = sqlx::query(
+            &self.sql("SELECT kind, status, COUNT(*) AS n FROM alerts GROUP BY kind, status"),
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AlertCount {
+                    kind: row.try_get("kind")?,
+                    status: row.try_get("status")?,
+                    count: row.try_get("n")?,
+                })
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

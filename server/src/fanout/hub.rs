@@ -115,6 +115,8 @@ pub struct Hub {
     /// Stores get nothing about alerts past its retention.
     policy: Policy,
     committed: mpsc::UnboundedSender<Committed>,
+    /// Frames not queued because a queue was full.
+    dropped: metrics::Counter,
 }
 
 /// What the dispatcher hears of.
@@ -143,6 +145,7 @@ impl Hub {
             queue_capacity,
             policy,
             committed,
+            dropped: metrics::counter!(crate::metrics::FRAMES_DROPPED),
         });
         tokio::spawn(dispatcher(Arc::downgrade(&hub), storage, events));
         hub
@@ -276,13 +279,23 @@ impl Hub {
                 };
                 if let Some(frame) = frame_for(event, &Audience::Store(store.listener), not_before)
                 {
-                    subscribers.push(&store.connections, event.seq, Utf8Bytes::from(frame));
+                    subscribers.push(
+                        &store.connections,
+                        event.seq,
+                        Utf8Bytes::from(frame),
+                        &self.dropped,
+                    );
                 }
             }
         }
         if !subscribers.staff.is_empty() {
             if let Some(frame) = frame_for(event, &Audience::Staff, i64::MIN) {
-                subscribers.push(&subscribers.staff, event.seq, Utf8Bytes::from(frame));
+                subscribers.push(
+                    &subscribers.staff,
+                    event.seq,
+                    Utf8Bytes::from(frame),
+                    &self.dropped,
+                );
             }
         }
         self.head.store(event.seq, Ordering::Release);
@@ -346,8 +359,9 @@ impl Subscribers {
     }
 
     /// Queues a frame for connections; one whose queue is full is too slow
-    /// and is closed (it resumes with `since` and loses nothing).
-    fn push(&self, ids: &[u64], seq: i64, frame: Utf8Bytes) {
+    /// and is closed (it resumes with `since` and loses nothing). Counts
+    /// each frame not queued in `dropped`.
+    fn push(&self, ids: &[u64], seq: i64, frame: Utf8Bytes, dropped: &metrics::Counter) {
         for id in ids {
             let Some(connection) = self.connections.get(id) else {
                 continue;
@@ -355,6 +369,7 @@ impl Subscribers {
             if let Err(mpsc::error::TrySendError::Full(_)) =
                 connection.queue.try_send((seq, frame.clone()))
             {
+                dropped.increment(1);
                 connection.closer.close(
                     p4p_protocol::close_code::TOO_SLOW,
                     "too slow: reconnect with since",
@@ -397,6 +412,7 @@ async fn newest(storage: &dyn Storage) -> i64 {
             Ok(head) => return head,
             Err(error) => {
                 tracing::error!(%error, "cannot read the stream's head to catch up; retrying");
+                crate::metrics::database_error();
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
@@ -426,6 +442,7 @@ async fn catch_up(hub: &Hub, storage: &dyn Storage, until: i64) {
             Ok(events) => events.iter().for_each(|event| hub.dispatch(event)),
             Err(error) => {
                 tracing::error!(%error, head = hub.head(), "cannot read events to catch up; retrying");
+                crate::metrics::database_error();
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }

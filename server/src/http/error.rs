@@ -86,6 +86,7 @@ impl IntoResponse for ApiError {
         let detail = match &self {
             ApiError::Database(error) => {
                 tracing::error!(%error, "database error");
+                crate::metrics::database_error();
                 if status == StatusCode::SERVICE_UNAVAILABLE {
                     "the database is unavailable; try again shortly".to_owned()
                 } else {

@@ -50,6 +50,8 @@ pub struct ApiContext {
     /// lost): `/readyz` says not ready.
     pub hears_other_nodes: Arc<std::sync::atomic::AtomicBool>,
     pub limits: Arc<limits::Limits>,
+    /// Renders `GET /metrics`; the stream writers' counters.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Runs a write in its own task and hands the events it committed to the
@@ -123,4 +125,5 @@ pub fn router(ctx: ApiContext) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(axum::middleware::from_fn(crate::metrics::record_request))
 }

@@ -125,6 +125,7 @@ async fn subscribe(
         Ok(None) => return Err("token revoked"),
         Err(error) => {
             tracing::error!(%error, "cannot check the token again");
+            crate::metrics::database_error();
             return Err("database unavailable");
         }
     };
@@ -153,6 +154,7 @@ async fn refuse(mut socket: WebSocket, refusal: &'static str, limit: Duration) -
     } else {
         close_code::REVOKED
     };
+    crate::metrics::stream_closed(code);
     let frame = CloseFrame {
         code,
         reason: Utf8Bytes::from_static(refusal),
@@ -172,19 +174,28 @@ async fn send(sink: &mut Sink, message: Message, limit: Duration) -> Result<(), 
 /// Writes `messages` and flushes once, giving up as [`send`] does when the
 /// client takes nothing for `limit`. Stops early (leaving the close to the
 /// caller) once `closer` says the stream is to be closed: a long replay must
-/// not delay a suspension.
+/// not delay a suspension. Counts the frames written in `sent`, at once.
 async fn send_all(
     sink: &mut Sink,
     messages: impl IntoIterator<Item = Message>,
     closer: &Closer,
     limit: Duration,
+    sent: &metrics::Counter,
 ) -> Result<(), String> {
-    for message in messages {
-        if closer.is_closing() {
-            break;
+    let mut written = 0;
+    let fed = async {
+        for message in messages {
+            if closer.is_closing() {
+                break;
+            }
+            within(limit, sink.feed(message)).await?;
+            written += 1;
         }
-        within(limit, sink.feed(message)).await?;
+        Ok::<(), String>(())
     }
+    .await;
+    sent.increment(written);
+    fed?;
     within(limit, sink.flush()).await
 }
 
@@ -258,6 +269,7 @@ async fn serve(
         tokio::select! {
             biased;
             (code, reason) = closer.closed() => {
+                crate::metrics::stream_closed(code);
                 let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
                 let _ = send(&mut sink, Message::Close(Some(frame)), interval).await;
                 return format!("closed by the server: {code} {reason}");
@@ -276,7 +288,7 @@ async fn serve(
                     }
                     next = if burst.len() < BURST { registration.queue.try_recv().ok() } else { None };
                 }
-                if let Err(ended) = send_all(&mut sink, burst, &closer, interval).await {
+                if let Err(ended) = send_all(&mut sink, burst, &closer, interval, &ctx.metrics.frames_sent).await {
                     return ended;
                 }
             }
@@ -351,6 +363,7 @@ async fn replay(
             .await
             .map_err(|error| {
                 tracing::error!(%error, "replay failed");
+                crate::metrics::database_error();
                 format!("replay failed: {error}")
             })?;
         if events.is_empty() {
@@ -366,7 +379,7 @@ async fn replay(
                 frames.push(Message::Text(frame.into()));
             }
         }
-        send_all(sink, frames, closer, limit).await?;
+        send_all(sink, frames, closer, limit, &ctx.metrics.frames_sent).await?;
         if events.last().is_some_and(|event| event.seq > head) {
             break;
         }
