@@ -30,7 +30,7 @@ pub const ALERTS: &str = "p4p_alerts";
 pub const FRAMES_SENT: &str = "p4p_frames_sent_total";
 /// Counter: frames the hub could not queue because a stream's queue was full.
 pub const FRAMES_DROPPED: &str = "p4p_frames_dropped_total";
-/// Counter, label `code`: close frames the server sent on streams.
+/// Counter, label `code`: streams the server closed (counted as it sends the close frame).
 pub const STREAM_CLOSES: &str = "p4p_stream_closes_total";
 /// Counter, label `limit`: requests refused by a rate limit.
 pub const RATE_LIMITED: &str = "p4p_rate_limited_total";
@@ -104,7 +104,7 @@ fn describe() {
     );
     describe_counter!(
         STREAM_CLOSES,
-        "Close frames the server sent on streams, by close code (4008 too slow, 4001 revoked, 1001 shutdown, 1011 database unavailable...)."
+        "Streams the server closed, by close code (4008 too slow, 4001 revoked, 1001 shutdown, 1011 database unavailable...)."
     );
     describe_counter!(
         RATE_LIMITED,
@@ -126,7 +126,7 @@ pub fn database_error() {
     metrics::counter!(DATABASE_ERRORS).increment(1);
 }
 
-/// Counts a close frame the server sent on a stream.
+/// Counts a stream the server closes, before its close frame goes out.
 pub fn stream_closed(code: u16) {
     metrics::counter!(STREAM_CLOSES, "code" => code.to_string()).increment(1);
 }
