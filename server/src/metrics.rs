@@ -104,7 +104,7 @@ fn describe() {
     );
     describe_counter!(
         STREAM_CLOSES,
-        "Streams the server closed, by close code (4008 too slow, 4001 revoked, 1001 shutdown, 1011 database unavailable...)."
+        "Streams the server closed, by close code (4008 too slow, 4001 revoked, 1001 shutdown, 1008 too many client messages, 1009 client message too big, 1011 database unavailable)."
     );
     describe_counter!(
         RATE_LIMITED,

@@ -309,6 +309,7 @@ async fn serve(
                     }
                 };
                 let (code, reason) = refusal;
+                crate::metrics::stream_closed(code);
                 let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
                 let _ = send(&mut sink, Message::Close(Some(frame)), interval).await;
                 return format!("closed by the server: {code} {reason}");
