@@ -10,6 +10,8 @@ mod alert;
 mod frame;
 mod membership;
 mod moderation;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 mod problem;
 
 pub use alert::*;
@@ -22,8 +24,11 @@ use serde::{Deserialize, Serialize};
 
 /// A point on the earth in WGS 84 degrees.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Location {
+    #[cfg_attr(feature = "openapi", schema(minimum = -90.0, maximum = 90.0))]
     pub lat: f64,
+    #[cfg_attr(feature = "openapi", schema(minimum = -180.0, maximum = 180.0))]
     pub lon: f64,
 }
 
@@ -37,6 +42,7 @@ pub mod rfc3339 {
 
 /// The role a token acts in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// An approved member store.

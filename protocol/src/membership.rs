@@ -4,23 +4,32 @@ use crate::{Location, Role, Timestamp};
 
 /// `POST /v1/pledge`: a store applies for membership.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PledgeRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::required_text::<120>))]
     pub store_name: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::required_text::<300>))]
     pub address: String,
     pub location: Location,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::required_text::<120>))]
     pub contact_name: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::email::<254>))]
     pub contact_email: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_text::<40>))]
     pub phone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.5, maximum = 500.0))]
     pub radius_km: Option<f64>,
     /// Must be `true`: the store accepts the Partner for Protection pledge.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true, schema_with = crate::openapi::must_be_true))]
     pub accept_pledge: bool,
 }
 
 /// `201` to `POST /v1/pledge`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PledgeCreated {
     pub store_id: i64,
     pub status: StoreStatus,
@@ -30,12 +39,14 @@ pub struct PledgeCreated {
 
 /// `POST /v1/pledge/{store_id}/claim`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClaimRequest {
     pub claim_secret: String,
 }
 
 /// The answer to a claim: `pending` (202) or `approved` with the token (200).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClaimResponse {
     pub status: StoreStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,6 +55,7 @@ pub struct ClaimResponse {
 
 /// Where a store stands in the membership process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StoreStatus {
     Pending,
@@ -93,6 +105,7 @@ impl std::str::FromStr for StoreStatus {
 
 /// A member store as staff see it, with its contact details.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Store {
     pub id: i64,
     pub name: String,
@@ -108,26 +121,32 @@ pub struct Store {
     #[serde(default)]
     pub status_reason: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
 }
 
 /// `GET /v1/stores`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoreList {
     pub stores: Vec<Store>,
 }
 
 /// `{"reason"}` for reject, suspend and the like.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReasonRequest {
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_text::<500>))]
     pub reason: Option<String>,
 }
 
 /// The caller's own store, as `GET /v1/me` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OwnStore {
     pub id: i64,
     pub name: String,
@@ -139,6 +158,7 @@ pub struct OwnStore {
 
 /// `GET /v1/me`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Me {
     pub role: Role,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,8 +169,10 @@ pub struct Me {
 
 /// `PATCH /v1/me`: a store moves or widens its area of interest.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MePatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.5, maximum = 500.0))]
     pub radius_km: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
@@ -158,12 +180,15 @@ pub struct MePatch {
 
 /// `POST /v1/me/tokens`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::required_text::<100>))]
     pub label: String,
 }
 
 /// `201` to `POST /v1/me/tokens`: the token is shown this once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenCreated {
     pub id: i64,
     pub label: String,
@@ -172,18 +197,22 @@ pub struct TokenCreated {
 
 /// A token as listed: never the secret itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenInfo {
     pub id: i64,
     pub label: String,
     pub role: Role,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub revoked_at: Option<Timestamp>,
 }
 
 /// `GET /v1/me/tokens`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenList {
     pub tokens: Vec<TokenInfo>,
 }

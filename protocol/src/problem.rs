@@ -2,6 +2,7 @@ use serde::{Deserialize, Serialize};
 
 /// An RFC 9457 problem document, as every error is answered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
     #[serde(rename = "type", default = "about_blank")]
     pub kind: String,

@@ -2,17 +2,18 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use p4p_protocol::{
     Alert, AlertKind, AlertPage, AlertPatch, AlertStatus, Flag, Location, NewAlert, ReasonRequest,
     StoreRef,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{Caller, Json, OptionalJson, Query};
 use super::moderation::moderate;
+use super::openapi::RequiredReason;
 use super::{committed, ApiContext, ApiError};
 use crate::db::{AlertQuery, Edit, EditOutcome, FlagOutcome, Viewer};
 use crate::domain::alert::{patched, ValidAlert};
@@ -24,13 +25,26 @@ use crate::domain::Invalid;
 pub const DEFAULT_PAGE: usize = 50;
 pub const MAX_PAGE: usize = 500;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/v1/alerts", get(list).post(post_alert))
-        .route("/v1/alerts/{id}", get(show).patch(edit))
-        .route("/v1/alerts/{id}/retract", post(retract))
-        .route("/v1/alerts/{id}/flags", post(flag))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(list, post_alert))
+        .routes(routes!(show, edit))
+        .routes(routes!(retract))
+        .routes(routes!(flag))
 }
+
+/// Post an alert (stores). It is published at once unless moderation holds
+/// it (`pending`).
+#[utoipa::path(
+    post, path = "/v1/alerts", tag = "alerts",
+    request_body = NewAlert,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The alert, `published` or `pending`", body = Alert),
+        (status = 403, description = "Only approved member stores post alerts"),
+        (status = 429, description = "This store posted its allowance of alerts for the hour (`rate_limited`)"),
+    )
+)]
 
 async fn post_alert(
     State(ctx): State<ApiContext>,
@@ -108,6 +122,19 @@ pub(super) async fn changeable(
     }
 }
 
+/// Change an alert (its author or staff): what is given replaces.
+#[utoipa::path(
+    patch, path = "/v1/alerts/{id}", tag = "alerts",
+    params(("id" = i64, Path, description = "The alert")),
+    request_body = AlertPatch,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The alert, changed", body = Alert),
+        (status = 403, description = "Only its author or staff edit an alert"),
+        (status = 404, description = "No alert with this id that the caller may see"),
+        (status = 409, description = "The alert cannot be edited in its status (`invalid_transition`), or changed meanwhile (`edit_conflict`)"),
+    )
+)]
 async fn edit(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -155,6 +182,19 @@ async fn edit(
     Ok(axum::Json(alert))
 }
 
+/// Withdraw a published alert, saying why (its author or staff).
+#[utoipa::path(
+    post, path = "/v1/alerts/{id}/retract", tag = "alerts",
+    params(("id" = i64, Path, description = "The alert")),
+    request_body(content = RequiredReason, description = "Why; members are told"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The alert, now retracted", body = Alert),
+        (status = 403, description = "Only its author or staff retract an alert"),
+        (status = 404, description = "No alert with this id that the caller may see"),
+        (status = 409, description = "The alert is not published (`invalid_transition`)"),
+    )
+)]
 async fn retract(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -172,6 +212,19 @@ async fn retract(
     .await
 }
 
+/// Report an alert as wrong or abusive (stores; once per store and alert).
+#[utoipa::path(
+    post, path = "/v1/alerts/{id}/flags", tag = "alerts",
+    params(("id" = i64, Path, description = "The alert")),
+    request_body(content = RequiredReason, description = "What is wrong with it"),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The flag", body = Flag),
+        (status = 403, description = "Only member stores flag, and not their own alerts"),
+        (status = 404, description = "No alert with this id that the caller may see"),
+        (status = 409, description = "Already flagged by this store (`already_flagged`), or not flaggable in its status (`invalid_transition`)"),
+    )
+)]
 async fn flag(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -215,14 +268,25 @@ async fn flag(
     Ok((StatusCode::CREATED, axum::Json(flag)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// Around a point: with `lon` and `radius_km`.
+    #[param(minimum = -90.0, maximum = 90.0)]
     lat: Option<f64>,
+    /// Around a point: with `lat` and `radius_km`.
+    #[param(minimum = -180.0, maximum = 180.0)]
     lon: Option<f64>,
+    /// Around a point: with `lat` and `lon`.
+    #[param(minimum = 0.5, maximum = 500.0)]
     radius_km: Option<f64>,
     kind: Option<AlertKind>,
+    /// Staff only; stores see published alerts and their own.
     status: Option<AlertStatus>,
+    /// At most this many alerts (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<usize>,
+    /// Only alerts older than this one: `next_before_id` of the page before.
     before_id: Option<i64>,
 }
 
@@ -252,6 +316,17 @@ impl ListParams {
     }
 }
 
+/// Alerts, newest first, filtered (stores and staff).
+#[utoipa::path(
+    get, path = "/v1/alerts", tag = "alerts",
+    params(ListParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page of alerts", body = AlertPage),
+        (status = 403, description = "A pending or suspended store, or a store filtering by `status`"),
+        (status = 422, description = "A parameter is out of its limits, or `lat`, `lon` and `radius_km` are not given together"),
+    )
+)]
 async fn list(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -289,6 +364,18 @@ async fn list(
     }))
 }
 
+/// One alert. A retracted or rejected alert is 404 to stores other than
+/// its author.
+#[utoipa::path(
+    get, path = "/v1/alerts/{id}", tag = "alerts",
+    params(("id" = i64, Path, description = "The alert")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The alert", body = Alert),
+        (status = 403, description = "A pending or suspended store"),
+        (status = 404, description = "No alert with this id that the caller may see"),
+    )
+)]
 async fn show(
     State(ctx): State<ApiContext>,
     caller: Caller,

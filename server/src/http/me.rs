@@ -2,12 +2,12 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::Router;
 use p4p_protocol::{
     close_code, Me, MePatch, OwnStore, Role, Store, TokenCreated, TokenList, TokenRequest,
 };
 use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{Caller, Json};
 use super::{ApiContext, ApiError};
@@ -18,11 +18,11 @@ use crate::domain::{required_text, Invalid};
 
 const MAX_TOKEN_LABEL: usize = 100;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/v1/me", get(show).patch(update))
-        .route("/v1/me/tokens", get(tokens).post(create_token))
-        .route("/v1/me/tokens/{id}", delete(revoke_token))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(show, update))
+        .routes(routes!(tokens, create_token))
+        .routes(routes!(revoke_token))
 }
 
 fn own_store(store: &Store) -> OwnStore {
@@ -36,7 +36,13 @@ fn own_store(store: &Store) -> OwnStore {
     }
 }
 
-/// Works for a pending or suspended store too: it can see where it stands.
+/// Who the caller is. Works for a pending or suspended store too: it can
+/// see where it stands.
+#[utoipa::path(
+    get, path = "/v1/me", tag = "me",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller, its store and the token used", body = Me))
+)]
 async fn show(caller: Caller) -> axum::Json<Me> {
     axum::Json(Me {
         role: caller.role(),
@@ -45,6 +51,16 @@ async fn show(caller: Caller) -> axum::Json<Me> {
     })
 }
 
+/// Move the store's area of interest: `radius_km`, `location` or both.
+#[utoipa::path(
+    patch, path = "/v1/me", tag = "me",
+    request_body = MePatch,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller, with its store's new area", body = Me),
+        (status = 403, description = "Staff have no area; a pending or suspended store may not move"),
+    )
+)]
 async fn update(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -87,6 +103,16 @@ fn token_owner(caller: &Caller) -> Result<TokenOwner, ApiError> {
     }
 }
 
+/// The caller's tokens (a store's own; an admin's: the staff's), never
+/// their secrets.
+#[utoipa::path(
+    get, path = "/v1/me/tokens", tag = "me",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The tokens, revoked ones included", body = TokenList),
+        (status = 403, description = "Only stores and admins manage tokens"),
+    )
+)]
 async fn tokens(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -96,6 +122,16 @@ async fn tokens(
     Ok(axum::Json(TokenList { tokens }))
 }
 
+/// Make another token: a store's for another device, an admin's for staff.
+#[utoipa::path(
+    post, path = "/v1/me/tokens", tag = "me",
+    request_body = TokenRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The new token, shown this once", body = TokenCreated),
+        (status = 403, description = "Only stores and admins manage tokens"),
+    )
+)]
 async fn create_token(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -127,6 +163,17 @@ async fn create_token(
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
+/// Revoke one token at once; streams using it are closed with 4001.
+#[utoipa::path(
+    delete, path = "/v1/me/tokens/{id}", tag = "me",
+    params(("id" = i64, Path, description = "The token's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The token, now revoked", body = p4p_protocol::TokenInfo),
+        (status = 403, description = "Only stores and admins manage tokens"),
+        (status = 404, description = "No token with this id among the caller's"),
+    )
+)]
 async fn revoke_token(
     State(ctx): State<ApiContext>,
     caller: Caller,

@@ -8,6 +8,7 @@ mod extract;
 pub mod limits;
 mod me;
 mod moderation;
+mod openapi;
 mod ops;
 mod pledge;
 mod stores;
@@ -19,12 +20,13 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, Response};
-use axum::Router;
+use axum::{Extension, Router};
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::trace::TraceLayer;
 use tracing::Span;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
 
@@ -81,9 +83,11 @@ pub struct StreamSettings {
     pub ping_interval: Duration,
 }
 
-pub fn router(ctx: ApiContext) -> Router {
-    let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
+/// Every endpoint the API serves, each registered with its OpenAPI
+/// operation (`routes!` and `#[utoipa::path]`): the router and the document
+/// come from the same declarations, and a test checks that they agree.
+pub(crate) fn endpoints() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::with_openapi(openapi::base())
         .merge(pledge::router())
         .merge(stores::router())
         .merge(me::router())
@@ -92,6 +96,14 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(audit::router())
         .merge(stream::router())
         .merge(ops::router())
+        .merge(openapi::router())
+}
+
+pub fn router(ctx: ApiContext) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let (routes, document) = endpoints().split_for_parts();
+    routes
+        .layer(Extension(openapi::Document::new(document)))
         .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
         .layer(axum::middleware::from_fn_with_state(
             ctx.clone(),

@@ -1,24 +1,35 @@
 //! Staff working the moderation queue: approve, reject, verify.
 
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::Router;
 use p4p_protocol::{Alert, ModerationQueue, ReasonRequest};
 use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{Caller, OptionalJson};
+use super::openapi::RequiredReason;
 use super::{committed, ApiContext, ApiError};
 use crate::db::Transition;
 use crate::domain::moderation::AlertAction;
 use crate::domain::reason;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/v1/moderation/queue", get(queue))
-        .route("/v1/alerts/{id}/approve", post(approve))
-        .route("/v1/alerts/{id}/reject", post(reject))
-        .route("/v1/alerts/{id}/verify", post(verify))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(queue))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(verify))
 }
+
+/// What awaits a moderator, oldest first: pending and flagged alerts (staff).
+#[utoipa::path(
+    get, path = "/v1/moderation/queue", tag = "moderation",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The queue", body = ModerationQueue),
+        (status = 403, description = "Only association staff see the queue"),
+    )
+)]
 
 async fn queue(
     State(ctx): State<ApiContext>,
@@ -30,6 +41,19 @@ async fn queue(
 
 type Moderated = Result<axum::Json<Alert>, ApiError>;
 
+/// Publish a pending alert (staff).
+#[utoipa::path(
+    post, path = "/v1/alerts/{id}/approve", tag = "moderation",
+    params(("id" = i64, Path, description = "The alert")),
+    request_body(content = Option<ReasonRequest>, description = "An optional reason, for the audit trail"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The alert, now published", body = Alert),
+        (status = 403, description = "Only association staff approve alerts"),
+        (status = 404, description = "No alert with this id"),
+        (status = 409, description = "The alert is not pending (`invalid_transition`)"),
+    )
+)]
 async fn approve(
     ctx: State<ApiContext>,
     caller: Caller,
@@ -39,6 +63,19 @@ async fn approve(
     staff_action(ctx, caller, id, body, AlertAction::Approve).await
 }
 
+/// Reject a pending alert, saying why (staff).
+#[utoipa::path(
+    post, path = "/v1/alerts/{id}/reject", tag = "moderation",
+    params(("id" = i64, Path, description = "The alert")),
+    request_body(content = RequiredReason, description = "Why; its author is told"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The alert, now rejected", body = Alert),
+        (status = 403, description = "Only association staff reject alerts"),
+        (status = 404, description = "No alert with this id"),
+        (status = 409, description = "The alert is not pending (`invalid_transition`)"),
+    )
+)]
 async fn reject(
     ctx: State<ApiContext>,
     caller: Caller,
@@ -48,6 +85,19 @@ async fn reject(
     staff_action(ctx, caller, id, body, AlertAction::Reject).await
 }
 
+/// Mark a published alert as checked by the association (staff).
+#[utoipa::path(
+    post, path = "/v1/alerts/{id}/verify", tag = "moderation",
+    params(("id" = i64, Path, description = "The alert")),
+    request_body(content = Option<ReasonRequest>, description = "An optional note, for the audit trail"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The alert, now `verified`", body = Alert),
+        (status = 403, description = "Only association staff verify alerts"),
+        (status = 404, description = "No alert with this id"),
+        (status = 409, description = "The alert is not published (`invalid_transition`)"),
+    )
+)]
 async fn verify(
     ctx: State<ApiContext>,
     caller: Caller,

@@ -3,19 +3,33 @@
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ApiContext, ApiError};
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(scrape))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(live))
+        .routes(routes!(ready))
+        .routes(routes!(scrape))
 }
 
-/// Ready when the database answers.
+/// Live while the process serves.
+#[utoipa::path(
+    get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Serving", content_type = "text/plain", body = String, example = "ok"))
+)]
+async fn live() -> &'static str {
+    "ok"
+}
+
+/// Ready when the database answers (and, on PostgreSQL, this node hears
+/// the others).
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Ready", content_type = "text/plain", body = String, example = "ready"))
+)]
 async fn ready(State(ctx): State<ApiContext>) -> Result<(StatusCode, &'static str), ApiError> {
     ctx.storage.ping().await.map_err(|error| {
         tracing::warn!(%error, "not ready: the database does not answer");
@@ -34,6 +48,10 @@ async fn ready(State(ctx): State<ApiContext>) -> Result<(StatusCode, &'static st
 
 /// The Prometheus text format. Unauthenticated, like `/healthz`: it holds
 /// counts, never an id, a token or a path with one.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "The server's metrics in the Prometheus text format (version 0.0.4)", content_type = "text/plain", body = String))
+)]
 async fn scrape(State(ctx): State<ApiContext>) -> impl IntoResponse {
     metrics::gauge!(crate::metrics::STREAMS_OPEN).set(ctx.hub.connections() as f64);
     let alerts = match tokio::time::timeout(

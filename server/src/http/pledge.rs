@@ -3,10 +3,10 @@
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
 use p4p_protocol::{ClaimRequest, ClaimResponse, PledgeCreated, PledgeRequest, StoreStatus};
 use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::Json;
 use super::limits::ClientAddr;
@@ -15,11 +15,21 @@ use crate::db::ClaimOutcome;
 use crate::domain::secret::Secret;
 use crate::domain::store::ValidPledge;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/v1/pledge", post(apply))
-        .route("/v1/pledge/{store_id}/claim", post(claim))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(apply))
+        .routes(routes!(claim))
 }
+
+/// Apply for membership: the store accepts the pledge and waits for staff.
+#[utoipa::path(
+    post, path = "/v1/pledge", tag = "membership",
+    request_body = PledgeRequest,
+    responses(
+        (status = 201, description = "Application received; keep the claim secret to claim the token once approved", body = PledgeCreated),
+        (status = 429, description = "Too many pledges from this address (`code`: `rate_limited`)"),
+    )
+)]
 
 async fn apply(
     State(ctx): State<ApiContext>,
@@ -42,6 +52,19 @@ async fn apply(
     Ok((StatusCode::CREATED, axum::Json(created)).into_response())
 }
 
+/// Claim the store's first token with the claim secret, once approved.
+#[utoipa::path(
+    post, path = "/v1/pledge/{store_id}/claim", tag = "membership",
+    params(("store_id" = i64, Path, description = "The `store_id` the pledge answered")),
+    request_body = ClaimRequest,
+    responses(
+        (status = 200, description = "Approved: the token, handed out this once", body = ClaimResponse),
+        (status = 202, description = "Still pending", body = ClaimResponse),
+        (status = 403, description = "The pledge was rejected (`pledge_rejected`) or the store is suspended (`store_suspended`)"),
+        (status = 404, description = "No pledge with this store id and claim secret"),
+        (status = 409, description = "The token was already handed out (`already_claimed`)"),
+    )
+)]
 async fn claim(
     State(ctx): State<ApiContext>,
     Path(store_id): Path<i64>,

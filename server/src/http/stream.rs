@@ -10,12 +10,12 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use futures_util::{SinkExt, StreamExt};
 use p4p_protocol::{close_code, Hello, Role};
 use serde::Deserialize;
 use tracing::Instrument;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{Caller, Query, StreamCaller};
 use super::{ApiContext, ApiError};
@@ -39,14 +39,40 @@ const WRITE_BUFFER: usize = 16 * 1024;
 /// Frames taken from the queue before one flush.
 const BURST: usize = 64;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new().route("/v1/stream", get(connect))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(connect))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct StreamParams {
+    /// Replay every event after this `seq` first, then go on live.
+    #[param(minimum = 0)]
     since: Option<i64>,
 }
+
+/// The live stream: a WebSocket of JSON text frames (`hello`, `alert`,
+/// `update`, `retract`, and for staff `pending` and `flag`; API.md).
+#[utoipa::path(
+    get, path = "/v1/stream", tag = "stream",
+    params(
+        StreamParams,
+        ("access_token" = Option<String>, Query, description = "The token, for clients that cannot set the Authorization header (browsers)"),
+        ("Connection" = String, Header, description = "The WebSocket handshake: `Upgrade`"),
+        ("Upgrade" = String, Header, description = "The WebSocket handshake: `websocket`"),
+        ("Sec-WebSocket-Version" = String, Header, description = "The WebSocket handshake: `13`"),
+        ("Sec-WebSocket-Key" = String, Header, description = "The WebSocket handshake: the client's nonce"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol; the first frame is `hello`"),
+        (status = 400, description = "Not a WebSocket handshake"),
+        (status = 403, description = "A pending or suspended store, or an Origin that may not open streams"),
+        (status = 409, description = "`since` is ahead of this network's newest `seq` (`since_ahead`): reconnect without it"),
+        (status = 422, description = "`since` is not a number of 0 or more"),
+        (status = 429, description = "This token opened too many streams this hour, or holds as many open streams as it may (`rate_limited`)"),
+    )
+)]
 
 async fn connect(
     State(ctx): State<ApiContext>,
