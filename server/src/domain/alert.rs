@@ -114,7 +114,6 @@ fn descriptors<T, const N: usize>(
             format!("must list at most {max_items} (got {})", items.len()),
         ));
     }
-    let items: Vec<T> = items.into_iter().map(clean).collect();
     for (index, item) in items.iter().enumerate() {
         for (name, value) in fields(item) {
             optional_text(
@@ -124,7 +123,7 @@ fn descriptors<T, const N: usize>(
             )?;
         }
     }
-    Ok(items)
+    Ok(items.into_iter().map(clean).collect())
 }
 
 /// Trims every field; a blank field is absent.

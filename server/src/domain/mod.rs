@@ -28,8 +28,11 @@ impl Invalid {
     }
 }
 
-/// A required text: trimmed, at least `min` and at most `max` characters.
+/// A required text: at most `max` characters as sent, then trimmed and not
+/// empty. The limit counts what was sent, as the OpenAPI document's
+/// `maxLength` does.
 pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, Invalid> {
+    within(field, value, max)?;
     let value = value.trim();
     if value.is_empty() {
         return Err(Invalid::new(field, "must not be empty"));
@@ -38,12 +41,16 @@ pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, Inv
     Ok(value.to_owned())
 }
 
-/// An optional text: trimmed, empty means absent, at most `max` characters.
+/// An optional text: at most `max` characters as sent, then trimmed;
+/// empty means absent.
 pub fn optional_text(
     field: &str,
     value: Option<&str>,
     max: usize,
 ) -> Result<Option<String>, Invalid> {
+    if let Some(value) = value {
+        within(field, value, max)?;
+    }
     let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
@@ -51,7 +58,7 @@ pub fn optional_text(
     Ok(Some(value.to_owned()))
 }
 
-fn bounded(field: &str, value: &str, max: usize) -> Result<(), Invalid> {
+fn within(field: &str, value: &str, max: usize) -> Result<(), Invalid> {
     let length = value.chars().count();
     if length > max {
         return Err(Invalid::new(
@@ -59,6 +66,11 @@ fn bounded(field: &str, value: &str, max: usize) -> Result<(), Invalid> {
             format!("must be at most {max} characters (got {length})"),
         ));
     }
+    Ok(())
+}
+
+fn bounded(field: &str, value: &str, max: usize) -> Result<(), Invalid> {
+    within(field, value, max)?;
     if value
         .chars()
         .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
@@ -83,7 +95,8 @@ mod tests {
 
     #[test]
     fn text_is_trimmed_and_bounded_in_characters_not_bytes() {
-        assert_eq!(required_text("title", "  ring  ", 5).unwrap(), "ring");
+        assert_eq!(required_text("title", " ring ", 6).unwrap(), "ring");
+        assert!(required_text("title", "  ring  ", 6).is_err());
         assert_eq!(required_text("title", "ééééé", 5).unwrap(), "ééééé");
         let err = required_text("title", "ééééééé", 5).unwrap_err();
         assert_eq!(

@@ -9,6 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use p4p_protocol::{Role, Store, StoreStatus, TokenInfo};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use super::limits::client_address;
 use super::{ApiContext, ApiError};
@@ -20,7 +21,7 @@ use crate::domain::Invalid;
 /// wrong shape is 422, naming the field.
 pub struct Json<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+impl<T: DeserializeOwned + Serialize, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -29,15 +30,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     }
 }
 
-/// A JSON body that may be left out: an empty body is `T::default()`.
+/// A JSON body that may be left out: an empty body, or `null`, is `T::default()`.
 pub struct OptionalJson<T>(pub T);
 
-impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+impl<T: DeserializeOwned + Serialize + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = body(request, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
             return Ok(OptionalJson(T::default()));
         }
         parse_json(&bytes).map(OptionalJson)
@@ -56,20 +57,61 @@ async fn body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiE
         })
 }
 
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+fn parse_json<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, ApiError> {
     // Syntax first, so that anything that is not one JSON value is 400 and
     // every error after it is about the shape, 422 naming the field (serde
     // reports some shape errors, like `null` for an enum, as syntax).
     serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|error| malformed(&error))?;
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
         ApiError::Invalid(Invalid::new(
             if path == "." { "body".to_owned() } else { path },
             format!("is invalid: {}", strip_position(&inner.to_string())),
         ))
-    })
+    })?;
+    let sent: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| malformed(&e))?;
+    let read = serde_json::to_value(&value).map_err(|e| ApiError::Internal(e.to_string()))?;
+    objects_sent_as_objects(&sent, &read, "")?;
+    Ok(value)
+}
+
+/// serde also reads a struct from a JSON array of its fields in order
+/// (`"location": [40.7, -74.0]`); the contract says objects. Wherever the
+/// value read is an object, the request must have sent one.
+fn objects_sent_as_objects(
+    sent: &serde_json::Value,
+    read: &serde_json::Value,
+    path: &str,
+) -> Result<(), Invalid> {
+    use serde_json::Value;
+    match (sent, read) {
+        (Value::Object(sent), Value::Object(read)) => {
+            for (name, read) in read {
+                if let Some(sent) = sent.get(name) {
+                    let path = if path.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{path}.{name}")
+                    };
+                    objects_sent_as_objects(sent, read, &path)?;
+                }
+            }
+            Ok(())
+        }
+        (Value::Array(sent), Value::Array(read)) => {
+            for (index, (sent, read)) in sent.iter().zip(read).enumerate() {
+                objects_sent_as_objects(sent, read, &format!("{path}[{index}]"))?;
+            }
+            Ok(())
+        }
+        (_, Value::Object(_)) => Err(Invalid::new(
+            if path.is_empty() { "body" } else { path },
+            "is invalid: expected an object",
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn malformed(error: &serde_json::Error) -> ApiError {
@@ -247,4 +289,35 @@ async fn authenticate(
     };
     tracing::Span::current().record("caller", tracing::field::display(caller.actor().0));
     Ok(caller)
+}
+
+#[cfg(test)]
+mod tests {
+    use p4p_protocol::{AlertPatch, MePatch};
+
+    use super::*;
+
+    fn refusal<T: DeserializeOwned + Serialize>(body: &str) -> String {
+        match parse_json::<T>(body.as_bytes()) {
+            Ok(_) => panic!("{body} was accepted"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_struct_sent_as_an_array_is_refused_naming_the_field() {
+        assert_eq!(
+            refusal::<MePatch>(r#"{"location": [40.7, -74.0]}"#),
+            "location is invalid: expected an object"
+        );
+        assert_eq!(
+            refusal::<AlertPatch>(r#"{"vehicles": [{}, [null, null]]}"#),
+            "vehicles[1] is invalid: expected an object"
+        );
+        assert_eq!(
+            refusal::<MePatch>("[12.5]"),
+            "body is invalid: expected an object"
+        );
+        assert!(parse_json::<MePatch>(br#"{"location": {"lat": 1, "lon": 2}}"#).is_ok());
+    }
 }

@@ -14,6 +14,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use p4p_protocol::{Problem, PROBLEM_CONTENT_TYPE};
 use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::schema::{
+    AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema, SchemaType, Type,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Header, OpenApi, Ref, RefOr, Response as Answer};
 use utoipa::{Modify, OpenApi as _, ToSchema};
@@ -116,6 +119,11 @@ async fn document(Extension(document): Extension<Document>) -> Response {
 /// taken, 400/413/422 where a JSON body is read, 400 where an id is in the
 /// path, and 503 everywhere.
 pub fn finished(mut openapi: OpenApi) -> OpenApi {
+    // A patch that changes nothing is refused (422): at least one field,
+    // and not `null` (which means "leave it").
+    for patch in ["AlertPatch", "MePatch"] {
+        at_least_one_field(&mut openapi, patch);
+    }
     for item in openapi.paths.paths.values_mut() {
         let operations = [
             &mut item.get,
@@ -129,6 +137,43 @@ pub fn finished(mut openapi: OpenApi) -> OpenApi {
         }
     }
     openapi
+}
+
+/// Requires at least one of the object's properties, with a value other
+/// than `null`.
+fn at_least_one_field(openapi: &mut OpenApi, name: &str) {
+    let Some(schemas) = openapi.components.as_mut().map(|c| &mut c.schemas) else {
+        return;
+    };
+    let Some(RefOr::T(Schema::Object(object))) = schemas.get(name) else {
+        return;
+    };
+    let not_null = SchemaType::from_iter([
+        Type::Boolean,
+        Type::Integer,
+        Type::Number,
+        Type::String,
+        Type::Array,
+        Type::Object,
+    ]);
+    let mut any_field = AnyOfBuilder::new();
+    for field in object.properties.keys() {
+        any_field = any_field.item(
+            ObjectBuilder::new()
+                .property(field, ObjectBuilder::new().schema_type(not_null.clone()))
+                .required(field),
+        );
+    }
+    let description = object.description.clone();
+    let Some(original) = schemas.remove(name) else {
+        return;
+    };
+    let patch = AllOfBuilder::new()
+        .item(original)
+        .item(any_field)
+        .description(description)
+        .build();
+    schemas.insert(name.to_owned(), RefOr::T(Schema::AllOf(patch)));
 }
 
 fn shared_answers(operation: &mut Operation) {
@@ -186,8 +231,8 @@ fn shared_answers(operation: &mut Operation) {
         }
         if status == "429" {
             let mut retry_after = Header::new(
-                utoipa::openapi::ObjectBuilder::new()
-                    .schema_type(utoipa::openapi::schema::Type::Integer)
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
                     .minimum(Some(0)),
             );
             retry_after.description = Some("Seconds to wait before trying again".to_owned());
