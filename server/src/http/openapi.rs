@@ -216,7 +216,7 @@ fn shared_answers(operation: &mut Operation) {
     }
     add(
         503,
-        "The database is unavailable (`database_unavailable`), the request took longer than the server's limit (`timeout`), or the server is at its connection cap (`unavailable`)",
+        "The database is unavailable (`database_unavailable`), the request took longer than the server's limit (`timeout`), or the server is at its connection cap (`too_many_connections`)",
     );
     for (status, answer) in answers.iter_mut() {
         let RefOr::T(answer) = answer else { continue };

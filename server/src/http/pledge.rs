@@ -30,7 +30,6 @@ pub fn router() -> OpenApiRouter<ApiContext> {
         (status = 429, description = "Too many pledges from this address (`code`: `rate_limited`)"),
     )
 )]
-
 async fn apply(
     State(ctx): State<ApiContext>,
     ConnectInfo(ClientAddr(client)): ConnectInfo<ClientAddr>,
