@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use p4p_tests::{places, TestServer};
+use p4p_tests::{casing_at, places, TestServer};
 
 const SCHEMATHESIS: &str = "schemathesis==4.32.5";
 /// Generated cases per operation and phase: enough to find what the
@@ -171,13 +171,64 @@ async fn generated_requests_get_the_answers_the_openapi_document_promises() {
     let store = server
         .member(&staff, "Main Street Jewelers", places::MANHATTAN, 25.0)
         .await;
+    let other = server
+        .member(&staff, "Broadway Gold", places::BROOKLYN, 25.0)
+        .await;
+    let own_alert = server
+        .api(Some(&store.token))
+        .post_alert(&casing_at(
+            "Two men casing showcases",
+            places::MANHATTAN,
+            25.0,
+        ))
+        .await;
+    let others_alert = server
+        .api(Some(&other.token))
+        .post_alert(&casing_at(
+            "A grey van circling the block",
+            places::BROOKLYN,
+            25.0,
+        ))
+        .await;
+    // Half of the ids in paths are ones that exist, so that generated
+    // requests reach the handlers' work, not only their 404.
+    let known_ids = [
+        store.id,
+        other.id,
+        own_alert["id"].as_i64().expect("alert id"),
+        others_alert["id"].as_i64().expect("alert id"),
+    ];
+    let known_ids = format!(
+        r#"
+[dictionaries.known-ids]
+values = {known_ids:?}
+
+[parameters]
+"path.id" = {{ dictionary = "known-ids", probability = 0.5 }}
+"path.store_id" = {{ dictionary = "known-ids", probability = 0.5 }}
+"#
+    );
     let config = server.dir.path().join("schemathesis.toml");
-    std::fs::write(&config, CONFIG).expect("write the schemathesis config");
+    std::fs::write(&config, format!("{known_ids}{CONFIG}")).expect("write the schemathesis config");
 
     // The store first: as staff, schemathesis suspends and rejects stores
     // with the ids it tries, this one among them.
     let as_store = tokio::task::block_in_place(|| fuzz(&server, "store", &store.token, &config));
     let as_staff = tokio::task::block_in_place(|| fuzz(&server, "moderator", &staff, &config));
+    // The known ids were used: the store's own alert was edited or retracted.
+    let own_id = own_alert["id"].as_i64().expect("alert id");
+    let after = server
+        .api(Some(&staff))
+        .get(&format!("/v1/alerts/{own_id}"))
+        .await;
+    println!(
+        "alert {own_id} after fuzzing: status {}, updated_at {}",
+        after.body["status"], after.body["updated_at"]
+    );
+    assert!(
+        after.body != own_alert,
+        "no generated request changed alert {own_id}: the known ids were not used"
+    );
     for (who, outcome) in [("store", &as_store), ("moderator", &as_staff)] {
         assert!(
             outcome.summary.contains("Test cases:"),
