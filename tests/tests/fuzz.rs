@@ -145,6 +145,9 @@ fn fuzz(server: &TestServer, who: &str, token: &str, config: &Path) -> Outcome {
             "/v1/stream",
         ])
         .env("PYTHONIOENCODING", "utf-8")
+        // schemathesis keeps a cache in `.schemathesis/` of its working
+        // directory: the server's temporary one, not the source tree.
+        .current_dir(server.dir.path())
         .output()
         .expect("run schemathesis");
     let stdout = String::from_utf8_lossy(&output.stdout);
