@@ -193,11 +193,16 @@ fn shared_answers(operation: &mut Operation) {
             .entry(status.to_string())
             .or_insert_with(|| RefOr::T(Answer::new(description)));
     };
-    if has_path_id {
-        add(400, "The id in the path is not an integer");
+    match (has_path_id, reads_body) {
+        (true, true) => add(
+            400,
+            "The id in the path is not an integer, or the body is not JSON",
+        ),
+        (true, false) => add(400, "The id in the path is not an integer"),
+        (false, true) => add(400, "The body is not JSON"),
+        (false, false) => {}
     }
     if reads_body {
-        add(400, "The body is not JSON");
         add(413, "The body is larger than 64 KiB");
         add(
             422,
