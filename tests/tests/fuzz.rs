@@ -13,10 +13,14 @@ use std::process::Command;
 use p4p_tests::{casing_at, places, TestServer};
 
 const SCHEMATHESIS: &str = "schemathesis==4.32.5";
-/// Generated cases per operation and phase: enough to find what the
-/// document and the server disagree on, within a couple of minutes of a
-/// debug build on two cores.
-const MAX_EXAMPLES: &str = "40";
+/// Examples per operation: 40 in the suite; `P4P_FUZZ_EXAMPLES` asks for a
+/// longer run (RELIABILITY.md).
+fn max_examples() -> String {
+    std::env::var("P4P_FUZZ_EXAMPLES")
+        .ok()
+        .filter(|n| n.parse::<u32>().is_ok_and(|n| n > 0))
+        .unwrap_or_else(|| "40".to_owned())
+}
 
 /// Where the test's own cases were the server's to judge, beyond what JSON
 /// Schema can say. Each exception adds 422 to the statuses a schema-valid
@@ -123,7 +127,7 @@ fn fuzz(server: &TestServer, who: &str, token: &str, config: &Path) -> Outcome {
             "--header",
             &format!("Authorization: Bearer {token}"),
             "--max-examples",
-            MAX_EXAMPLES,
+            &max_examples(),
             "--phases",
             "examples,coverage,fuzzing",
             // One worker: with several threads, Python 3.11's `ast` can fail
