@@ -228,14 +228,15 @@ impl Limits {
         token_id: i64,
         ping_interval: Duration,
     ) -> Result<StreamGuard, ApiError> {
-        self.stream_connects.take(&token_id)?;
         let mut open = lock(&self.open_streams);
-        let count = open.entry(token_id).or_insert(0);
-        if *count >= self.streams_per_token {
+        let count = open.get(&token_id).copied().unwrap_or(0);
+        if count >= self.streams_per_token {
             // A dead connection of this token is found within two pings.
             return Err(refused(Limit::StreamsPerToken, ping_interval * 2));
         }
-        *count += 1;
+        // Only a connection that may open takes from the hourly allowance.
+        self.stream_connects.take(&token_id)?;
+        open.insert(token_id, count + 1);
         Ok(StreamGuard {
             token_id,
             open_streams: self.open_streams.clone(),
@@ -396,6 +397,7 @@ impl axum::serve::Listener for CappedListener {
                         stream,
                         _permit: permit,
                         idle: self.idle,
+                        last_moved: tokio::time::Instant::now(),
                         silent_until: Box::pin(tokio::time::sleep(self.idle)),
                     };
                     return (counted, address);
@@ -459,15 +461,24 @@ async fn refuse(mut stream: TcpStream) {
 }
 
 /// A connection that holds its place under the cap until dropped (also
-/// after an upgrade to a stream, which keeps the connection). A client
-/// that sends nothing for the idle time is disconnected: a connection
-/// that never finishes its request, or an idle keep-alive, must not hold
-/// a place for ever.
+/// after an upgrade to a stream, which keeps the connection). A connection
+/// on which nothing moved for the idle time, neither a byte read nor one
+/// written, is disconnected: one that never finishes its request, or an
+/// idle keep-alive, must not hold a place for ever. Writes count so that a
+/// long replay, during which the client has nothing to say, is not cut.
 pub struct Counted {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
     idle: Duration,
+    /// When a byte last moved (writes only note it: they are the hot path).
+    last_moved: tokio::time::Instant,
     silent_until: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Counted {
+    fn moved(&mut self) {
+        self.last_moved = tokio::time::Instant::now();
+    }
 }
 
 impl AsyncRead for Counted {
@@ -477,19 +488,26 @@ impl AsyncRead for Counted {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
-        match Pin::new(&mut this.stream).poll_read(cx, buf) {
-            Poll::Ready(result) => {
-                let deadline = tokio::time::Instant::now() + this.idle;
-                this.silent_until.as_mut().reset(deadline);
-                Poll::Ready(result)
+        loop {
+            match Pin::new(&mut this.stream).poll_read(cx, buf) {
+                Poll::Ready(result) => {
+                    this.moved();
+                    return Poll::Ready(result);
+                }
+                Poll::Pending => {}
             }
-            Poll::Pending => match this.silent_until.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+            if this.silent_until.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // The timer went off: only idle if nothing moved since it was set.
+            let deadline = this.last_moved + this.idle;
+            if deadline <= tokio::time::Instant::now() {
+                return Poll::Ready(Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
-                    "the client sent nothing for too long",
-                ))),
-                Poll::Pending => Poll::Pending,
-            },
+                    "nothing moved on the connection for too long",
+                )));
+            }
+            this.silent_until.as_mut().reset(deadline);
         }
     }
 }
@@ -500,7 +518,11 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let written = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            self.moved();
+        }
+        written
     }
 
     fn poll_write_vectored(
@@ -508,7 +530,11 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            self.moved();
+        }
+        written
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -544,6 +570,7 @@ pub fn default_connection_cap(database_pool: u32) -> usize {
 mod tests {
     use super::*;
     use clap::Parser;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn limits(args: &[&str]) -> Limits {
         let mut argv = vec!["p4p-server"];
@@ -627,6 +654,69 @@ mod tests {
         limits
             .may_authenticate(Some(guesser))
             .expect_err("still held");
+    }
+
+    /// A connection under the cap, accepted from a real loopback client.
+    async fn counted(idle: Duration) -> (Counted, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let client = TcpStream::connect(address).await.expect("connect");
+        let (stream, _) = listener.accept().await.expect("accept");
+        let permit = Arc::new(Semaphore::new(1))
+            .try_acquire_owned()
+            .expect("a place");
+        let counted = Counted {
+            stream,
+            _permit: permit,
+            idle,
+            last_moved: tokio::time::Instant::now(),
+            silent_until: Box::pin(tokio::time::sleep(idle)),
+        };
+        (counted, client)
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_idle_only_when_nothing_moves_either_way() {
+        let idle = Duration::from_millis(300);
+        // The client says nothing while the server keeps writing (a long
+        // replay): for four idle times, the read stays open.
+        let (mut server_side, _client) = counted(idle).await;
+        let mut buffer = [0u8; 16];
+        let started = tokio::time::Instant::now();
+        let mut read_at = None;
+        let mut writes = 0;
+        while started.elapsed() < idle * 4 {
+            tokio::select! {
+                read = server_side.read(&mut buffer) => {
+                    read_at = Some((started.elapsed(), read.map_err(|e| e.kind())));
+                    break;
+                }
+                () = tokio::time::sleep(idle / 6) => {
+                    server_side.write_all(b"frame").await.expect("write");
+                    writes += 1;
+                }
+            }
+        }
+        assert!(
+            read_at.is_none(),
+            "cut while writing: {read_at:?} after {writes} writes"
+        );
+        // Once nothing moves, the idle time later the read fails.
+        let read = tokio::time::timeout(idle * 4, server_side.read(&mut buffer))
+            .await
+            .expect("the idle connection was not cut");
+        assert_eq!(
+            read.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::TimedOut)
+        );
+        // A client that speaks keeps it open, of course.
+        let (mut server_side, mut client2) = counted(idle).await;
+        for _ in 0..8 {
+            tokio::time::sleep(idle / 3).await;
+            client2.write_all(b"pong").await.expect("write");
+            let n = server_side.read(&mut buffer).await.expect("read");
+            assert!(n > 0);
+        }
     }
 
     #[test]
