@@ -34,13 +34,16 @@ impl Proxy {
             .enable_all()
             .build()
             .expect("proxy runtime");
-        let listener = runtime
-            .block_on(TcpListener::bind("127.0.0.1:0"))
-            .expect("bind the proxy");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        listener.set_nonblocking(true).expect("non-blocking");
         let port = listener.local_addr().expect("local address").port();
         let (open, _) = watch::channel(true);
         let accepted = Arc::new(AtomicUsize::new(0));
-        runtime.spawn(serve(listener, target, open.clone(), accepted.clone()));
+        let (state, count) = (open.clone(), accepted.clone());
+        runtime.spawn(async move {
+            let listener = TcpListener::from_std(listener).expect("tokio listener");
+            serve(listener, target, state, count).await;
+        });
         Proxy {
             port,
             target,
