@@ -727,6 +727,39 @@ async fn tokens_and_claim_secrets_are_stored_only_as_hashes_and_never_logged() {
         hello_head(&stream.next().await);
         requests += 1;
     }
+    // The writes that are left: the store's own area, an author's
+    // retraction, a moderator's verification, suspension and reinstatement.
+    let moved = store
+        .patch(
+            "/v1/me",
+            &json!({ "radius_km": 30.0, "location": { "lat": 40.72, "lon": -74.0 } }),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{moved:?}");
+    let mine = store
+        .post_alert(&casing_at("to retract", MANHATTAN, 25.0))
+        .await;
+    let verified = staff
+        .post(&format!("/v1/alerts/{}/verify", mine["id"]), &json!({}))
+        .await;
+    assert_eq!(verified.status, 200, "{verified:?}");
+    let retracted = store
+        .post(
+            &format!("/v1/alerts/{}/retract", mine["id"]),
+            &json!({ "reason": "resolved" }),
+        )
+        .await;
+    assert_eq!(retracted.status, 200, "{retracted:?}");
+    for (action, body) in [
+        ("suspend", json!({ "reason": "audit" })),
+        ("reinstate", json!({})),
+    ] {
+        let reply = staff
+            .post(&format!("/v1/stores/{store_id}/{action}"), &body)
+            .await;
+        assert_eq!(reply.status, 200, "{action}: {reply:?}");
+    }
+    requests += 5;
     let spare_id = spare.i64("id");
     let revoked = store.delete(&format!("/v1/me/tokens/{spare_id}")).await;
     assert!(revoked.status < 300, "{revoked:?}");
