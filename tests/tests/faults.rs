@@ -3,7 +3,6 @@
 //! Each test prints one summary line with its figures (`--nocapture`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +13,7 @@ use p4p_tests::{
     casing_at, hello_head, largest_alert, on_postgres, Ended, Stream, TestServer, PATIENCE,
 };
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Great-circle distance in km on the mean earth radius, as the server
 /// measures it (haversine).
@@ -379,21 +379,25 @@ async fn a_half_open_client_is_dropped_by_ping_timeout_and_resumes() {
     let poster = server.member(&staff, "Poster", MANHATTAN, 25.0).await;
     let store = server.member(&staff, "Silent", BROOKLYN, 25.0).await;
     let address = server.url.trim_start_matches("http://").to_owned();
-    let mut socket = std::net::TcpStream::connect(&address).expect("connect");
-    write!(
-        socket,
+    let mut socket = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let handshake = format!(
         "GET /v1/stream HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {}\r\n\r\n",
         store.token
-    )
-    .expect("handshake");
-    // Read the 101 and the hello, then never read or write again.
+    );
     socket
-        .set_read_timeout(Some(PATIENCE))
-        .expect("read timeout");
+        .write_all(handshake.as_bytes())
+        .await
+        .expect("handshake");
+    // Read the 101 and the hello, then never read or write again.
     let mut received = Vec::new();
     let hello = loop {
         let mut buffer = [0u8; 4096];
-        let n = socket.read(&mut buffer).expect("handshake answer");
+        let n = tokio::time::timeout(PATIENCE, socket.read(&mut buffer))
+            .await
+            .expect("no answer to the handshake")
+            .expect("handshake answer");
         assert!(n > 0, "closed during the handshake");
         received.extend_from_slice(&buffer[..n]);
         if let Some(hello) = first_text_frame(&received) {
@@ -420,7 +424,9 @@ async fn a_half_open_client_is_dropped_by_ping_timeout_and_resumes() {
     assert!(found, "the server never gave up on the silent client");
     // Only now read: whatever was sent, then the end of the connection.
     let mut rest = Vec::new();
-    let read = socket.read_to_end(&mut rest);
+    let read = tokio::time::timeout(PATIENCE, socket.read_to_end(&mut rest))
+        .await
+        .expect("the server never closed the connection");
     assert!(
         read.is_ok()
             || matches!(read, Err(ref e) if e.kind() == std::io::ErrorKind::ConnectionReset),
