@@ -201,7 +201,8 @@ mod tests {
         /// in the wrong places mixed in.
         fn email() -> impl Strategy<Value = String> {
             prop_oneof![
-                3 => (text(20), text(20), text(5)).prop_map(|(l, d, t)| format!("{l}@{d}.{t}")),
+                6 => "[a-z0-9._+-]{1,20}@[a-z0-9-]{1,20}\\.[a-z]{2,6}",
+                1 => (text(20), text(20), text(5)).prop_map(|(l, d, t)| format!("{l}@{d}.{t}")),
                 1 => "[a-z@. ]{0,12}",
                 1 => text(MAX_EMAIL),
             ]
@@ -255,7 +256,9 @@ mod tests {
                 ("radius_km", float(0.5, 500.0)),
                 (
                     "accept_pledge",
-                    any::<bool>().prop_map(serde_json::Value::Bool).boxed(),
+                    proptest::bool::weighted(0.9)
+                        .prop_map(serde_json::Value::Bool)
+                        .boxed(),
                 ),
             ])
         }
