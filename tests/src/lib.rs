@@ -20,6 +20,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub mod proxy;
+
 /// How long a test waits for something that should happen.
 pub const PATIENCE: Duration = Duration::from_secs(15);
 
@@ -238,6 +240,24 @@ impl TestServer {
         server
             .launch("127.0.0.1:0", &["--probation-alerts", "0"])
             .await;
+        server
+    }
+
+    /// A server on a fresh PostgreSQL database that it reaches through
+    /// `proxy` (which can cut it off), whatever `P4P_TEST_DATABASE` says.
+    pub async fn start_on_postgres_through(proxy: &proxy::Proxy, args: &[&str]) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let postgres = PostgresDatabase::create();
+        let mut server = TestServer {
+            url: String::new(),
+            database_url: proxy.url_for(&postgres.url),
+            dir,
+            child: None,
+            postgres: Some(postgres),
+        };
+        let mut args = args.to_vec();
+        args.extend(["--probation-alerts", "0"]);
+        server.launch("127.0.0.1:0", &args).await;
         server
     }
 
@@ -627,6 +647,28 @@ impl Api {
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>) -> Reply {
+        self.try_send(method, path, body)
+            .await
+            .unwrap_or_else(|error| panic!("request: {error}"))
+    }
+
+    /// Posts, or says why no answer came (the server is gone, the
+    /// connection broke): for tests that kill the server mid-request.
+    pub async fn try_post(&self, path: &str, body: &Value) -> Result<Reply, reqwest::Error> {
+        self.try_send(
+            reqwest::Method::POST,
+            path,
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+    }
+
+    async fn try_send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Reply, reqwest::Error> {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
@@ -636,7 +678,7 @@ impl Api {
                 .header("content-type", "application/json")
                 .body(body);
         }
-        let response = request.send().await.expect("request");
+        let response = request.send().await?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let content_type = headers
@@ -644,14 +686,14 @@ impl Api {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        let text = response.text().await.expect("body");
+        let text = response.text().await?;
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Reply {
+        Ok(Reply {
             status,
             content_type,
             body,
             headers,
-        }
+        })
     }
 
     /// Posts an alert; asserts 201 and returns it.

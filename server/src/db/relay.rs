@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use tokio::sync::mpsc;
 
 pub const EVENTS_CHANNEL: &str = "p4p_events";
@@ -17,6 +17,8 @@ pub const CONTROL_CHANNEL: &str = "p4p_control";
 
 /// How long the LISTEN connection may be quiet before it is checked.
 const HEARTBEAT: Duration = Duration::from_secs(30);
+/// How long one attempt to connect may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a connection must hold before the reconnect backoff resets.
 const STABLE: Duration = Duration::from_secs(10);
 
@@ -102,7 +104,21 @@ pub fn listen(url: String) -> mpsc::Receiver<Heard> {
 }
 
 async fn connect(url: &str) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect(url).await?;
+    // A pool of one, as `PgListener::connect` makes, but that gives up on
+    // an unreachable database after a few seconds instead of thirty.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .connect(url)
+        .await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
+    // A lost connection ends `try_recv` at once (`Ok(None)`), so that the
+    // node knows it may be missing notifications and says so (/readyz),
+    // rather than reconnecting silently inside it for as long as the
+    // database is away.
+    listener.eager_reconnect(false);
     listener
         .listen_all([EVENTS_CHANNEL, CONTROL_CHANNEL])
         .await?;

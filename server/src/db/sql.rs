@@ -130,11 +130,13 @@ impl SqlStore {
                 // counter must not starve authentication, replay or /readyz.
                 let writer = AnyPoolOptions::new()
                     .max_connections(pool)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect(url)
                     .await?;
                 POSTGRES_MIGRATIONS.run(&writer).await?;
                 let reader = AnyPoolOptions::new()
                     .max_connections(pool)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect(url)
                     .await?;
                 Ok(SqlStore::new(dialect, writer, reader))
@@ -183,6 +185,11 @@ impl SqlStore {
         self.dialect.sql(text)
     }
 }
+
+/// How long a request waits for a PostgreSQL connection: while the
+/// database is unreachable, requests answer 503 after this rather than
+/// hang (the pool keeps trying to connect meanwhile).
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// WAL; an alert the poster was told about survives a power cut too.
 const WRITER_PRAGMAS: &str =
@@ -687,6 +694,19 @@ async fn commit_posts(writer: AnyPool, mut queued: mpsc::Receiver<QueuedPost>) {
                 tracing::debug!(posts = posts.len(), elapsed = ?started.elapsed(), "group committed");
                 for (post, changed) in posts.into_iter().zip(written) {
                     let _ = post.done.send(Ok(changed));
+                }
+            }
+            // The database is unreachable: every post fails alike, at
+            // once, rather than each waiting for a connection in turn.
+            Err(GroupFailed::Before(error)) if error.is_unavailable() => {
+                tracing::warn!(%error, posts = posts.len(), "database unavailable; new alerts refused");
+                let reason = error.to_string();
+                let mut error = Some(error);
+                for post in posts {
+                    let error = error
+                        .take()
+                        .unwrap_or_else(|| DbError::Unavailable(reason.clone()));
+                    let _ = post.done.send(Err(error));
                 }
             }
             // Nothing committed: one bad post must not fail the others.

@@ -333,4 +333,294 @@ mod tests {
         assert_eq!(alert.suspects[0].hair.as_deref(), Some("short black"));
         assert_eq!(alert.suspects[0].shoes, None);
     }
+
+    mod properties {
+        use super::*;
+        use crate::domain::arbitrary::{self, chars, is_clean, number, optional_text, text};
+        use p4p_protocol::Alert;
+        use proptest::prelude::*;
+
+        fn suspect() -> impl Strategy<Value = Suspect> {
+            let field = || optional_text(MAX_DESCRIPTOR_FIELD);
+            (
+                (field(), field(), field(), field(), field()),
+                (field(), field(), field(), field()),
+            )
+                .prop_map(
+                    |((sex, age, height, build, hair), (clothing, shoes, marks, notes))| Suspect {
+                        sex,
+                        age,
+                        height,
+                        build,
+                        hair,
+                        clothing,
+                        shoes,
+                        marks,
+                        notes,
+                    },
+                )
+        }
+
+        fn vehicle() -> impl Strategy<Value = Vehicle> {
+            let field = || optional_text(MAX_DESCRIPTOR_FIELD);
+            (field(), field(), field(), field(), field(), field()).prop_map(
+                |(make, model, color, plate, plate_region, notes)| Vehicle {
+                    make,
+                    model,
+                    color,
+                    plate,
+                    plate_region,
+                    notes,
+                },
+            )
+        }
+
+        fn location() -> impl Strategy<Value = Location> {
+            (number(-90.0, 90.0), number(-180.0, 180.0))
+                .prop_map(|(lat, lon)| Location { lat, lon })
+        }
+
+        /// A few descriptors, or as many as the limit allows and more.
+        fn descriptors<S: Strategy>(
+            item: impl Fn() -> S,
+            max: usize,
+        ) -> impl Strategy<Value = Vec<S::Value>> {
+            prop_oneof![
+                4 => proptest::collection::vec(item(), 0..=2),
+                1 => proptest::collection::vec(item(), max - 1..=max + 2),
+            ]
+        }
+
+        /// A new alert with every field arbitrary, NaN and infinities included.
+        fn new_alert() -> impl Strategy<Value = NewAlert> {
+            (
+                proptest::sample::select(AlertKind::ALL.to_vec()),
+                text(MAX_TITLE),
+                optional_text(MAX_DESCRIPTION),
+                proptest::option::of(-400_000_000i64..=2_000),
+                proptest::option::of(location()),
+                proptest::option::of(number(0.5, 500.0)),
+                descriptors(suspect, MAX_SUSPECTS),
+                descriptors(vehicle, MAX_VEHICLES),
+            )
+                .prop_map(
+                    |(
+                        kind,
+                        title,
+                        description,
+                        seconds,
+                        location,
+                        radius_km,
+                        suspects,
+                        vehicles,
+                    )| {
+                        NewAlert {
+                            kind,
+                            title,
+                            description,
+                            occurred_at: seconds.map(|s| NOW + Duration::seconds(s)),
+                            location,
+                            radius_km,
+                            suspects,
+                            vehicles,
+                        }
+                    },
+                )
+        }
+
+        /// A new alert's JSON body with any value in any field.
+        fn new_alert_json() -> impl Strategy<Value = serde_json::Value> {
+            use arbitrary::{float, shaped, string};
+            let kinds: Vec<serde_json::Value> = AlertKind::ALL
+                .iter()
+                .map(|k| k.as_str().into())
+                .chain(["heist".into()])
+                .collect();
+            let descriptors = |s: BoxedStrategy<serde_json::Value>| {
+                prop_oneof![
+                    4 => proptest::collection::vec(s.clone(), 0..=2),
+                    1 => proptest::collection::vec(s, 9..=12),
+                ]
+                .prop_map(serde_json::Value::Array)
+                .boxed()
+            };
+            shaped(vec![
+                ("kind", proptest::sample::select(kinds).boxed()),
+                ("title", string(MAX_TITLE)),
+                ("description", string(MAX_DESCRIPTION)),
+                (
+                    "occurred_at",
+                    prop_oneof![
+                        4 => Just("2026-11-24T14:00:00Z".into()),
+                        2 => Just("2026-11-24T15:04:59Z".into()),
+                        2 => Just("2026-11-24T14:00:00+14:00".into()),
+                        1 => Just("2026-11-24T15:05:01Z".into()),
+                        1 => Just("yesterday".into()),
+                    ]
+                    .boxed(),
+                ),
+                ("location", arbitrary::location()),
+                ("radius_km", float(0.5, 500.0)),
+                (
+                    "suspects",
+                    descriptors(
+                        shaped(vec![
+                            ("hair", string(MAX_DESCRIPTOR_FIELD)),
+                            ("shoes", string(MAX_DESCRIPTOR_FIELD)),
+                            ("notes", string(MAX_DESCRIPTOR_FIELD)),
+                        ])
+                        .boxed(),
+                    ),
+                ),
+                (
+                    "vehicles",
+                    descriptors(
+                        shaped(vec![
+                            ("plate", string(MAX_DESCRIPTOR_FIELD)),
+                            ("color", string(MAX_DESCRIPTOR_FIELD)),
+                        ])
+                        .boxed(),
+                    ),
+                ),
+            ])
+        }
+
+        fn store_place() -> Place {
+            store()
+        }
+
+        /// Every limit of API.md holds for an accepted alert.
+        fn assert_within_limits(alert: &ValidAlert) {
+            let title = chars(&alert.title);
+            assert!((1..=MAX_TITLE).contains(&title), "title of {title}");
+            assert!(is_clean(&alert.title), "{:?}", alert.title);
+            if let Some(description) = &alert.description {
+                let length = chars(description);
+                assert!(
+                    (1..=MAX_DESCRIPTION).contains(&length),
+                    "description of {length}"
+                );
+                assert!(is_clean(description));
+            }
+            assert!(alert.occurred_at <= NOW + CLOCK_SKEW);
+            let radius = alert.reach.radius.km();
+            assert!(
+                radius.is_finite() && (0.5..=500.0).contains(&radius),
+                "{radius}"
+            );
+            let (lat, lon) = (alert.reach.center.lat(), alert.reach.center.lon());
+            assert!(lat.is_finite() && (-90.0..=90.0).contains(&lat), "{lat}");
+            assert!(lon.is_finite() && (-180.0..=180.0).contains(&lon), "{lon}");
+            assert!(alert.suspects.len() <= MAX_SUSPECTS);
+            assert!(alert.vehicles.len() <= MAX_VEHICLES);
+            let fields = alert
+                .suspects
+                .iter()
+                .flat_map(|s| s.fields().map(|(_, v)| v.clone()))
+                .chain(
+                    alert
+                        .vehicles
+                        .iter()
+                        .flat_map(|v| v.fields().map(|(_, v)| v.clone())),
+                );
+            for value in fields.flatten() {
+                let length = chars(&value);
+                assert!(
+                    (1..=MAX_DESCRIPTOR_FIELD).contains(&length),
+                    "field of {length}"
+                );
+                assert!(is_clean(&value), "{value:?}");
+            }
+        }
+
+        /// A refusal names a field of the request.
+        fn assert_names_a_field(error: &Invalid) {
+            let known = [
+                "title",
+                "description",
+                "occurred_at",
+                "location.lat",
+                "location.lon",
+                "radius_km",
+                "suspects",
+                "vehicles",
+            ];
+            assert!(known.iter().any(|f| error.field.starts_with(f)), "{error}");
+        }
+
+        fn published(alert: &ValidAlert) -> Alert {
+            Alert {
+                id: 1,
+                kind: alert.kind,
+                status: p4p_protocol::AlertStatus::Published,
+                title: alert.title.clone(),
+                description: alert.description.clone(),
+                occurred_at: alert.occurred_at,
+                location: alert.reach.center.location(),
+                radius_km: alert.reach.radius.km(),
+                suspects: alert.suspects.clone(),
+                vehicles: alert.vehicles.clone(),
+                store: p4p_protocol::StoreRef {
+                    id: 1,
+                    name: "Main Street Jewelers".into(),
+                },
+                verified: false,
+                status_reason: None,
+                created_at: NOW,
+                updated_at: NOW,
+            }
+        }
+
+        proptest! {
+            #![proptest_config(arbitrary::config())]
+
+            /// Arbitrary new alerts: never a panic; what is accepted keeps
+            /// every limit, and a refusal names its field.
+            #[test]
+            fn any_new_alert_is_refused_or_within_the_limits(input in new_alert()) {
+                match ValidAlert::parse(input, store_place(), NOW) {
+                    Ok(alert) => assert_within_limits(&alert),
+                    Err(error) => assert_names_a_field(&error),
+                }
+            }
+
+            /// Arbitrary JSON bodies for POST /v1/alerts, as the server reads
+            /// them: serde first, then the limits.
+            #[test]
+            fn any_json_body_is_refused_or_within_the_limits(body in new_alert_json()) {
+                if let Ok(input) = serde_json::from_value::<NewAlert>(body) {
+                    if let Ok(alert) = ValidAlert::parse(input, store_place(), NOW) {
+                        assert_within_limits(&alert);
+                    }
+                }
+            }
+
+            /// An edit (PATCH /v1/alerts/{id}) of a valid alert, with any
+            /// values, is checked by the same limits.
+            #[test]
+            fn any_edit_is_refused_or_within_the_limits(
+                original in new_alert(),
+                edit in new_alert(),
+                present in proptest::collection::vec(any::<bool>(), 7),
+            ) {
+                let Ok(original) = ValidAlert::parse(original, store_place(), NOW) else {
+                    return Ok(());
+                };
+                let patch = AlertPatch {
+                    kind: present[0].then_some(edit.kind),
+                    title: present[1].then(|| edit.title.clone()),
+                    description: edit.description.clone().filter(|_| present[2]),
+                    location: edit.location.filter(|_| present[3]),
+                    radius_km: edit.radius_km.filter(|_| present[4]),
+                    suspects: present[5].then(|| edit.suspects.clone()),
+                    vehicles: present[6].then(|| edit.vehicles.clone()),
+                };
+                let input = patched(&published(&original), patch);
+                match ValidAlert::parse(input, store_place(), NOW) {
+                    Ok(alert) => assert_within_limits(&alert),
+                    Err(error) => assert_names_a_field(&error),
+                }
+            }
+        }
+    }
 }

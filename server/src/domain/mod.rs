@@ -3,6 +3,8 @@
 //! and secrets.
 
 pub mod alert;
+#[cfg(test)]
+pub mod arbitrary;
 pub mod delivery;
 pub mod moderation;
 pub mod place;

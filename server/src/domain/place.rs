@@ -440,4 +440,90 @@ mod tests {
         };
         assert_eq!(polar.covering_cells(), None);
     }
+
+    /// Store edits (`PATCH /v1/me`) and listings near a point
+    /// (`GET /v1/alerts?lat&lon&radius_km`) are checked by `Place::parse`
+    /// and `RadiusKm::parse`, and a listing covers its area with cells.
+    mod properties {
+        use super::*;
+        use crate::domain::arbitrary::{self, float, number, shaped};
+        use p4p_protocol::MePatch;
+        use proptest::prelude::*;
+
+        fn assert_on_the_globe(place: Place) {
+            assert!(place.lat().is_finite() && (-90.0..=90.0).contains(&place.lat()));
+            assert!(place.lon().is_finite() && (-180.0..=180.0).contains(&place.lon()));
+        }
+
+        fn assert_a_radius(radius: RadiusKm) {
+            let km = radius.km();
+            assert!(
+                km.is_finite() && (MIN_RADIUS_KM..=MAX_RADIUS_KM).contains(&km),
+                "{km}"
+            );
+        }
+
+        proptest! {
+            #![proptest_config(arbitrary::config())]
+
+            /// Any numbers for a listing near a point: refused, or an area
+            /// on the globe whose boxes stay on it and whose covering cells
+            /// (at most MAX_CELLS) hold its center.
+            #[test]
+            fn any_listing_area_is_refused_or_on_the_globe(
+                lat in number(-90.0, 90.0),
+                lon in number(-180.0, 180.0),
+                km in number(MIN_RADIUS_KM, MAX_RADIUS_KM),
+            ) {
+                let center = Place::parse("location", Location { lat, lon });
+                let radius = RadiusKm::parse("radius_km", km);
+                if let Err(error) = &center {
+                    assert!(error.field == "location.lat" || error.field == "location.lon");
+                }
+                if let Err(error) = &radius {
+                    assert_eq!(error.field, "radius_km");
+                }
+                let (Ok(center), Ok(radius)) = (center, radius) else {
+                    return Ok(());
+                };
+                assert_on_the_globe(center);
+                assert_a_radius(radius);
+                let area = Area { center, radius };
+                for (low, high) in area.bounding_boxes() {
+                    assert!(low[0] >= -180.0 && high[0] <= 180.0 && low[0] <= high[0]);
+                    assert!(low[1] >= -90.0 && high[1] <= 90.0 && low[1] <= high[1]);
+                    assert!(low.iter().chain(&high).all(|v| v.is_finite()));
+                }
+                if let Some((grid, cells)) = area.covering_cells() {
+                    assert!(!cells.is_empty() && cells.len() <= MAX_CELLS);
+                    assert!(cells.contains(&grid.cell(center)));
+                }
+            }
+
+            /// Any JSON body for PATCH /v1/me: what is accepted is a place
+            /// on the globe and a radius within the limits.
+            #[test]
+            fn any_store_edit_is_refused_or_within_the_limits(
+                body in shaped(vec![
+                    ("location", arbitrary::location()),
+                    ("radius_km", float(MIN_RADIUS_KM, MAX_RADIUS_KM)),
+                ]),
+                current_km in MIN_RADIUS_KM..=MAX_RADIUS_KM,
+            ) {
+                let Ok(patch) = serde_json::from_value::<MePatch>(body) else {
+                    return Ok(());
+                };
+                // As http/me.rs does: the missing half stays as it is.
+                let center = match patch.location {
+                    Some(location) => Place::parse("location", location),
+                    None => Ok(Place::from_stored(40.7, -74.0)),
+                };
+                let radius = RadiusKm::parse("radius_km", patch.radius_km.unwrap_or(current_km));
+                if let (Ok(center), Ok(radius)) = (center, radius) {
+                    assert_on_the_globe(center);
+                    assert_a_radius(radius);
+                }
+            }
+        }
+    }
 }

@@ -189,4 +189,131 @@ mod tests {
         assert!(MembershipAction::Suspend.needs_reason());
         assert!(!MembershipAction::Approve.needs_reason());
     }
+
+    mod properties {
+        use super::*;
+        use crate::domain::arbitrary::{
+            self, chars, float, is_clean, number, optional_text, shaped, string, text,
+        };
+        use proptest::prelude::*;
+
+        /// An email: often well formed, with blanks, doubled `@` and dots
+        /// in the wrong places mixed in.
+        fn email() -> impl Strategy<Value = String> {
+            prop_oneof![
+                6 => "[a-z0-9._+-]{1,20}@[a-z0-9-]{1,20}\\.[a-z]{2,6}",
+                1 => (text(20), text(20), text(5)).prop_map(|(l, d, t)| format!("{l}@{d}.{t}")),
+                1 => "[a-z@. ]{0,12}",
+                1 => text(MAX_EMAIL),
+            ]
+        }
+
+        fn pledge_request() -> impl Strategy<Value = PledgeRequest> {
+            (
+                (
+                    text(MAX_STORE_NAME),
+                    text(MAX_ADDRESS),
+                    text(MAX_CONTACT_NAME),
+                ),
+                (email(), optional_text(MAX_PHONE)),
+                (number(-90.0, 90.0), number(-180.0, 180.0)),
+                proptest::option::of(number(0.5, 500.0)),
+                proptest::bool::weighted(0.9),
+            )
+                .prop_map(
+                    |(
+                        (store_name, address, contact_name),
+                        (contact_email, phone),
+                        (lat, lon),
+                        radius_km,
+                        accept_pledge,
+                    )| {
+                        PledgeRequest {
+                            store_name,
+                            address,
+                            location: Location { lat, lon },
+                            contact_name,
+                            contact_email,
+                            phone,
+                            radius_km,
+                            accept_pledge,
+                        }
+                    },
+                )
+        }
+
+        fn pledge_json() -> impl Strategy<Value = serde_json::Value> {
+            shaped(vec![
+                ("store_name", string(MAX_STORE_NAME)),
+                ("address", string(MAX_ADDRESS)),
+                ("location", arbitrary::location()),
+                ("contact_name", string(MAX_CONTACT_NAME)),
+                (
+                    "contact_email",
+                    email().prop_map(serde_json::Value::String).boxed(),
+                ),
+                ("phone", string(MAX_PHONE)),
+                ("radius_km", float(0.5, 500.0)),
+                (
+                    "accept_pledge",
+                    proptest::bool::weighted(0.9)
+                        .prop_map(serde_json::Value::Bool)
+                        .boxed(),
+                ),
+            ])
+        }
+
+        fn assert_within_limits(pledge: &ValidPledge) {
+            for (value, min, max) in [
+                (&pledge.name, 1, MAX_STORE_NAME),
+                (&pledge.address, 1, MAX_ADDRESS),
+                (&pledge.contact_name, 1, MAX_CONTACT_NAME),
+                (&pledge.contact_email, 1, MAX_EMAIL),
+            ] {
+                assert!((min..=max).contains(&chars(value)), "{value:?}");
+                assert!(is_clean(value), "{value:?}");
+            }
+            assert!(pledge.contact_email.contains('@'));
+            assert!(!pledge.contact_email.chars().any(char::is_whitespace));
+            if let Some(phone) = &pledge.phone {
+                assert!((1..=MAX_PHONE).contains(&chars(phone)) && is_clean(phone));
+            }
+            let radius = pledge.interest.radius.km();
+            assert!(
+                radius.is_finite() && (0.5..=500.0).contains(&radius),
+                "{radius}"
+            );
+            let (lat, lon) = (pledge.interest.center.lat(), pledge.interest.center.lon());
+            assert!(lat.is_finite() && (-90.0..=90.0).contains(&lat), "{lat}");
+            assert!(lon.is_finite() && (-180.0..=180.0).contains(&lon), "{lon}");
+        }
+
+        proptest! {
+            #![proptest_config(arbitrary::config())]
+
+            /// Arbitrary pledges: never a panic; an accepted one keeps every
+            /// limit; one that does not accept the pledge is always refused.
+            #[test]
+            fn any_pledge_is_refused_or_within_the_limits(input in pledge_request()) {
+                let accepted = input.accept_pledge;
+                match ValidPledge::parse(input) {
+                    Ok(pledge) => {
+                        assert!(accepted);
+                        assert_within_limits(&pledge);
+                    }
+                    Err(error) => assert!(!error.field.is_empty()),
+                }
+            }
+
+            /// Arbitrary JSON bodies for POST /v1/pledge.
+            #[test]
+            fn any_json_pledge_is_refused_or_within_the_limits(body in pledge_json()) {
+                if let Ok(input) = serde_json::from_value::<PledgeRequest>(body) {
+                    if let Ok(pledge) = ValidPledge::parse(input) {
+                        assert_within_limits(&pledge);
+                    }
+                }
+            }
+        }
+    }
 }

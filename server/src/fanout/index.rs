@@ -146,4 +146,154 @@ mod tests {
         index.remove(2, area);
         assert!(index.candidates(area).is_empty());
     }
+
+    mod properties {
+        use super::*;
+        use crate::domain::arbitrary;
+        use crate::domain::delivery::{delivery, Delivery};
+        use proptest::prelude::*;
+
+        /// Where a case is centred: anywhere, near a pole, or on the
+        /// antimeridian.
+        fn center() -> impl Strategy<Value = (f64, f64)> {
+            prop_oneof![
+                (-90.0..=90.0, -180.0..=180.0),
+                (prop_oneof![84.0..=90.0, -90.0..=-84.0], -180.0..=180.0),
+                (-80.0..=80.0, prop_oneof![175.0..=180.0, -180.0..=-175.0]),
+            ]
+        }
+
+        /// An area within a few degrees of `center` (wrapped, clamped), of
+        /// any radius, often the smallest or the largest.
+        fn area_near((lat, lon): (f64, f64)) -> impl Strategy<Value = Area> {
+            (
+                -6.0..=6.0f64,
+                -12.0..=12.0f64,
+                prop_oneof![Just(MIN_KM), Just(MAX_KM), MIN_KM..=50.0, MIN_KM..=MAX_KM],
+            )
+                .prop_map(move |(dlat, dlon, km)| Area {
+                    center: Place::from_stored(
+                        (lat + dlat).clamp(-90.0, 90.0),
+                        (lon + dlon + 540.0).rem_euclid(360.0) - 180.0,
+                    ),
+                    radius: RadiusKm::from_stored(km),
+                })
+        }
+
+        const MIN_KM: f64 = crate::domain::place::MIN_RADIUS_KM;
+        const MAX_KM: f64 = crate::domain::place::MAX_RADIUS_KM;
+
+        #[derive(Debug)]
+        struct Case {
+            /// Where each store listens now (its id is its position).
+            stores: Vec<Area>,
+            /// Where some of them listened first (re-indexed since).
+            moved_from: Vec<Option<Area>>,
+            /// Alerts: reach, where an update moved it from, author.
+            events: Vec<(Area, Option<Area>, i64)>,
+        }
+
+        fn case() -> impl Strategy<Value = Case> {
+            center().prop_flat_map(|at| {
+                (
+                    proptest::collection::vec(
+                        (
+                            area_near(at),
+                            proptest::option::weighted(0.2, area_near(at)),
+                        ),
+                        1..48,
+                    ),
+                    proptest::collection::vec(
+                        (
+                            area_near(at),
+                            proptest::option::weighted(0.3, area_near(at)),
+                            -1i64..48,
+                        ),
+                        1..16,
+                    ),
+                )
+                    .prop_map(|(stores, events)| Case {
+                        moved_from: stores.iter().map(|(_, from)| *from).collect(),
+                        stores: stores.into_iter().map(|(area, _)| area).collect(),
+                        events,
+                    })
+            })
+        }
+
+        fn event(reach: Area, previous_reach: Option<Area>, author: i64) -> Event {
+            Event {
+                seq: 1,
+                kind: if previous_reach.is_some() {
+                    EventKind::Update
+                } else {
+                    EventKind::Alert
+                },
+                alert_id: 1,
+                author,
+                reach,
+                previous_reach,
+                occurred_at: 0,
+                body: Arc::from("{}"),
+            }
+        }
+
+        fn listener(id: usize, interest: Area) -> Listener {
+            Listener {
+                store_id: id as i64,
+                interest,
+            }
+        }
+
+        proptest! {
+            #![proptest_config(arbitrary::config())]
+
+            /// For arbitrary stores and alerts (and updates that move
+            /// alerts), the stores the index finds, with the author as the
+            /// hub adds it, get exactly the deliveries a scan of every
+            /// store by the rule gives: near the poles and the antimeridian
+            /// too, and after stores moved.
+            #[test]
+            fn the_index_finds_exactly_the_stores_the_rule_picks(case in case()) {
+                let mut index = SpatialIndex::default();
+                for (id, (area, from)) in case.stores.iter().zip(&case.moved_from).enumerate() {
+                    match from {
+                        Some(from) => {
+                            index.insert(id as i64, *from);
+                            index.remove(id as i64, *from);
+                            index.insert(id as i64, *area);
+                        }
+                        None => index.insert(id as i64, *area),
+                    }
+                }
+                for (reach, previous, author) in &case.events {
+                    let event = event(*reach, *previous, *author);
+                    let scan: Vec<(i64, Delivery)> = case
+                        .stores
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(id, area)| {
+                            delivery(&event, &listener(id, *area), i64::MIN).map(|d| (id as i64, d))
+                        })
+                        .collect();
+                    let mut candidates = index.candidates(event.reach);
+                    if let Some(before) = event.previous_reach {
+                        candidates.extend(index.candidates(before));
+                    }
+                    if (0..case.stores.len() as i64).contains(&event.author) {
+                        candidates.push(event.author);
+                    }
+                    candidates.sort_unstable();
+                    candidates.dedup();
+                    let indexed: Vec<(i64, Delivery)> = candidates
+                        .into_iter()
+                        .filter_map(|id| {
+                            let store = listener(id as usize, case.stores[id as usize]);
+                            delivery(&event, &store, i64::MIN).map(|d| (id, d))
+                        })
+                        .collect();
+                    prop_assert_eq!(indexed, scan);
+                }
+            }
+        }
+    }
 }
