@@ -71,19 +71,27 @@ where
     })
 }
 
-/// Alert ids a stream delivered, in order, until `count` alerts came.
-async fn alert_ids(stream: &mut Stream, count: usize) -> Vec<(i64, i64)> {
-    let mut ids = Vec::with_capacity(count);
-    while ids.len() < count {
-        let frame = stream.next().await;
-        if frame["type"] == "alert" {
-            ids.push((
-                frame["seq"].as_i64().expect("seq"),
-                frame["alert"]["id"].as_i64().expect("id"),
-            ));
+/// Reads a member's stream all through the flood (answering pings, as a
+/// listening store does), collecting `(seq, alert id)` of its alerts until
+/// `owed` (known once the flood is over) have come.
+fn listen(
+    mut stream: Stream,
+    owed: Arc<AtomicU64>,
+) -> tokio::task::JoinHandle<(Vec<(i64, i64)>, Stream)> {
+    tokio::spawn(async move {
+        let mut ids = Vec::new();
+        while (ids.len() as u64) < owed.load(Ordering::Relaxed) {
+            match stream.next_within(Duration::from_millis(200)).await {
+                Ok(Some(frame)) if frame["type"] == "alert" => ids.push((
+                    frame["seq"].as_i64().expect("seq"),
+                    frame["alert"]["id"].as_i64().expect("id"),
+                )),
+                Ok(_) => {}
+                Err(ended) => panic!("a member's stream ended: {ended:?}"),
+            }
         }
-    }
-    ids
+        (ids, stream)
+    })
 }
 
 #[tokio::test]
@@ -105,10 +113,13 @@ async fn member_stores_get_every_alert_through_a_flood() {
     let stolen = server
         .member(&staff, "Stolen Token Jewelers", MANHATTAN, 25.0)
         .await;
-    let mut newark_stream = server.stream(&newark.token, Some(0)).await;
-    let mut brooklyn_stream = server.stream(&brooklyn.token, Some(0)).await;
-    hello_head(&newark_stream.next().await);
-    hello_head(&brooklyn_stream.next().await);
+    let owed_count = Arc::new(AtomicU64::new(u64::MAX));
+    let mut listeners = Vec::new();
+    for member in [&newark, &brooklyn] {
+        let mut stream = server.stream(&member.token, Some(0)).await;
+        hello_head(&stream.next().await);
+        listeners.push(listen(stream, owed_count.clone()));
+    }
 
     // The member posts 20 alerts over the flood, as a store would.
     let legit = 20u32;
@@ -213,8 +224,13 @@ async fn member_stores_get_every_alert_through_a_flood() {
     // member's 20 and what the stolen token got in before its limit.
     let spam_accepted = spam.accepted.load(Ordering::Relaxed);
     let owed = posted.len() + spam_accepted as usize;
-    for stream in [&mut newark_stream, &mut brooklyn_stream] {
-        let got = alert_ids(stream, owed).await;
+    owed_count.store(owed as u64, Ordering::Relaxed);
+    for listener in listeners {
+        let (got, mut stream) = tokio::time::timeout(PATIENCE, listener)
+            .await
+            .expect("the members' alerts came")
+            .expect("listener");
+        let stream = &mut stream;
         let seqs: Vec<i64> = got.iter().map(|(seq, _)| *seq).collect();
         assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
         let ids: std::collections::BTreeSet<i64> = got.iter().map(|(_, id)| *id).collect();
