@@ -100,6 +100,12 @@ pub struct LimitArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub alerts_per_store_per_hour: u32,
 
+    /// Edits one store may make to its alerts per hour (each edit of a
+    /// published alert reaches every store in reach).
+    #[arg(long, env = "P4P_ALERT_EDITS_PER_STORE_PER_HOUR", default_value_t = 120,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub alert_edits_per_store_per_hour: u32,
+
     /// Pledges one client address may send per hour.
     #[arg(long, env = "P4P_PLEDGES_PER_ADDRESS_PER_HOUR", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..))]

@@ -530,3 +530,39 @@ async fn the_default_connection_cap_keeps_below_the_open_file_limit() {
     assert!(!logs.contains("Too many open files"), "{logs}");
     println!("open-file limit 300: cap 156; 400 held connections, the rest refused, 503 answered, no descriptor ran out");
 }
+
+#[tokio::test]
+async fn alert_edits_per_store_per_hour() {
+    // Each edit of a published alert goes out to every store in reach: a
+    // stolen token must not flood them by editing one alert in a loop.
+    let server = TestServer::start_with(&[
+        "--rate-limits",
+        "on",
+        "--alert-edits-per-store-per-hour",
+        "2",
+    ])
+    .await;
+    let staff = server.staff_token("moderator");
+    let store = server.member(&staff, "Main Street", MANHATTAN, 25.0).await;
+    let api = server.api(Some(&store.token));
+    let alert = api
+        .post_alert(&casing_at("original", MANHATTAN, 25.0))
+        .await;
+    let path = format!("/v1/alerts/{}", alert["id"]);
+    for n in 0..2 {
+        let reply = api
+            .patch(&path, &json!({"title": format!("edit {n}")}))
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
+    let refused = api.patch(&path, &json!({"title": "edit 2"})).await;
+    refused.problem(429, "rate_limited");
+    retry_after(&refused, 3_600);
+    assert_eq!(api.get(&path).await.body["title"], "edit 1");
+    // Staff are not limited.
+    let reply = server
+        .api(Some(&staff))
+        .patch(&path, &json!({"title": "by staff"}))
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+}

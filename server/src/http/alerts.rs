@@ -148,6 +148,10 @@ async fn edit(
     let now = OffsetDateTime::now_utc();
     let place = Place::from_stored(current.location.lat, current.location.lon);
     let edited = ValidAlert::parse(patched(&current, patch), place, now)?;
+    if let Some(store) = &caller.store {
+        // Every edit of a published alert reaches every store in reach.
+        ctx.limits.alert_edited(store.id)?;
+    }
     // An author whose new alerts would wait has its edits wait too, so that
     // no content reaches members unseen by a moderator.
     let by_author = caller.store.is_some();

@@ -29,6 +29,7 @@ use crate::config::{LimitArgs, Switch};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
     AlertsPerStore,
+    AlertEditsPerStore,
     PledgesPerAddress,
     FailedAuthsPerAddress,
     StreamConnectsPerToken,
@@ -39,6 +40,7 @@ impl Limit {
     pub fn name(self) -> &'static str {
         match self {
             Limit::AlertsPerStore => "alerts_per_store",
+            Limit::AlertEditsPerStore => "alert_edits_per_store",
             Limit::PledgesPerAddress => "pledges_per_address",
             Limit::FailedAuthsPerAddress => "failed_auths_per_address",
             Limit::StreamConnectsPerToken => "stream_connects_per_token",
@@ -49,6 +51,9 @@ impl Limit {
     fn detail(self) -> &'static str {
         match self {
             Limit::AlertsPerStore => "this store has posted its allowance of alerts for the hour",
+            Limit::AlertEditsPerStore => {
+                "this store has made its allowance of alert edits for the hour"
+            }
             Limit::PledgesPerAddress => "too many pledges from this address this hour",
             Limit::FailedAuthsPerAddress => {
                 "too many unknown or revoked tokens from this address; wait before trying again"
@@ -121,6 +126,7 @@ impl<K: Hash + Eq + Clone> Hourly<K> {
 /// Every limit the server keeps, shared by all requests.
 pub struct Limits {
     alerts: Hourly<i64>,
+    alert_edits: Hourly<i64>,
     pledges: Hourly<IpAddr>,
     failed_auths: Hourly<IpAddr>,
     /// Addresses that used up their failed authentications, and until when
@@ -139,6 +145,11 @@ impl Limits {
         let on = args.rate_limits == Switch::On;
         Limits {
             alerts: Hourly::new(Limit::AlertsPerStore, args.alerts_per_store_per_hour, on),
+            alert_edits: Hourly::new(
+                Limit::AlertEditsPerStore,
+                args.alert_edits_per_store_per_hour,
+                on,
+            ),
             pledges: Hourly::new(
                 Limit::PledgesPerAddress,
                 args.pledges_per_address_per_hour,
@@ -170,6 +181,11 @@ impl Limits {
     /// A store posts a new alert.
     pub fn alert_posted(&self, store_id: i64) -> Result<(), ApiError> {
         self.alerts.take(&store_id)
+    }
+
+    /// A store edits one of its alerts.
+    pub fn alert_edited(&self, store_id: i64) -> Result<(), ApiError> {
+        self.alert_edits.take(&store_id)
     }
 
     /// A pledge arrives from `address`.
@@ -268,6 +284,7 @@ impl Limits {
     /// Drops the state of keys that have their whole allowance back.
     pub fn forget_idle(&self) {
         self.alerts.forget_idle();
+        self.alert_edits.forget_idle();
         self.pledges.forget_idle();
         self.failed_auths.forget_idle();
         self.stream_connects.forget_idle();
