@@ -85,7 +85,7 @@ pub struct ServeArgs {
 
 /// Defences against floods and abuse. Every rate limit allows its whole
 /// hourly allowance at once and then refills evenly over the hour; a
-/// refusal is 429 with `Retry-After`.
+/// refusal is 429 with `Retry-After`. 0 turns that one limit off.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Limits")]
 pub struct LimitArgs {
@@ -97,31 +97,31 @@ pub struct LimitArgs {
 
     /// New alerts one store may post per hour.
     #[arg(long, env = "P4P_ALERTS_PER_STORE_PER_HOUR", default_value_t = 30,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = clap::value_parser!(u32).range(0..))]
     pub alerts_per_store_per_hour: u32,
 
     /// Edits one store may make to its alerts per hour (each edit of a
     /// published alert reaches every store in reach).
     #[arg(long, env = "P4P_ALERT_EDITS_PER_STORE_PER_HOUR", default_value_t = 120,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = clap::value_parser!(u32).range(0..))]
     pub alert_edits_per_store_per_hour: u32,
 
     /// Pledges one client address may send per hour.
     #[arg(long, env = "P4P_PLEDGES_PER_ADDRESS_PER_HOUR", default_value_t = 10,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = clap::value_parser!(u32).range(0..))]
     pub pledges_per_address_per_hour: u32,
 
     /// Unknown or revoked tokens one client address may present per hour;
     /// past that, the address gets 429 for every token (guessing) until
     /// its allowance refills.
     #[arg(long, env = "P4P_FAILED_AUTHS_PER_ADDRESS_PER_HOUR", default_value_t = 60,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = clap::value_parser!(u32).range(0..))]
     pub failed_auths_per_address_per_hour: u32,
 
     /// New stream connections one token may open per hour (reconnections
     /// included).
     #[arg(long, env = "P4P_STREAM_CONNECTS_PER_TOKEN_PER_HOUR", default_value_t = 120,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = clap::value_parser!(u32).range(0..))]
     pub stream_connects_per_token_per_hour: u32,
 
     /// Streams one token may hold open at once (a token is one device).
@@ -140,6 +140,14 @@ pub struct LimitArgs {
     #[arg(long, env = "P4P_REQUEST_TIMEOUT_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub request_timeout_secs: u64,
+
+    /// Reverse proxies (addresses or CIDR blocks, comma-separated) whose
+    /// X-Forwarded-For names the client: from them, the per-address limits
+    /// count the rightmost address in that header that is not itself a
+    /// trusted proxy. Without this, every client behind a proxy shares the
+    /// proxy's allowance.
+    #[arg(long, env = "P4P_TRUSTED_PROXIES", value_delimiter = ',', value_parser = ip_block)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 
     /// Browser origins allowed to open streams, comma-separated (e.g.
     /// https://console.example.org). A stream upgrade that carries any
@@ -187,6 +195,15 @@ pub enum TokenCommand {
         #[arg(long)]
         label: String,
     },
+}
+
+/// An address or a CIDR block.
+fn ip_block(value: &str) -> Result<ipnet::IpNet, String> {
+    let value = value.trim();
+    value
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| value.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{value:?} is neither an address nor a CIDR block like 10.0.0.0/8"))
 }
 
 fn queue_length(value: &str) -> Result<usize, String> {

@@ -566,3 +566,48 @@ async fn alert_edits_per_store_per_hour() {
         .await;
     assert_eq!(reply.status, 200, "{reply:?}");
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_allowance() {
+    let server = TestServer::start_with(&[
+        "--rate-limits",
+        "on",
+        "--pledges-per-address-per-hour",
+        "1",
+        "--trusted-proxies",
+        "127.0.0.1",
+    ])
+    .await;
+    let client = reqwest::Client::new();
+    let pledge = |forwarded: &'static str, name: &'static str| {
+        client
+            .post(format!("{}/v1/pledge", server.url))
+            .header("x-forwarded-for", forwarded)
+            .json(&pledge_body(name, MANHATTAN, 25.0))
+            .send()
+    };
+    let status = |r: reqwest::Response| r.status().as_u16();
+    assert_eq!(
+        status(pledge("198.51.100.1", "First").await.expect("answer")),
+        201
+    );
+    assert_eq!(
+        status(pledge("198.51.100.1", "Again").await.expect("answer")),
+        429
+    );
+    // Another client behind the same proxy is not held back...
+    assert_eq!(
+        status(pledge("198.51.100.2", "Second").await.expect("answer")),
+        201
+    );
+    // ...and a client cannot pick its address by sending the header itself:
+    // the proxy appends the real one, the rightmost counts.
+    assert_eq!(
+        status(
+            pledge("203.0.113.50, 198.51.100.2", "Spoofed")
+                .await
+                .expect("answer")
+        ),
+        429
+    );
+}

@@ -11,7 +11,6 @@ use p4p_protocol::{Role, Store, StoreStatus, TokenInfo};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::limits::client_address;
 use super::{ApiContext, ApiError};
 use crate::db::Actor;
 use crate::domain::secret::{Secret, SecretHash};
@@ -153,6 +152,23 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
+/// The client address the per-address limits count (see
+/// `Limits::client_of`); `None` only where no connection info exists.
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl FromRequestParts<ApiContext> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        ctx: &ApiContext,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            ctx.limits.client_of(&parts.headers, &parts.extensions),
+        ))
+    }
+}
+
 /// The caller behind the request's bearer token.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -217,7 +233,8 @@ impl FromRequestParts<ApiContext> for Caller {
         ctx: &ApiContext,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?;
-        authenticate(ctx, token, client_address(&parts.extensions)).await
+        let client = ctx.limits.client_of(&parts.headers, &parts.extensions);
+        authenticate(ctx, token, client).await
     }
 }
 
@@ -241,7 +258,8 @@ impl FromRequestParts<ApiContext> for StreamCaller {
             Some(token) => Some(token),
             None => bearer(parts)?.map(str::to_owned),
         };
-        authenticate(ctx, token.as_deref(), client_address(&parts.extensions))
+        let client = ctx.limits.client_of(&parts.headers, &parts.extensions);
+        authenticate(ctx, token.as_deref(), client)
             .await
             .map(StreamCaller)
     }

@@ -138,6 +138,7 @@ pub struct Limits {
     open_streams: Arc<Mutex<HashMap<i64, u32>>>,
     pub request_timeout: Duration,
     allowed_origins: Vec<String>,
+    trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Limits {
@@ -175,7 +176,42 @@ impl Limits {
                 .map(|origin| origin.trim().trim_end_matches('/').to_ascii_lowercase())
                 .filter(|origin| !origin.is_empty())
                 .collect(),
+            trusted_proxies: args.trusted_proxies.clone(),
         }
+    }
+
+    /// The client a request counts against for the per-address limits:
+    /// the connection's peer, or, when the peer is a trusted proxy, the
+    /// rightmost address of X-Forwarded-For that is not one. IPv6 clients
+    /// count by their /64, which one subscriber usually holds whole.
+    pub fn client_of(
+        &self,
+        headers: &HeaderMap,
+        extensions: &axum::http::Extensions,
+    ) -> Option<IpAddr> {
+        let peer = extensions
+            .get::<axum::extract::ConnectInfo<ClientAddr>>()
+            .map(|info| info.0 .0.ip())?;
+        let trusted = |ip: &IpAddr| self.trusted_proxies.iter().any(|net| net.contains(ip));
+        let mut client = peer.to_canonical();
+        if trusted(&client) {
+            let forwarded = headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .flat_map(|value| value.split(','))
+                .collect::<Vec<_>>();
+            for hop in forwarded.iter().rev() {
+                let Ok(hop) = hop.trim().parse::<IpAddr>() else {
+                    break;
+                };
+                client = hop.to_canonical();
+                if !trusted(&client) {
+                    break;
+                }
+            }
+        }
+        Some(per_subscriber(client))
     }
 
     /// A store posts a new alert.
@@ -189,8 +225,11 @@ impl Limits {
     }
 
     /// A pledge arrives from `address`.
-    pub fn pledge_sent(&self, address: IpAddr) -> Result<(), ApiError> {
-        self.pledges.take(&address)
+    pub fn pledge_sent(&self, address: Option<IpAddr>) -> Result<(), ApiError> {
+        match address {
+            Some(address) => self.pledges.take(&address),
+            None => Ok(()),
+        }
     }
 
     /// Before a token is looked up: refused while `address` is held for
@@ -334,11 +373,15 @@ pub async fn timeout(State(ctx): State<ApiContext>, request: Request, next: Next
     }
 }
 
-/// The client's address, as the connection says.
-pub fn client_address(extensions: &axum::http::Extensions) -> Option<IpAddr> {
-    extensions
-        .get::<axum::extract::ConnectInfo<ClientAddr>>()
-        .map(|info| info.0 .0.ip())
+/// An IPv6 address as its /64; an IPv4 address as it is.
+fn per_subscriber(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+        }
+    }
 }
 
 /// The peer of a connection, for `ConnectInfo`.
@@ -635,7 +678,7 @@ mod tests {
         let address: IpAddr = "192.0.2.1".parse().expect("address");
         for _ in 0..10 {
             limits.alert_posted(1).expect("off");
-            limits.pledge_sent(address).expect("off");
+            limits.pledge_sent(Some(address)).expect("off");
             let failed = limits.authentication_failed(Some(address), ApiError::Unauthorized("x"));
             assert!(matches!(failed, ApiError::Unauthorized(_)));
             limits.may_authenticate(Some(address)).expect("off");
@@ -734,6 +777,46 @@ mod tests {
             let n = server_side.read(&mut buffer).await.expect("read");
             assert!(n > 0);
         }
+    }
+
+    #[test]
+    fn the_client_is_the_peer_or_what_a_trusted_proxy_forwards() {
+        let limits = limits(&["--trusted-proxies", "10.0.0.0/8,192.0.2.7"]);
+        let client = |peer: &str, forwarded: &[&str]| {
+            let mut extensions = axum::http::Extensions::new();
+            let peer: SocketAddr = peer.parse().expect("peer");
+            extensions.insert(axum::extract::ConnectInfo(ClientAddr(peer)));
+            let mut headers = HeaderMap::new();
+            for value in forwarded {
+                headers.append("x-forwarded-for", value.parse().expect("header"));
+            }
+            limits
+                .client_of(&headers, &extensions)
+                .expect("an address")
+                .to_string()
+        };
+        // Anyone else's X-Forwarded-For is ignored.
+        assert_eq!(client("203.0.113.9:5000", &["1.2.3.4"]), "203.0.113.9");
+        // From a proxy: the rightmost hop that is not a proxy, so that a
+        // client cannot choose its address by sending the header itself.
+        assert_eq!(client("10.1.2.3:5000", &["6.6.6.6, 1.2.3.4"]), "1.2.3.4");
+        assert_eq!(
+            client(
+                "10.1.2.3:5000",
+                &["6.6.6.6, 1.2.3.4, 192.0.2.7", "10.9.9.9"]
+            ),
+            "1.2.3.4"
+        );
+        // Nothing forwarded, or nonsense: the proxy itself, or the last
+        // good hop.
+        assert_eq!(client("10.1.2.3:5000", &[]), "10.1.2.3");
+        assert_eq!(client("10.1.2.3:5000", &["junk, 1.2.3.4"]), "1.2.3.4");
+        // IPv6 clients count by their /64; IPv4 in IPv6 as IPv4.
+        assert_eq!(
+            client("[2001:db8:1:2:aaaa::1]:5000", &[]),
+            client("[2001:db8:1:2:bbbb::9]:6000", &[])
+        );
+        assert_eq!(client("[::ffff:203.0.113.9]:5000", &[]), "203.0.113.9");
     }
 
     #[test]

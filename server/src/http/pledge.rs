@@ -1,6 +1,6 @@
 //! Membership applications: pledge, then claim the token once approved.
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use p4p_protocol::{ClaimRequest, ClaimResponse, PledgeCreated, PledgeRequest, StoreStatus};
@@ -8,8 +8,7 @@ use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::Json;
-use super::limits::ClientAddr;
+use super::extract::{ClientIp, Json};
 use super::{ApiContext, ApiError};
 use crate::db::ClaimOutcome;
 use crate::domain::secret::Secret;
@@ -32,11 +31,11 @@ pub fn router() -> OpenApiRouter<ApiContext> {
 )]
 async fn apply(
     State(ctx): State<ApiContext>,
-    ConnectInfo(ClientAddr(client)): ConnectInfo<ClientAddr>,
+    ClientIp(client): ClientIp,
     Json(request): Json<PledgeRequest>,
 ) -> Result<Response, ApiError> {
     let pledge = ValidPledge::parse(request)?;
-    ctx.limits.pledge_sent(client.ip())?;
+    ctx.limits.pledge_sent(client)?;
     let claim_secret = Secret::new_claim();
     let store_id = ctx
         .storage
