@@ -313,10 +313,22 @@ async fn connections_beyond_the_cap_are_refused_with_503() {
     let server = TestServer::start_with(&["--max-connections", "3"]).await;
     let staff = server.staff_token("moderator");
     let store = server.member(&staff, "Main Street", MANHATTAN, 25.0).await;
-    // Three streams hold the three places.
+    // Three streams hold the three places (the places of the requests that
+    // made the store free up as the server sees them close: retry).
     let mut streams = Vec::new();
     for _ in 0..3 {
-        let mut stream = server.stream(&store.token, None).await;
+        let mut opened = None;
+        for _ in 0..100 {
+            match server.try_stream(&store.token, None).await {
+                Ok(stream) => {
+                    opened = Some(stream);
+                    break;
+                }
+                Err(503) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(status) => panic!("stream refused: {status}"),
+            }
+        }
+        let mut stream = opened.expect("a place for the stream");
         hello_head(&stream.next().await);
         streams.push(stream);
     }
@@ -380,14 +392,17 @@ async fn a_request_that_takes_too_long_is_answered_503() {
              c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
              c.execute('BEGIN EXCLUSIVE')\n\
              print('locked', flush=True)\n\
-             time.sleep(4)\n\
+             sys.stdin.read()\n\
              c.execute('COMMIT')",
             &database,
         ])
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("python3");
+    // The lock holds until the test closes python's input.
+    let release = lock.stdin.take().expect("stdin");
     let stdout = lock.stdout.take().expect("stdout");
     let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
     assert_eq!(
@@ -401,6 +416,7 @@ async fn a_request_that_takes_too_long_is_answered_503() {
     let detail = reply.problem(503, "timeout");
     assert!(reply.headers.contains_key("retry-after"), "{reply:?}");
     assert!(detail.contains("1 s"), "{detail}");
+    drop(release);
     lock.wait().await.expect("the lock is released");
     // Once the lock is gone, the server serves again by itself.
     api.post_alert(&casing_at("after the lock", MANHATTAN, 25.0))
