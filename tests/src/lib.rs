@@ -131,7 +131,6 @@ impl PostgresDatabase {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        // The server goes before its database.
         // The server goes before its database (which is dropped WITH
         // (FORCE), ending any connection the killed server left).
         if let Some(child) = self.child.as_mut() {
@@ -171,35 +170,26 @@ pub fn psql(statement: &str) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
+/// A fresh SQLite file's URL in `dir`.
+fn sqlite_url(dir: &Path) -> String {
+    format!("sqlite:{}", dir.join("p4p.db").display())
+}
+
 impl TestServer {
     pub async fn start() -> TestServer {
         TestServer::start_with(&[]).await
     }
 
-    /// Starts a server with extra command-line arguments. Probation is off
-    /// unless the arguments set it, so that a new store's alerts publish at
-    /// once; the moderation tests turn it on.
+    /// Starts a server with extra command-line arguments, on the database
+    /// `P4P_TEST_DATABASE` asks for (a fresh one).
     pub async fn start_with(args: &[&str]) -> TestServer {
-        let mut args = args.to_vec();
-        if !args.contains(&"--probation-alerts") {
-            args.extend(["--probation-alerts", "0"]);
-        }
-        let args = &args[..];
         let dir = tempfile::tempdir().expect("temp dir");
         let postgres = on_postgres().then(PostgresDatabase::create);
         let database_url = match &postgres {
             Some(database) => database.url.clone(),
-            None => format!("sqlite:{}", dir.path().join("p4p.db").display()),
+            None => sqlite_url(dir.path()),
         };
-        let mut server = TestServer {
-            url: String::new(),
-            database_url,
-            dir,
-            child: None,
-            postgres,
-        };
-        server.launch("127.0.0.1:0", args).await;
-        server
+        TestServer::launched(dir, database_url, postgres, args).await
     }
 
     /// A server on a fresh SQLite file, whatever `P4P_TEST_DATABASE`
@@ -207,17 +197,8 @@ impl TestServer {
     /// process).
     pub async fn start_on_sqlite(args: &[&str]) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut server = TestServer {
-            url: String::new(),
-            database_url: format!("sqlite:{}", dir.path().join("p4p.db").display()),
-            dir,
-            child: None,
-            postgres: None,
-        };
-        let mut args = args.to_vec();
-        args.extend(["--probation-alerts", "0"]);
-        server.launch("127.0.0.1:0", &args).await;
-        server
+        let database_url = sqlite_url(dir.path());
+        TestServer::launched(dir, database_url, None, args).await
     }
 
     /// The SQLite file, when the database is one.
@@ -228,51 +209,50 @@ impl TestServer {
     /// A first node on a fresh PostgreSQL database, whatever
     /// `P4P_TEST_DATABASE` says: several nodes need PostgreSQL.
     pub async fn start_on_postgres() -> TestServer {
-        let dir = tempfile::tempdir().expect("temp dir");
         let postgres = PostgresDatabase::create();
-        let mut server = TestServer {
-            url: String::new(),
-            database_url: postgres.url.clone(),
-            dir,
-            child: None,
-            postgres: Some(postgres),
-        };
-        server
-            .launch("127.0.0.1:0", &["--probation-alerts", "0"])
-            .await;
-        server
+        let database_url = postgres.url.clone();
+        let dir = tempfile::tempdir().expect("temp dir");
+        TestServer::launched(dir, database_url, Some(postgres), &[]).await
     }
 
     /// A server on a fresh PostgreSQL database that it reaches through
     /// `proxy` (which can cut it off), whatever `P4P_TEST_DATABASE` says.
     pub async fn start_on_postgres_through(proxy: &proxy::Proxy, args: &[&str]) -> TestServer {
-        let dir = tempfile::tempdir().expect("temp dir");
         let postgres = PostgresDatabase::create();
-        let mut server = TestServer {
-            url: String::new(),
-            database_url: proxy.url_for(&postgres.url),
-            dir,
-            child: None,
-            postgres: Some(postgres),
-        };
-        let mut args = args.to_vec();
-        args.extend(["--probation-alerts", "0"]);
-        server.launch("127.0.0.1:0", &args).await;
-        server
+        let database_url = proxy.url_for(&postgres.url);
+        let dir = tempfile::tempdir().expect("temp dir");
+        TestServer::launched(dir, database_url, Some(postgres), args).await
     }
 
     /// Another node on this server's database (PostgreSQL).
     pub async fn another_node(&self) -> TestServer {
-        let mut node = TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        TestServer::launched(dir, self.database_url.clone(), None, &[]).await
+    }
+
+    /// Starts a server on `database_url`, keeping its log in `dir` and
+    /// dropping `postgres` after it. Probation is off unless the arguments
+    /// set it, so that a new store's alerts publish at once; the moderation
+    /// tests turn it on.
+    async fn launched(
+        dir: tempfile::TempDir,
+        database_url: String,
+        postgres: Option<PostgresDatabase>,
+        args: &[&str],
+    ) -> TestServer {
+        let mut args = args.to_vec();
+        if !args.contains(&"--probation-alerts") {
+            args.extend(["--probation-alerts", "0"]);
+        }
+        let mut server = TestServer {
             url: String::new(),
-            database_url: self.database_url.clone(),
-            dir: tempfile::tempdir().expect("temp dir"),
+            database_url,
+            dir,
             child: None,
-            postgres: None,
+            postgres,
         };
-        node.launch("127.0.0.1:0", &["--probation-alerts", "0"])
-            .await;
-        node
+        server.launch("127.0.0.1:0", &args).await;
+        server
     }
 
     /// Polls `/readyz` until it answers `status` (for at most 10 s), and

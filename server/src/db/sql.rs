@@ -701,12 +701,8 @@ async fn commit_posts(writer: AnyPool, mut queued: mpsc::Receiver<QueuedPost>) {
             Err(GroupFailed::Before(error)) if error.is_unavailable() => {
                 tracing::warn!(%error, posts = posts.len(), "database unavailable; new alerts refused");
                 let reason = error.to_string();
-                let mut error = Some(error);
                 for post in posts {
-                    let error = error
-                        .take()
-                        .unwrap_or_else(|| DbError::Unavailable(reason.clone()));
-                    let _ = post.done.send(Err(error));
+                    let _ = post.done.send(Err(DbError::Unavailable(reason.clone())));
                 }
             }
             // Nothing committed: one bad post must not fail the others.

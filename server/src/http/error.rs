@@ -4,6 +4,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use p4p_protocol::{Problem, PROBLEM_CONTENT_TYPE};
 
+use super::limits::whole_seconds;
 use crate::db::DbError;
 use crate::domain::Invalid;
 
@@ -101,17 +102,14 @@ impl IntoResponse for ApiError {
         };
         let mut response = problem(status, code, detail);
         let retry_after = match &self {
-            // Whole seconds, rounded up: never too early.
-            ApiError::RateLimited { retry_after, .. } => {
-                Some(retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0))
-            }
+            ApiError::RateLimited { retry_after, .. } => Some(whole_seconds(*retry_after)),
             _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(5),
             _ => None,
         };
         if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

@@ -70,7 +70,7 @@ impl Limit {
 
 /// A refusal: which limit, and when to try again.
 pub fn refused(limit: Limit, retry_after: Duration) -> ApiError {
-    metrics::counter!("p4p_rate_limited_total", "limit" => limit.name()).increment(1);
+    metrics::counter!(crate::metrics::RATE_LIMITED, "limit" => limit.name()).increment(1);
     ApiError::RateLimited {
         code: "rate_limited",
         detail: format!("{}; try again in {}", limit.detail(), in_words(retry_after)),
@@ -78,11 +78,17 @@ pub fn refused(limit: Limit, retry_after: Duration) -> ApiError {
     }
 }
 
+/// A wait in whole seconds, rounded up (never too early), at least 1:
+/// what `Retry-After` says.
+pub fn whole_seconds(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
 /// A wait as a person reads it: "40 s", "12 min".
 fn in_words(wait: Duration) -> String {
-    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let seconds = whole_seconds(wait);
     if seconds < 120 {
-        format!("{} s", seconds.max(1))
+        format!("{seconds} s")
     } else {
         format!("{} min", seconds.div_ceil(60))
     }
@@ -463,7 +469,7 @@ impl axum::serve::Listener for CappedListener {
                     return (counted, address);
                 }
                 Err(_) => {
-                    metrics::counter!("p4p_rate_limited_total", "limit" => "connections")
+                    metrics::counter!(crate::metrics::RATE_LIMITED, "limit" => "connections")
                         .increment(1);
                     if !std::mem::replace(&mut self.at_cap, true) {
                         tracing::warn!("at the connection limit: refusing connections with 503");

@@ -180,13 +180,22 @@ async fn refuse(mut socket: WebSocket, refusal: &'static str, limit: Duration) -
     } else {
         close_code::REVOKED
     };
+    close(&mut socket, code, refusal, limit).await;
+    format!("refused: {code} {refusal}")
+}
+
+/// Sends the server's close frame (counted by code), giving up on a client
+/// that does not take it within `limit`.
+async fn close<S>(sink: &mut S, code: u16, reason: &'static str, limit: Duration)
+where
+    S: futures_util::Sink<Message, Error = axum::Error> + Unpin,
+{
     crate::metrics::stream_closed(code);
     let frame = CloseFrame {
         code,
-        reason: Utf8Bytes::from_static(refusal),
+        reason: Utf8Bytes::from_static(reason),
     };
-    let _ = tokio::time::timeout(limit, socket.send(Message::Close(Some(frame)))).await;
-    format!("refused: {code} {refusal}")
+    let _ = within(limit, sink.send(Message::Close(Some(frame)))).await;
 }
 
 type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
@@ -295,9 +304,7 @@ async fn serve(
         tokio::select! {
             biased;
             (code, reason) = closer.closed() => {
-                crate::metrics::stream_closed(code);
-                let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
-                let _ = send(&mut sink, Message::Close(Some(frame)), interval).await;
+                close(&mut sink, code, reason, interval).await;
                 return format!("closed by the server: {code} {reason}");
             }
             queued = registration.queue.recv() => {
@@ -319,7 +326,7 @@ async fn serve(
                 }
             }
             message = incoming.next() => {
-                let refusal = match message {
+                let (code, reason) = match message {
                     None => return "client gone".to_owned(),
                     Some(Err(error)) if is_too_long(&error) => {
                         (close_code::MESSAGE_TOO_BIG, "message too big")
@@ -334,10 +341,7 @@ async fn serve(
                         continue;
                     }
                 };
-                let (code, reason) = refusal;
-                crate::metrics::stream_closed(code);
-                let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
-                let _ = send(&mut sink, Message::Close(Some(frame)), interval).await;
+                close(&mut sink, code, reason, interval).await;
                 return format!("closed by the server: {code} {reason}");
             }
             _ = ping.tick() => {
