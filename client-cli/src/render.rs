@@ -225,6 +225,7 @@ mod tests {
                 name: "Main Street Jewelers".to_owned(),
             },
             verified: false,
+            version: 1,
             status_reason: None,
             created_at: datetime!(2026-11-24 15:06:00 UTC),
             updated_at: datetime!(2026-11-24 15:06:00 UTC),
@@ -234,6 +235,7 @@ mod tests {
     #[test]
     fn an_alert_frame_reads_as_a_block() {
         let frame = Frame::Alert(AlertFrame {
+            changed: None,
             seq: 1235,
             distance_km: Some(3.2),
             alert: Box::new(casing_alert()),
