@@ -520,6 +520,17 @@ async fn an_admin_erases_a_defamatory_alert_at_once() {
     for gone in ["DEFAM01", "names the wrong man"] {
         assert!(!stored.contains(gone), "{gone} still stored:\n{stored}");
     }
+    if let Some(path) = server.sqlite_path() {
+        // Not in the file's free space nor in the WAL either.
+        for suffix in ["", "-wal"] {
+            let bytes = std::fs::read(format!("{path}{suffix}")).unwrap_or_default();
+            let raw = String::from_utf8_lossy(&bytes);
+            assert!(
+                !raw.contains("DEFAM01"),
+                "DEFAM01 in the bytes of p4p.db{suffix}"
+            );
+        }
+    }
     let audit = admin_api.get("/v1/audit").await;
     assert_eq!(audit.body["entries"][0]["action"], "alert.erase");
     assert_eq!(

@@ -185,6 +185,22 @@ impl SqlStore {
     fn sql<'a>(&self, text: &'a str) -> Cow<'a, str> {
         self.dialect.sql(text)
     }
+
+    /// After an erasure on SQLite: copies the WAL into the database file
+    /// and empties it, so that the erased pages' old images leave the WAL
+    /// too (`secure_delete` has zeroed them in the file). Best effort: a
+    /// reader in the middle of a read leaves part for the next checkpoint.
+    async fn checkpoint_erasure(&self) {
+        if self.dialect != Dialect::Sqlite {
+            return;
+        }
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writer)
+            .await
+        {
+            tracing::warn!(%error, "cannot checkpoint the WAL after an erasure");
+        }
+    }
 }
 
 /// How long a request waits for a PostgreSQL connection: while the
@@ -193,8 +209,11 @@ impl SqlStore {
 const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// WAL; an alert the poster was told about survives a power cut too.
+/// `secure_delete` overwrites what an update or delete frees, so that
+/// erased and withdrawn text does not linger in the file's free space.
 const WRITER_PRAGMAS: &str =
-    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
+    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+     PRAGMA busy_timeout = 10000; PRAGMA secure_delete = ON;";
 const READER_PRAGMAS: &str = "PRAGMA busy_timeout = 10000;";
 
 fn sqlite_pragmas<'c>(
@@ -1695,6 +1714,7 @@ impl Alerts for SqlStore {
         }
         let events = append_events(&mut tx, new_events, now).await?;
         tx.commit().await?;
+        self.checkpoint_erasure().await;
         Ok(Some((alert, events)))
     }
 
@@ -1732,6 +1752,9 @@ impl Alerts for SqlStore {
             .await?;
         }
         tx.commit().await?;
+        if !ids.is_empty() {
+            self.checkpoint_erasure().await;
+        }
         Ok(ids)
     }
 
