@@ -547,3 +547,192 @@ async fn an_admin_erases_a_defamatory_alert_at_once() {
             .any(|f| f["type"] == "retract" && f["alert_id"] == id));
     }
 }
+
+/// A front for the server that loses the answer to the first request: it
+/// forwards the request, waits until the server has answered, then hangs
+/// up on the client without passing the answer on. Later connections are
+/// relayed as they are. The network a store's post crosses, at its worst.
+async fn losing_the_first_answer(server_url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let target = server_url.trim_start_matches("http://").to_owned();
+    let front = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = front.local_addr().expect("address");
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((mut client, _)) = front.accept().await {
+            let Ok(mut upstream) = tokio::net::TcpStream::connect(&target).await else {
+                return;
+            };
+            if !std::mem::take(&mut first) {
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                });
+                continue;
+            }
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 8192];
+            // The whole request: headers, then Content-Length bytes of body.
+            loop {
+                let Ok(read) = client.read(&mut buffer).await else {
+                    return;
+                };
+                if read == 0 {
+                    return;
+                }
+                request.extend_from_slice(&buffer[..read]);
+                let text = String::from_utf8_lossy(&request);
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            let (name, value) = l.split_once(':')?;
+                            name.eq_ignore_ascii_case("content-length")
+                                .then(|| value.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if request.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            let _ = upstream.write_all(&request).await;
+            let mut answer = Vec::new();
+            while !String::from_utf8_lossy(&answer).contains("\r\n\r\n") {
+                match upstream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => answer.extend_from_slice(&buffer[..read]),
+                }
+            }
+            // The server answered; the client never hears it.
+            drop(client);
+        }
+    });
+    format!("http://{address}")
+}
+
+/// The CLI's side of finding 9: `p4p post` sends an `Idempotency-Key` and,
+/// when the answer is lost, retries with it: one alert, and the poster is
+/// told its number.
+#[tokio::test]
+async fn p4p_post_retries_a_lost_answer_with_the_same_key_and_posts_once() {
+    let (server, staff, store) = TestServer::with_store().await;
+    let home = tempfile::tempdir().expect("home");
+    let front = losing_the_first_answer(&server.url).await;
+    let started = std::time::Instant::now();
+    let posted = server
+        .run_cli(
+            home.path(),
+            &[
+                "--server",
+                &front,
+                "--token",
+                &store.token,
+                "post",
+                "--kind",
+                "casing",
+                "--title",
+                "posted through a bad line",
+            ],
+        )
+        .await;
+    assert!(posted.success, "{posted:?}");
+    assert!(posted.stderr.contains("same Idempotency-Key"), "{posted:?}");
+    assert!(posted.stdout.contains("Posted alert #1"), "{posted:?}");
+    let listed = server.api(Some(&staff)).get("/v1/alerts").await;
+    assert_eq!(
+        listed.body["alerts"].as_array().map(Vec::len),
+        Some(1),
+        "posted once: {listed:?}"
+    );
+    println!(
+        "p4p post through a line that lost the first answer ({:.1} s): {}",
+        started.elapsed().as_secs_f64(),
+        posted.stderr.trim()
+    );
+}
+
+/// `p4p edit` sends `If-Match`: an edit of a version someone changed since
+/// changes nothing and says so; `p4p erase` erases for admins only.
+#[tokio::test]
+async fn p4p_edit_sends_if_match_and_p4p_erase_erases() {
+    let server = TestServer::start().await;
+    let admin = server.staff_token("admin");
+    let store = server
+        .member(&admin, "Main Street Jewelers", MANHATTAN, 25.0)
+        .await;
+    let home = tempfile::tempdir().expect("home");
+    let as_store = |args: &[&str]| {
+        let mut all = vec!["--token", store.token.as_str()];
+        all.extend_from_slice(args);
+        all.iter().map(|a| a.to_string()).collect::<Vec<String>>()
+    };
+    let run = |args: Vec<String>| {
+        let server = &server;
+        let home = home.path().to_owned();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            server.run_cli(&home, &args).await
+        }
+    };
+    run(as_store(&[
+        "post",
+        "--kind",
+        "casing",
+        "--title",
+        "first words",
+    ]))
+    .await
+    .expect_ok("Posted alert #1");
+    server
+        .api(Some(&admin))
+        .patch(
+            "/v1/alerts/1",
+            &json!({ "title": "corrected by the association" }),
+        )
+        .await;
+    let stale = run(as_store(&[
+        "edit",
+        "1",
+        "--if-version",
+        "1",
+        "--title",
+        "my words",
+    ]))
+    .await;
+    assert!(!stale.success, "{stale:?}");
+    assert!(stale.stderr.contains("version 2"), "{stale:?}");
+    let now = server.api(Some(&admin)).get("/v1/alerts/1").await;
+    assert_eq!(now.body["title"], "corrected by the association");
+    run(as_store(&[
+        "edit",
+        "1",
+        "--title",
+        "my words, after reading yours",
+    ]))
+    .await
+    .expect_ok("Updated alert #1");
+
+    let refused = run(as_store(&["erase", "1", "--reason", "mine"])).await;
+    assert!(
+        !refused.success && refused.stderr.contains("only admins"),
+        "{refused:?}"
+    );
+    let erased = run(vec![
+        "--token".into(),
+        admin.clone(),
+        "erase".into(),
+        "1".into(),
+        "--reason".into(),
+        "defamatory".into(),
+    ])
+    .await
+    .expect_ok("Erased alert #1");
+    assert!(erased.stderr.is_empty(), "{erased:?}");
+    server
+        .api(Some(&admin))
+        .get("/v1/alerts/1")
+        .await
+        .problem(404, "not_found");
+}
