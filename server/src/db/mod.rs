@@ -397,8 +397,9 @@ pub trait Alerts: Send + Sync {
         limit: i64,
         now: OffsetDateTime,
     ) -> DbResult<Vec<i64>>;
-    /// Pending alerts and alerts with unresolved flags, oldest first.
-    async fn moderation_queue(&self) -> DbResult<ModerationQueue>;
+    /// Pending alerts and alerts with unresolved flags, oldest first; none
+    /// that happened before `not_before` (unix seconds: retention).
+    async fn moderation_queue(&self, not_before: i64) -> DbResult<ModerationQueue>;
 }
 
 /// Idempotency keys: the first success of a create, for 24 hours.

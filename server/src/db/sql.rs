@@ -1758,20 +1758,22 @@ impl Alerts for SqlStore {
         Ok(ids)
     }
 
-    async fn moderation_queue(&self) -> DbResult<ModerationQueue> {
+    async fn moderation_queue(&self, not_before: i64) -> DbResult<ModerationQueue> {
         let pending = sqlx::query(&self.sql(&format!(
             "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id \
-             WHERE a.status = 'pending' AND a.erased_at IS NULL AND NOT EXISTS \
+             WHERE a.status = 'pending' AND a.erased_at IS NULL AND a.occurred_at >= ? AND NOT EXISTS \
              (SELECT 1 FROM flags f WHERE f.alert_id = a.id AND f.resolved_at IS NULL) ORDER BY a.id"
         )))
+        .bind(not_before)
         .fetch_all(&self.reader)
         .await?;
         let flagged = sqlx::query(&self.sql(&format!(
             "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id \
-             WHERE a.erased_at IS NULL \
+             WHERE a.erased_at IS NULL AND a.occurred_at >= ? \
              AND EXISTS (SELECT 1 FROM flags f WHERE f.alert_id = a.id AND f.resolved_at IS NULL) \
              ORDER BY (SELECT MIN(created_at) FROM flags f WHERE f.alert_id = a.id AND f.resolved_at IS NULL), a.id"
         )))
+        .bind(not_before)
         .fetch_all(&self.reader)
         .await?;
         let mut queue = ModerationQueue {

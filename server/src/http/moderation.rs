@@ -39,7 +39,8 @@ async fn queue(
     caller: Caller,
 ) -> Result<axum::Json<ModerationQueue>, ApiError> {
     caller.require_staff("see the moderation queue")?;
-    Ok(axum::Json(ctx.storage.moderation_queue().await?))
+    let not_before = ctx.policy.retention_cutoff(OffsetDateTime::now_utc());
+    Ok(axum::Json(ctx.storage.moderation_queue(not_before).await?))
 }
 
 type Moderated = Result<Versioned, ApiError>;
