@@ -718,6 +718,8 @@ fn flag_body(flag: &Flag) -> DbResult<String> {
 const HELD_REASON: &str = "held for review after reports from member stores";
 /// What members are told of an alert an admin erased.
 const ERASED_REASON: &str = "erased by the association";
+/// What a retract of an alert past retention says once it is erased.
+const EXPIRED_REASON: &str = "erased: past the retention period";
 /// Why members see an edited alert withdrawn while its author is on probation.
 const EDITED_REASON: &str = "edited; held until the association reviews the change";
 
@@ -921,9 +923,16 @@ async fn remembered_object(
 }
 
 /// Erases an alert's content in the writing transaction: its text,
-/// suspects and vehicles, and every stored event body about it but its
-/// `retract`s. The row stays, for statistics and the audit trail.
-async fn erase_in(tx: &mut AnyConnection, id: i64, now: OffsetDateTime) -> DbResult<()> {
+/// suspects and vehicles, every stored event body about it but its
+/// `retract`s, whose reasons (free text that may quote it) become
+/// `reason`, and the reasons of its flags. The row stays, for statistics;
+/// the audit trail stays as it is.
+async fn erase_in(
+    tx: &mut AnyConnection,
+    id: i64,
+    reason: &str,
+    now: OffsetDateTime,
+) -> DbResult<()> {
     let dialect = Dialect::of(tx);
     sqlx::query(&dialect.sql(
         "UPDATE alerts SET title = '', description = NULL, suspects = '[]', vehicles = '[]', \
@@ -934,12 +943,17 @@ async fn erase_in(tx: &mut AnyConnection, id: i64, now: OffsetDateTime) -> DbRes
     .bind(id)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
-        &dialect.sql("UPDATE events SET body = '' WHERE alert_id = ? AND type <> 'retract'"),
-    )
+    sqlx::query(&dialect.sql(
+        "UPDATE events SET body = CASE WHEN type = 'retract' THEN ? ELSE '' END WHERE alert_id = ?",
+    ))
+    .bind(retract_body(id, Some(reason))?)
     .bind(id)
     .execute(&mut *tx)
     .await?;
+    sqlx::query(&dialect.sql("UPDATE flags SET reason = '' WHERE alert_id = ?"))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
@@ -1571,6 +1585,14 @@ impl Alerts for SqlStore {
         if alert.status != AlertStatus::Published {
             return Ok(FlagOutcome::NotFlaggable(alert.status));
         }
+        // The key first: a retry racing its first try on another node waits
+        // for it here and then answers what it made, not `already_flagged`.
+        if let Some(key) = &idempotency {
+            let object = format!("flag:{id}:{store_id}");
+            if !remember(&mut tx, key, 201, &object, now).await? {
+                return Ok(FlagOutcome::KeyTaken);
+            }
+        }
         let inserted = sqlx::query(&self.sql(
             "INSERT INTO flags (alert_id, store_id, reason, created_at) VALUES (?, ?, ?, ?) \
              ON CONFLICT (alert_id, store_id) DO NOTHING",
@@ -1583,12 +1605,6 @@ impl Alerts for SqlStore {
         .await?;
         if inserted.rows_affected() == 0 {
             return Ok(FlagOutcome::AlreadyFlagged);
-        }
-        if let Some(key) = &idempotency {
-            let object = format!("flag:{id}:{store_id}");
-            if !remember(&mut tx, key, 201, &object, now).await? {
-                return Ok(FlagOutcome::KeyTaken);
-            }
         }
         let flag = Flag {
             alert_id: id,
@@ -1692,7 +1708,7 @@ impl Alerts for SqlStore {
         let Some(alert) = fetch_alert_locking(&mut tx, id, true).await? else {
             return Ok(None);
         };
-        erase_in(&mut tx, id, now).await?;
+        erase_in(&mut tx, id, ERASED_REASON, now).await?;
         audit(
             &mut tx,
             actor,
@@ -1740,7 +1756,7 @@ impl Alerts for SqlStore {
         .await?;
         let actor = Actor("retention".to_owned());
         for id in &ids {
-            erase_in(&mut tx, *id, now).await?;
+            erase_in(&mut tx, *id, EXPIRED_REASON, now).await?;
             audit(
                 &mut tx,
                 &actor,

@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::alerts::changeable;
 use super::extract::{Caller, OptionalJson};
 use super::openapi::RequiredReason;
 use super::safe_writes::{if_match, precondition_failed, Versioned};
@@ -136,6 +137,8 @@ async fn staff_action(
 ) -> Moderated {
     let if_match = if_match(headers)?;
     caller.require_staff(&format!("{} alerts", action.verb()))?;
+    // Past retention it is 404 to staff too, before the sweep erases it.
+    changeable(&ctx, &caller, id, action.verb()).await?;
     moderate(&ctx, &caller, id, action, body.reason.as_deref(), if_match).await
 }
 
