@@ -108,4 +108,28 @@ mod tests {
         assert!(IfMatch::Any.matches(9));
         assert_eq!(etag(7), "\"7\"");
     }
+
+    #[test]
+    fn changed_names_the_fields_that_differ_but_not_the_bookkeeping() {
+        let json = serde_json::json!({
+            "id": 1, "kind": "casing", "status": "published", "title": "t",
+            "occurred_at": "2026-11-24T15:04:05Z", "location": {"lat": 40.0, "lon": -74.0},
+            "radius_km": 25.0, "store": {"id": 1, "name": "s"}, "verified": false,
+            "created_at": "2026-11-24T15:04:05Z", "updated_at": "2026-11-24T15:04:05Z"
+        });
+        let before: Alert = serde_json::from_value(json).expect("alert");
+        assert_eq!(changed_fields(&before, &before), Vec::<&str>::new());
+        let mut after = before.clone();
+        after.title = "new".into();
+        after.vehicles = vec![Default::default()];
+        after.version = 2;
+        after.updated_at += time::Duration::minutes(1);
+        after.status_reason = Some("why".into());
+        assert_eq!(changed_fields(&before, &after), ["title", "vehicles"]);
+        let verified = Alert {
+            verified: true,
+            ..before.clone()
+        };
+        assert_eq!(changed_fields(&before, &verified), ["verified"]);
+    }
 }
