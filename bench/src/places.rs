@@ -3,7 +3,7 @@
 //! Stores are scattered around real metropolitan centres, weighted roughly
 //! by population, from a fixed seed: every run places the same stores. The
 //! exact recipients of an alert are found by brute force over every store,
-//! with the rule of API.md, so that the server's spatial index is checked
+//! with the rule of docs/API.md, so that the server's spatial index is checked
 //! against a computation that shares nothing with it.
 
 use geo::{Destination, Distance, Haversine, Point};
@@ -119,7 +119,7 @@ fn scatter(rng: &mut StdRng, centre: Site) -> Site {
     }
 }
 
-/// The rule of API.md: a store at distance `d` receives an alert when
+/// The rule of docs/API.md: a store at distance `d` receives an alert when
 /// `d <= alert radius` or `d <= store radius`; its author always does.
 pub fn receives(store: Site, store_radius_km: f64, alert: Site, alert_radius_km: f64) -> bool {
     let d = store.distance_km(alert);

@@ -78,7 +78,7 @@ pub async fn hello(socket: &mut Socket) -> Result<String> {
 }
 
 /// Where a p4p subscriber resumes from when the server closes its stream
-/// (4008, a reader too slow for its queue): API.md's recovery, as every
+/// (4008, a reader too slow for its queue): docs/API.md's recovery, as every
 /// real client does it.
 struct Resume {
     url: String,

@@ -187,7 +187,7 @@ impl Api {
     /// Posts a create with an `Idempotency-Key` (a new random one unless
     /// `key` names one) and retries it with the same key while no answer
     /// came, the server was unavailable, or the key's first try still ran:
-    /// the server creates it at most once (API.md, Safe writes).
+    /// the server creates it at most once (docs/API.md, Safe writes).
     pub async fn post_once<B: Serialize, T: DeserializeOwned>(
         &self,
         segments: &[&str],

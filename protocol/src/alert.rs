@@ -45,7 +45,7 @@ impl AlertKind {
         }
     }
 
-    /// The reach of an alert of this kind when its author names none (API.md).
+    /// The reach of an alert of this kind when its author names none (docs/API.md).
     pub fn default_radius_km(self) -> f64 {
         match self {
             AlertKind::Casing => 25.0,

@@ -1,4 +1,4 @@
-//! The p4p wire contract (`API.md`, v1) as serde types.
+//! The p4p wire contract (`docs/API.md`, v1) as serde types.
 //!
 //! These types say what travels on the wire and nothing more: a request type
 //! accepts anything well-formed, and the server turns it into checked domain

@@ -82,7 +82,7 @@ pub struct ServeArgs {
 
     /// How often alerts past retention are erased (their text, suspects and
     /// vehicles, stored stream events included), and expired idempotency
-    /// keys forgotten. At most an hour: API.md promises erasure within it.
+    /// keys forgotten. At most an hour: docs/API.md promises erasure within it.
     #[arg(long, env = "P4P_ERASE_INTERVAL_SECS", default_value_t = 600,
           value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub erase_interval_secs: u64,

@@ -1,4 +1,4 @@
-//! Retention erases (API.md): alerts that happened longer ago than the
+//! Retention erases (docs/API.md): alerts that happened longer ago than the
 //! retention period lose their text, suspects and vehicles, stored stream
 //! events included, within the hour; expired idempotency keys go too.
 //!

@@ -34,7 +34,7 @@ struct Posted {
     radius_km: f64,
 }
 
-/// A listening store and what API.md's rule owes it.
+/// A listening store and what docs/API.md's rule owes it.
 #[derive(Debug, Clone, Copy)]
 struct Watcher {
     id: i64,

@@ -1,4 +1,4 @@
-//! Every limit and bad input of API.md answers the right status and a
+//! Every limit and bad input of docs/API.md answers the right status and a
 //! problem document naming the field; nothing bad is stored.
 
 use p4p_tests::places::*;

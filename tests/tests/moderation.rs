@@ -428,7 +428,7 @@ async fn an_edit_that_moves_an_alert_retracts_it_where_it_left_and_alerts_where_
 }
 
 #[tokio::test]
-/// Replay shows the network as it is now (API.md): the delivery rule as
+/// Replay shows the network as it is now (docs/API.md): the delivery rule as
 /// live applied it, but current versions only, nothing of an alert no
 /// longer published, and every `retract` still sent.
 async fn replay_after_moderation_shows_the_network_as_it_is_now() {
@@ -710,7 +710,7 @@ fn rfc3339(at: time::OffsetDateTime) -> Value {
     )
 }
 
-/// Retention erases (API.md): an alert past the retention period is 404 to
+/// Retention erases (docs/API.md): an alert past the retention period is 404 to
 /// everyone, staff included, at once, and leaves replay; its text, suspects
 /// and vehicles leave the database (event bodies included) at the next
 /// sweep; its audit entries stay. Older `occurred_at` is refused. The

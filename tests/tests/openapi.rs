@@ -1,10 +1,10 @@
 //! `GET /v1/openapi.json`: an OpenAPI 3 document that lists every endpoint
-//! of API.md, each of which the server really serves.
+//! of docs/API.md, each of which the server really serves.
 
 use p4p_tests::{Reply, TestServer};
 use serde_json::{json, Value};
 
-/// Every HTTP endpoint of API.md (v1), as method and path template.
+/// Every HTTP endpoint of docs/API.md (v1), as method and path template.
 const API_MD: &[(&str, &str)] = &[
     ("post", "/v1/pledge"),
     ("post", "/v1/pledge/{store_id}/claim"),

@@ -214,7 +214,7 @@ pub enum AlertChange {
 }
 
 /// An `Idempotency-Key` to keep with what a create writes, in the same
-/// transaction (API.md, Safe writes).
+/// transaction (docs/API.md, Safe writes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey {
     /// `store:7` for store tokens, `token:3` for staff.
@@ -224,7 +224,7 @@ pub struct IdempotencyKey {
     pub fingerprint: String,
 }
 
-/// How long an idempotency key is remembered (API.md: 24 hours).
+/// How long an idempotency key is remembered (docs/API.md: 24 hours).
 pub const IDEMPOTENCY_SECONDS: i64 = 24 * 60 * 60;
 
 /// A create remembered under its key: what it answered.

@@ -661,7 +661,7 @@ fn update_body(changed: &str, alert: &Alert) -> DbResult<String> {
     ))
 }
 
-/// Replay shows the network as it is now (API.md): after a change to
+/// Replay shows the network as it is now (docs/API.md): after a change to
 /// `alert`, the stored bodies of its earlier events are rewritten in the
 /// same transaction, so that no withdrawn content stays in them. `alert`
 /// and `update` events carry its current version while it is published,

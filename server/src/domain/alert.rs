@@ -1,4 +1,4 @@
-//! A new alert, checked against every limit of API.md.
+//! A new alert, checked against every limit of docs/API.md.
 
 use p4p_protocol::{Alert, AlertKind, AlertPatch, NewAlert, Suspect, Timestamp, Vehicle};
 use time::{Duration, OffsetDateTime};
@@ -489,7 +489,7 @@ mod tests {
             store()
         }
 
-        /// Every limit of API.md holds for an accepted alert.
+        /// Every limit of docs/API.md holds for an accepted alert.
         fn assert_within_limits(alert: &ValidAlert) {
             let title = chars(&alert.title);
             assert!((1..=MAX_TITLE).contains(&title), "title of {title}");

@@ -1,6 +1,6 @@
 //! Who receives an event: the one delivery rule, for live fanout and replay.
 //!
-//! API.md: a store at distance `d` from the alert receives it when
+//! docs/API.md: a store at distance `d` from the alert receives it when
 //! `d <= alert.radius_km` (the store is inside the alert's reach) or
 //! `d <= store.radius_km` (the alert is inside the store's area of interest);
 //! the alert's author receives it too.
@@ -128,7 +128,7 @@ pub fn delivery(event: &Event, listener: &Listener, not_before: i64) -> Option<D
         .then_some(Delivery { kind, distance_km })
 }
 
-/// The rule of API.md for an alert covering `reach`.
+/// The rule of docs/API.md for an alert covering `reach`.
 fn reaches(event: &Event, reach: Area, listener: &Listener) -> bool {
     let distance = reach.center.distance_km(listener.interest.center);
     distance <= reach.radius.km()

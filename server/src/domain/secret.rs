@@ -5,7 +5,7 @@ use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-/// Every token starts with this (API.md).
+/// Every token starts with this (docs/API.md).
 pub const TOKEN_PREFIX: &str = "p4p_";
 /// Claim secrets are told apart from tokens by their prefix.
 pub const CLAIM_PREFIX: &str = "p4pclaim_";

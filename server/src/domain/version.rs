@@ -1,5 +1,5 @@
 //! An alert's version: what `ETag` and `If-Match` speak of, and what an
-//! `update` frame says changed (API.md, Safe writes).
+//! `update` frame says changed (docs/API.md, Safe writes).
 
 use p4p_protocol::Alert;
 

@@ -130,7 +130,7 @@ async fn remembered_alert(
     Ok((safe_writes::status_of(remembered), Versioned(alert)))
 }
 
-/// API.md: an alert that happened longer ago than the retention period
+/// docs/API.md: an alert that happened longer ago than the retention period
 /// would be erased at once; it is refused.
 fn within_retention(
     ctx: &ApiContext,

@@ -1,4 +1,4 @@
-//! The HTTP and WebSocket API (API.md): one router per resource, merged
+//! The HTTP and WebSocket API (docs/API.md): one router per resource, merged
 //! here, sharing one [`ApiContext`].
 
 mod alerts;
@@ -36,7 +36,7 @@ use crate::domain::delivery::Event;
 use crate::domain::moderation::Policy;
 use crate::fanout::Hub;
 
-/// API.md: larger request bodies are refused with 413 before parsing.
+/// docs/API.md: larger request bodies are refused with 413 before parsing.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// What every handler shares.

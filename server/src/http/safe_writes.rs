@@ -1,4 +1,4 @@
-//! Safe writes (API.md): `ETag` and `If-Match` on alerts, so that no edit
+//! Safe writes (docs/API.md): `ETag` and `If-Match` on alerts, so that no edit
 //! silently undoes another, and `Idempotency-Key` on creates, so that a
 //! retry after a timeout, a crash or on another node creates nothing twice.
 
@@ -59,7 +59,7 @@ pub fn precondition_failed(id: i64, version: i64) -> ApiError {
 
 /// The header a client names its create with.
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
-/// API.md: 1 to 200 visible ASCII characters.
+/// docs/API.md: 1 to 200 visible ASCII characters.
 const MAX_KEY: usize = 200;
 
 /// The keys whose first request is still running on this node: a second

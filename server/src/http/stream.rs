@@ -52,7 +52,7 @@ struct StreamParams {
 }
 
 /// The live stream: a WebSocket of JSON text frames (`hello`, `alert`,
-/// `update`, `retract`, and for staff `pending` and `flag`; API.md).
+/// `update`, `retract`, and for staff `pending` and `flag`; docs/API.md).
 #[utoipa::path(
     get, path = "/v1/stream", tag = "stream",
     params(
