@@ -17,7 +17,7 @@ use super::openapi::RequiredReason;
 use super::{committed, ApiContext, ApiError};
 use crate::db::{AlertQuery, Edit, EditOutcome, FlagOutcome, Viewer};
 use crate::domain::alert::{patched, ValidAlert};
-use crate::domain::moderation::AlertAction;
+use crate::domain::moderation::{Admission, AlertAction};
 use crate::domain::place::{Area, Place, RadiusKm};
 use crate::domain::reason;
 use crate::domain::Invalid;
@@ -60,10 +60,10 @@ async fn post_alert(
         id: store.id,
         name: store.name.clone(),
     };
-    let status = status_of_new_alert(&ctx, store.id).await?;
+    let admission = status_of_new_alert(&ctx, store.id).await?;
     let storage = ctx.storage.clone();
     let posted = committed(&ctx, async move {
-        Ok(storage.post_alert(&author, &alert, status, now).await?)
+        Ok(storage.post_alert(&author, &alert, &admission, now).await?)
     })
     .await?;
     tracing::info!(alert_id = posted.id, kind = %posted.kind, status = %posted.status, "alert posted");
@@ -71,7 +71,7 @@ async fn post_alert(
 }
 
 /// Whether a store's new alert would be published or wait for a moderator.
-async fn status_of_new_alert(ctx: &ApiContext, store_id: i64) -> Result<AlertStatus, ApiError> {
+async fn status_of_new_alert(ctx: &ApiContext, store_id: i64) -> Result<Admission, ApiError> {
     // Probation only needs to know whether the store reached its count.
     let published_before = match ctx.policy.probation_alerts {
         0 => 0,
@@ -156,7 +156,7 @@ async fn edit(
     // no content reaches members unseen by a moderator.
     let by_author = caller.store.is_some();
     let hold = match &caller.store {
-        Some(store) => status_of_new_alert(&ctx, store.id).await? == AlertStatus::Pending,
+        Some(store) => status_of_new_alert(&ctx, store.id).await?.status == AlertStatus::Pending,
         None => false,
     };
     let storage = ctx.storage.clone();
