@@ -190,7 +190,8 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
+            // Errors may quote the server (a problem's `detail`).
+            eprintln!("error: {}", render::escape(&error.to_string()));
             ExitCode::FAILURE
         }
     }

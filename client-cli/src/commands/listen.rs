@@ -320,7 +320,7 @@ impl Listener {
             Err(error) => {
                 // Scripts still get it as it came; people are told.
                 if self.json {
-                    output::line(text)?;
+                    output::json_line(text)?;
                 }
                 eprintln!("warning: a frame this client cannot read: {error}");
                 return Ok(());
@@ -332,7 +332,7 @@ impl Listener {
                 self.greet(hello, text, since)
             }
             // Scripts may know frame types this client does not.
-            Frame::Unknown if self.json => Ok(output::line(text)?),
+            Frame::Unknown if self.json => Ok(output::json_line(text)?),
             Frame::Unknown => Ok(()),
             event => self.process(event, text).await,
         }
@@ -340,7 +340,7 @@ impl Listener {
 
     fn greet(&mut self, hello: &Hello, text: &str, since: Option<i64>) -> anyhow::Result<()> {
         if self.json {
-            output::line(text)?;
+            output::json_line(text)?;
         }
         match since {
             Some(since) => eprintln!(
@@ -369,7 +369,7 @@ impl Listener {
             return Ok(());
         }
         if self.json {
-            output::line(text)?;
+            output::json_line(text)?;
         } else if let Some(block) = render::frame(frame) {
             output::line(&format!("{block}\n"))?;
         }
