@@ -28,7 +28,10 @@ pub fn json(value: &serde_json::Value) -> Result<(), OutputError> {
     json_line(&text)
 }
 
-/// Prints JSON text as it came from the server (a stream frame), on one line.
+/// Prints JSON text as it came from the server (a stream frame) on one
+/// line: a raw LF or CR can only be whitespace between tokens (or make it
+/// no JSON at all), so it becomes a space, and one frame stays one line.
 pub fn json_line(text: &str) -> Result<(), OutputError> {
-    line(&render::escape_json(text))
+    let one_line = text.replace(['\n', '\r'], " ");
+    line(&render::escape_json(&one_line))
 }

@@ -48,17 +48,22 @@ pub fn escape(text: &str) -> Cow<'_, str> {
     Cow::Owned(shown)
 }
 
-/// JSON text with every unsafe character as a JSON escape (`\u001b`,
-/// `\u202e`): the same JSON value, safe on a terminal. serde escapes C0
-/// controls already, but not DEL, C1 controls or the bidirectional ones,
-/// and a frame that is not JSON at all is printed as it came.
+/// JSON text with every unsafe character but JSON's own whitespace (LF,
+/// CR, TAB) as a JSON escape (`\u001b`, `\u202e`): the same JSON value,
+/// safe on a terminal. serde escapes C0 controls inside strings already,
+/// but not DEL, C1 controls or the bidirectional ones; and a frame that is
+/// not JSON at all is printed as it came, so ESC is escaped here too. (LF,
+/// CR and TAB outside strings are whitespace between tokens; inside a
+/// string they are not JSON; for a stream frame, `output::json_line` makes
+/// LF and CR spaces.)
 pub fn escape_json(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(is_unsafe) {
+    let escaped = |c: char| is_unsafe(c) && !matches!(c, '\n' | '\r' | '\t');
+    if !text.chars().any(escaped) {
         return Cow::Borrowed(text);
     }
     let mut shown = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if is_unsafe(c) {
+        if escaped(c) {
             let _ = write!(shown, "\\u{:04x}", u32::from(c));
         } else {
             shown.push(c);
@@ -422,6 +427,8 @@ mod tests {
         let text = serde_json::json!({ "t": "a\u{7f}\u{9b}\u{202e}b\u{1b}" }).to_string();
         let safe = escape_json(&text);
         assert!(!safe.chars().any(is_unsafe), "{safe}");
+        let pretty = serde_json::to_string_pretty(&serde_json::json!({ "a": [1] })).expect("JSON");
+        assert_eq!(escape_json(&pretty), pretty, "structural whitespace stays");
         let back: serde_json::Value = serde_json::from_str(&safe).expect("still JSON");
         assert_eq!(back["t"], "a\u{7f}\u{9b}\u{202e}b\u{1b}");
     }

@@ -96,9 +96,13 @@ impl Policy {
         let reason = if self.mode == ModerationMode::Pre {
             Some("held for review: every alert waits until a moderator approves it".to_owned())
         } else if published_before < probation {
+            let first = match probation {
+                1 => "first alert waits".to_owned(),
+                n => format!("first {n} alerts wait"),
+            };
             Some(format!(
                 "new member: held until a moderator approves it (probation: a new store's \
-                 first {probation} alerts wait for review; {published_before} of them published so far)"
+                 {first} for review; {published_before} published so far)"
             ))
         } else {
             None
@@ -158,7 +162,7 @@ mod tests {
             "{reason}"
         );
         assert!(
-            reason.contains("first 3 alerts") && reason.contains("1 of them published"),
+            reason.contains("first 3 alerts wait") && reason.contains("; 1 published so far"),
             "{reason}"
         );
         let pre = policy(ModerationMode::Pre, 0).status_of_new_alert(9);
