@@ -267,6 +267,21 @@ impl TestServer {
         false
     }
 
+    /// Runs one SQL statement on this server's database behind its back:
+    /// for content the API would refuse (what an old or hostile server
+    /// could send a client).
+    pub async fn execute_sql(&self, statement: &str) {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut connection = sqlx::AnyConnection::connect(&self.database_url)
+            .await
+            .expect("connect to the test database");
+        sqlx::query(statement)
+            .execute(&mut connection)
+            .await
+            .unwrap_or_else(|error| panic!("{statement}: {error}"));
+    }
+
     /// The PostgreSQL database's name, when there is one.
     pub fn postgres_database(&self) -> Option<&str> {
         self.postgres.as_ref().map(|db| db.name.as_str())
