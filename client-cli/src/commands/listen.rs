@@ -29,7 +29,7 @@ use crate::api::{error_chain, ServerUrl};
 use crate::context::Context;
 use crate::secret::Token;
 use crate::{output, render};
-use membership::{SaidOnce, TokenSource, CLAIM_AGAIN, MEMBERSHIP_RETRY};
+use membership::{SaidOnce, TokenSource, CLAIM_AGAIN};
 use seq_file::SeqFile;
 
 #[derive(Debug, clap::Args)]
@@ -56,6 +56,16 @@ pub struct ListenArgs {
     /// on to the next event.
     #[arg(long, value_enum, default_value_t = ExecFailures::Retry, value_name = "WHAT")]
     pub exec_failures: ExecFailures,
+
+    /// How often a store that may not listen (pending, suspended) checks
+    /// again, in seconds (for tests).
+    #[arg(
+        long,
+        env = "P4P_LISTEN_HELD_RETRY_SECS",
+        default_value_t = 60,
+        hide = true
+    )]
+    pub held_retry_secs: u64,
 }
 
 /// `--exec-failures`: whether a failed `--exec` holds the position.
@@ -92,7 +102,10 @@ pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
         (Some(token), _, _) => token.clone(),
         // A pledge awaiting approval: wait for it rather than exit.
         (None, Some(store_id), Ok(path)) if ctx.config.file.claim_secret.is_some() => {
-            match membership::wait_for_approval(&ctx.server, path, store_id, &mut stop).await? {
+            let retry = Duration::from_secs(args.held_retry_secs.max(1));
+            match membership::wait_for_approval(&ctx.server, path, store_id, retry, &mut stop)
+                .await?
+            {
                 Some(token) => token,
                 None => return Ok(()),
             }
@@ -117,6 +130,7 @@ pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
         last_seq: args.since.or(saved),
         seq_file,
         held: false,
+        held_retry: Duration::from_secs(args.held_retry_secs.max(1)),
         said: SaidOnce::default(),
         stop,
     };
@@ -135,7 +149,7 @@ enum Reconnect {
     After(Duration, String),
     /// At once, without `since`: the server is behind our saved seq.
     FromHead(String),
-    /// After [`MEMBERSHIP_RETRY`], with the token the config file holds
+    /// After `--held-retry-secs` (60 s), with the token the config file holds
     /// then: the store is suspended or not approved yet.
     Held(String),
     /// Not at all: Ctrl-C or SIGTERM.
@@ -155,6 +169,8 @@ struct Listener {
     /// Whether the server last said the store may not listen (suspended,
     /// not approved): a revoked token then means reinstatement, not theft.
     held: bool,
+    /// How often a held store tries again.
+    held_retry: Duration,
     /// Why the listener waits, said once while it stays true.
     said: SaidOnce,
     /// Turns true on Ctrl-C or SIGTERM.
@@ -184,10 +200,10 @@ impl Listener {
                     self.held = true;
                     self.said.say(&format!(
                         "{why}; trying again every {} s",
-                        MEMBERSHIP_RETRY.as_secs()
+                        self.held_retry.as_secs()
                     ));
                     tokio::select! {
-                        () = tokio::time::sleep(MEMBERSHIP_RETRY) => {}
+                        () = tokio::time::sleep(self.held_retry) => {}
                         _ = stop.wait_for(|stopped| *stopped) => return Ok(()),
                     }
                     self.pick_up_new_token()?;

@@ -3,11 +3,11 @@
 //! comes back by itself when the association acts.
 //!
 //! - A pledge still pending (no token yet): the listener checks the claim
-//!   every [`MEMBERSHIP_RETRY`]; once the store is approved it saves the
+//!   every minute (`--held-retry-secs`); once the store is approved it saves the
 //!   token to the config file, as `p4p pledge status` would, and listens.
 //! - A pledge rejected: nothing to wait for; it exits with the reason.
 //! - A store suspended: its token answers 403 `store_suspended` with the
-//!   reason. The listener tries again every [`MEMBERSHIP_RETRY`], reading
+//!   reason. The listener tries again every minute, reading
 //!   the config file again each time, because reinstatement revokes every
 //!   token the store had: the store claims a new one with the claim secret
 //!   staff hand out (`p4p pledge claim STORE_ID --secret S`), and the
@@ -23,9 +23,6 @@ use crate::api::{Api, ApiError, ServerUrl};
 use crate::config::Config;
 use crate::render;
 use crate::secret::Token;
-
-/// How often a store that waits for the association checks again.
-pub const MEMBERSHIP_RETRY: Duration = Duration::from_secs(60);
 
 /// How to claim a fresh token after reinstatement.
 pub const CLAIM_AGAIN: &str = "once staff reinstate the store they hand you a claim secret: \
@@ -66,12 +63,13 @@ impl SaidOnce {
 }
 
 /// Waits until the store's pledge is approved, then claims its token, saves
-/// it to the config file at `config_path` and returns it. A rejected pledge
+/// it to the config file at `config_path` and returns it; checks every `retry`. A rejected pledge
 /// is an error with the reason. Stops (`None`) when `stop` turns true.
 pub async fn wait_for_approval(
     server: &ServerUrl,
     config_path: &Path,
     store_id: i64,
+    retry: Duration,
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Token>> {
     let api = Api::new(server.clone(), None)?;
@@ -106,7 +104,7 @@ pub async fn wait_for_approval(
                 _ => said.say(&format!(
                     "store #{store_id} is pending approval by the association; waiting, \
                      checking every {} s",
-                    MEMBERSHIP_RETRY.as_secs()
+                    retry.as_secs()
                 )),
             },
             Err(ApiError::Problem { problem, .. }) if problem.code == "pledge_rejected" => {
@@ -122,13 +120,10 @@ pub async fn wait_for_approval(
                 ));
             }
             Err(error @ ApiError::Problem { .. }) => return Err(error.into()),
-            Err(error) => said.say(&format!(
-                "{error}; trying again in {} s",
-                MEMBERSHIP_RETRY.as_secs()
-            )),
+            Err(error) => said.say(&format!("{error}; trying again in {} s", retry.as_secs())),
         }
         tokio::select! {
-            () = tokio::time::sleep(MEMBERSHIP_RETRY) => {}
+            () = tokio::time::sleep(retry) => {}
             _ = stop.wait_for(|stopped| *stopped) => return Ok(None),
         }
     }
