@@ -33,11 +33,14 @@ fn refused_naming(reply: &Reply, field: &str, what: &str) {
     );
 }
 
+/// Puts a text into one field of an alert's body.
+type SetField = fn(&mut Value, String);
+
 #[tokio::test]
 async fn every_single_line_field_of_an_alert_refuses_line_breaks_controls_and_bidi_overrides() {
     let (server, _staff, store) = TestServer::with_store().await;
     let api = server.api(Some(&store.token));
-    let fields: [(&str, fn(&mut Value, String)); 4] = [
+    let fields: [(&str, SetField); 4] = [
         ("title", |alert, text| alert["title"] = text.into()),
         ("suspects[0].clothing", |alert, text| {
             alert["suspects"] = json!([{ "clothing": text }])
