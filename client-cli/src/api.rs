@@ -166,17 +166,54 @@ impl Api {
         segments: &[&str],
         body: &B,
     ) -> Result<Reply<T>, ApiError> {
-        let request = self.request(Method::POST, segments).json(body);
+        self.send_json(Method::POST, segments, body, &[]).await
+    }
+
+    /// Sends a JSON body with extra headers (`If-Match`, `Idempotency-Key`).
+    pub async fn send_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: &B,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply<T>, ApiError> {
+        let mut request = self.request(method, segments).json(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         self.send(request).await?.decode()
     }
 
-    pub async fn patch<B: Serialize, T: DeserializeOwned>(
+    /// Posts a create with an `Idempotency-Key` (a new random one unless
+    /// `key` names one) and retries it with the same key while no answer
+    /// came, the server was unavailable, or the key's first try still ran:
+    /// the server creates it at most once (API.md, Safe writes).
+    pub async fn post_once<B: Serialize, T: DeserializeOwned>(
         &self,
         segments: &[&str],
         body: &B,
+        key: Option<&str>,
     ) -> Result<Reply<T>, ApiError> {
-        let request = self.request(Method::PATCH, segments).json(body);
-        self.send(request).await?.decode()
+        let key = key.map_or_else(new_idempotency_key, str::to_owned);
+        let mut wait = Duration::from_secs(1);
+        let mut attempt = 1;
+        loop {
+            let sent = self
+                .send_json(Method::POST, segments, body, &[("Idempotency-Key", &key)])
+                .await;
+            match sent {
+                Err(error) if attempt < POST_ATTEMPTS && worth_retrying(&error) => {
+                    eprintln!(
+                        "p4p: {error}; trying again in {} s with the same Idempotency-Key (it cannot be posted twice)",
+                        wait.as_secs()
+                    );
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                    attempt += 1;
+                }
+                answered => return answered,
+            }
+        }
     }
 
     /// `DELETE`: the answer may have no body at all (204).
@@ -218,6 +255,28 @@ impl Api {
             return Err(raw.into_error());
         }
         Ok(raw)
+    }
+}
+
+/// Tries of a create before the CLI gives up (1, 2, 4, 8 s between them).
+const POST_ATTEMPTS: u32 = 5;
+
+/// A fresh `Idempotency-Key`: 122 random bits.
+pub fn new_idempotency_key() -> String {
+    format!("p4p-cli-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Whether a create may have been lost on the way and is safe to send
+/// again with its key: no answer, a server error or unavailability, or the
+/// key's first try still running.
+fn worth_retrying(error: &ApiError) -> bool {
+    match error {
+        ApiError::Unreachable { .. } => true,
+        ApiError::Problem { status, problem } => {
+            status.is_server_error() || problem.code == "idempotency_in_progress"
+        }
+        ApiError::Unexpected { status, .. } => status.is_server_error(),
+        ApiError::Client(_) => false,
     }
 }
 

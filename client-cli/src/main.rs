@@ -15,8 +15,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use commands::{
-    alerts, audit, edit, flag, listen, login, moderation, pledge, post, retract, show, stores,
-    tokens,
+    alerts, audit, edit, erase, flag, listen, login, moderation, pledge, post, retract, show,
+    stores, tokens,
 };
 use context::{Context, GlobalArgs};
 
@@ -110,7 +110,9 @@ p4p listen --exec 'notify-send \"p4p $P4P_FRAME_TYPE\" \"$(jq -r .alert.title)\"
     #[command(
         long_about = "Post an alert. It reaches every member store within its radius (by \
 default, by kind) of where it happened (by default, your store). Describe each suspect \
-and vehicle with `key=value` pairs separated by `;`.",
+and vehicle with `key=value` pairs separated by `;`. A post that gets no answer (a \
+timeout, a restarting server) is retried with the same Idempotency-Key: it is posted \
+once, never twice.",
         after_help = "Example:\n  \
 p4p post --kind casing --title \"Two men casing showcases, left in a silver sedan\" \\\n      \
 --suspect \"sex=male; age=30s; clothing=red hoodie; shoes=white sneakers\" \\\n      \
@@ -135,11 +137,14 @@ p4p alerts --before-id 17")]
         long_about = "Correct an alert you posted (staff: any alert). Only the fields given \
 change, and at least one must be given. --suspect and --vehicle replace the alert's whole list of suspects or vehicles \
 (repeat them to give several); --clear-suspects and --clear-vehicles empty it. Stores \
-that received the alert receive the update.",
+that received the alert receive the update. The edit applies only to the version of the \
+alert it read (If-Match): if someone changed it meanwhile, nothing changes and p4p says so; \
+--if-version names the version you saw in `p4p show`.",
         after_help = "Examples:\n  \
 p4p edit 42 --title \"Two men casing showcases, left in a silver Honda\"\n  \
 p4p edit 42 --vehicle \"make=Honda; model=Civic; color=silver; plate=ABC1234\"\n  \
-p4p edit 42 --lat 40.7128 --lon -74.006 --radius-km 10 --clear-suspects"
+p4p edit 42 --lat 40.7128 --lon -74.006 --radius-km 10 --clear-suspects\n  \
+p4p edit 42 --if-version 3 --title \"Three men, not two\""
     )]
     Edit(edit::EditArgs),
 
@@ -150,6 +155,16 @@ received it are told to drop it, with the reason.",
         after_help = "Example:\n  p4p retract 42 --reason \"Duplicate of 41\""
     )]
     Retract(retract::RetractArgs),
+
+    /// Admins: erase an alert at once (a defamatory one), with the reason.
+    #[command(
+        long_about = "Erase an alert at once (admins): its text, suspects and vehicles \
+leave the server, stored stream events included; it is gone for everyone, staff too, and \
+stores that showed it are told to drop it. The reason goes to the audit trail. Use it for \
+an alert that must not exist (a defamatory one); `p4p retract` withdraws an ordinary one.",
+        after_help = "Example:\n  p4p erase 42 --reason \"Names a customer, not a suspect\""
+    )]
+    Erase(erase::EraseArgs),
 
     /// Report an alert as wrong or abusive to the association.
     #[command(
@@ -219,6 +234,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Edit(args) => edit::run(&ctx, args).await,
         Command::Retract(args) => retract::run(&ctx, args).await,
         Command::Flag(args) => flag::run(&ctx, args).await,
+        Command::Erase(args) => erase::run(&ctx, args).await,
         Command::Tokens(args) => tokens::run(&ctx, args).await,
         Command::Stores(args) => stores::run(&ctx, args).await,
         Command::Mod(args) => moderation::run(&ctx, args).await,

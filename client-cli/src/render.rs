@@ -312,6 +312,7 @@ mod tests {
                 name: "Main Street Jewelers".to_owned(),
             },
             verified: false,
+            version: 1,
             status_reason: None,
             created_at: datetime!(2026-11-24 15:06:00 UTC),
             updated_at: datetime!(2026-11-24 15:06:00 UTC),
@@ -321,6 +322,7 @@ mod tests {
     #[test]
     fn an_alert_frame_reads_as_a_block() {
         let frame = Frame::Alert(AlertFrame {
+            changed: None,
             seq: 1235,
             distance_km: Some(3.2),
             alert: Box::new(casing_alert()),
@@ -458,6 +460,7 @@ mod tests {
         alert.description = Some(format!("Watched the door.{forged}\r\n\tthen left"));
         alert.status_reason = Some(forged.to_owned());
         let frame = Frame::Alert(AlertFrame {
+            changed: None,
             seq: 7,
             distance_km: Some(1.0),
             alert: Box::new(alert.clone()),

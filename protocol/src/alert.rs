@@ -316,6 +316,10 @@ pub struct Alert {
     pub store: StoreRef,
     #[serde(default)]
     pub verified: bool,
+    /// 1 on creation, +1 on every change to what this object shows; the
+    /// `ETag` of its responses, for `If-Match`.
+    #[serde(default = "first_version")]
+    pub version: i64,
     /// Why it was rejected, retracted or held: shown to its author and staff.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
@@ -325,6 +329,21 @@ pub struct Alert {
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
+}
+
+fn first_version() -> i64 {
+    1
+}
+
+/// `POST /v1/alerts/{id}/erase`: what is left of an erased alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErasedAlert {
+    pub alert_id: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub erased_at: Timestamp,
+    pub reason: String,
 }
 
 /// `GET /v1/alerts`: newest first.

@@ -70,6 +70,9 @@ pub struct AlertFrame {
     /// From the receiving store to the alert; absent on staff streams.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distance_km: Option<f64>,
+    /// `update` frames: the names of the alert's fields that changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed: Option<Vec<String>>,
     pub alert: Box<Alert>,
 }
 

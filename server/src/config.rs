@@ -73,11 +73,19 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub flag_threshold: u32,
 
-    /// Alerts that happened longer ago than this leave members' views and
-    /// replay; staff still see them and the audit trail stays.
+    /// Alerts that happened longer ago than this are erased: 404 to
+    /// everyone at once, their content gone from the database within the
+    /// hour; the audit trail stays. Older `occurred_at` is refused.
     #[arg(long, env = "P4P_RETENTION_DAYS", default_value_t = 365,
           value_parser = clap::value_parser!(u32).range(1..=36_500))]
     pub retention_days: u32,
+
+    /// How often alerts past retention are erased (their text, suspects and
+    /// vehicles, stored stream events included), and expired idempotency
+    /// keys forgotten. At most an hour: API.md promises erasure within it.
+    #[arg(long, env = "P4P_ERASE_INTERVAL_SECS", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub erase_interval_secs: u64,
 
     #[command(flatten)]
     pub limits: LimitArgs,

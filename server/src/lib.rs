@@ -6,6 +6,7 @@
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod erasure;
 pub mod fanout;
 pub mod http;
 pub mod metrics;
@@ -68,6 +69,7 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         hears_other_nodes,
         limits: Arc::new(Limits::new(&args.limits)),
         metrics,
+        in_progress: Arc::default(),
     };
     if args.limits.rate_limits == config::Switch::Off {
         tracing::warn!(
@@ -77,6 +79,11 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         );
     }
     tokio::spawn(forget_idle_limits(ctx.limits.clone()));
+    tokio::spawn(erasure::sweep_forever(
+        ctx.storage.clone(),
+        policy,
+        Duration::from_secs(args.erase_interval_secs),
+    ));
     let listener = TcpListener::bind(&args.bind)
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;

@@ -282,6 +282,70 @@ impl TestServer {
             .unwrap_or_else(|error| panic!("{statement}: {error}"));
     }
 
+    /// Every row of every table of this server's database, as text, read
+    /// through SQL: what the database still holds, whatever the API shows.
+    pub async fn stored_text(&self) -> String {
+        use sqlx::{Connection, Row};
+        let mut text = String::new();
+        if let Some(database) = self.postgres_database() {
+            let url = format!("{}/{database}", postgres_admin_url());
+            let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .expect("tables");
+            for table in tables {
+                let rows = sqlx::query(&format!("SELECT t::text AS row FROM \"{table}\" t"))
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("rows");
+                for row in rows {
+                    text.push_str(&row.get::<String, _>("row"));
+                    text.push('\n');
+                }
+            }
+        } else {
+            let url = format!("{}?mode=ro", self.database_url);
+            let mut conn = sqlx::SqliteConnection::connect(&url)
+                .await
+                .expect("connect");
+            let tables: Vec<String> =
+                sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("tables");
+            for table in tables {
+                let columns: Vec<String> =
+                    sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                        .fetch_all(&mut conn)
+                        .await
+                        .expect("columns");
+                let row = columns
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "COALESCE(CASE typeof(\"{c}\") WHEN 'blob' THEN hex(\"{c}\") \
+                             ELSE CAST(\"{c}\" AS TEXT) END, '')"
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" || ' ' || ");
+                let rows: Vec<String> =
+                    sqlx::query_scalar(&format!("SELECT {row} FROM \"{table}\""))
+                        .fetch_all(&mut conn)
+                        .await
+                        .expect("rows");
+                for row in rows {
+                    text.push_str(&row);
+                    text.push('\n');
+                }
+            }
+        }
+        text
+    }
+
     /// The PostgreSQL database's name, when there is one.
     pub fn postgres_database(&self) -> Option<&str> {
         self.postgres.as_ref().map(|db| db.name.as_str())
@@ -584,6 +648,29 @@ pub struct Reply {
 }
 
 impl Reply {
+    async fn read(response: reqwest::Response) -> Result<Reply, reqwest::Error> {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let text = response.text().await?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok(Reply {
+            status,
+            content_type,
+            body,
+            headers,
+        })
+    }
+
+    /// A response header, as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
     pub fn str(&self, field: &str) -> &str {
         self.body[field]
             .as_str()
@@ -635,6 +722,31 @@ impl Api {
         self.send(reqwest::Method::DELETE, path, None).await
     }
 
+    /// Sends a request with extra headers (`If-Match`, `Idempotency-Key`).
+    pub async fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.expect("request");
+        Reply::read(response).await.expect("response")
+    }
+
     /// Sends raw bytes as the body, for malformed and oversized input.
     pub async fn post_raw(&self, path: &str, body: impl Into<Vec<u8>>) -> Reply {
         self.send(reqwest::Method::POST, path, Some(body.into()))
@@ -674,21 +786,7 @@ impl Api {
                 .body(body);
         }
         let response = request.send().await?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let content_type = headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let text = response.text().await?;
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Ok(Reply {
-            status,
-            content_type,
-            body,
-            headers,
-        })
+        Reply::read(response).await
     }
 
     /// Posts an alert; asserts 201 and returns it.

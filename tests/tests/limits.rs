@@ -177,12 +177,20 @@ async fn defaults_fill_what_the_author_leaves_out() {
 #[tokio::test]
 async fn a_full_alert_round_trips_every_field() {
     let (_server, api, store) = store_server().await;
+    // Three days ago, to the second: a fixed date would one day pass the
+    // retention period and be refused.
+    let three_days_ago = time::OffsetDateTime::now_utc() - time::Duration::days(3);
+    let occurred_at = three_days_ago
+        .replace_nanosecond(0)
+        .expect("whole seconds")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format");
     let posted = api
         .post_alert(&json!({
             "kind": "smash_and_grab",
             "title": "Crew of three smashed the front case",
             "description": "Hammers, 40 seconds, left northbound.",
-            "occurred_at": "2026-11-24T15:04:05Z",
+            "occurred_at": occurred_at,
             "location": { "lat": 40.75, "lon": -73.99 },
             "radius_km": 30,
             "suspects": [{ "sex": "male", "age": "30s", "height": "6 ft", "build": "heavy",
@@ -196,7 +204,7 @@ async fn a_full_alert_round_trips_every_field() {
     let fetched = api.get(&format!("/v1/alerts/{id}")).await;
     assert_eq!(fetched.status, 200);
     assert_eq!(fetched.body, posted);
-    assert_eq!(posted["occurred_at"], "2026-11-24T15:04:05Z");
+    assert_eq!(posted["occurred_at"], occurred_at.as_str());
     assert_eq!(posted["suspects"][0]["shoes"], "white sneakers");
     assert_eq!(posted["suspects"][0]["notes"], Value::Null);
     assert_eq!(posted["vehicles"][0]["plate"], "ABC1234");

@@ -428,7 +428,10 @@ async fn an_edit_that_moves_an_alert_retracts_it_where_it_left_and_alerts_where_
 }
 
 #[tokio::test]
-async fn replay_after_moderation_gives_exactly_the_frames_live_gave() {
+/// Replay shows the network as it is now (API.md): the delivery rule as
+/// live applied it, but current versions only, nothing of an alert no
+/// longer published, and every `retract` still sent.
+async fn replay_after_moderation_shows_the_network_as_it_is_now() {
     let server = TestServer::start().await;
     let staff = server.staff_token("moderator");
     let author = server.member(&staff, "Author", MANHATTAN, 1.0).await;
@@ -499,16 +502,67 @@ async fn replay_after_moderation_gives_exactly_the_frames_live_gave() {
     let staff_frames = staff_live.take(12).await;
     staff_live.assert_quiet(Duration::from_millis(300)).await;
 
+    // Now: a is published again (verified), b is retracted.
+    let a_now = mod_api.get(&format!("/v1/alerts/{a}")).await.body;
+    assert_eq!(a_now["status"], "published");
     let mut replay = server.stream(&newark.token, Some(0)).await;
     hello_head(&replay.next().await);
+    // Of b nothing but its retracts (the move away, the retraction); of a
+    // its current version in every alert and update frame.
+    let replayed = replay.take(6).await;
+    replay.assert_quiet(Duration::from_millis(300)).await;
+    let kinds: Vec<(&str, i64)> = replayed
+        .iter()
+        .map(|f| {
+            let id = f["alert"]["id"].as_i64().or(f["alert_id"].as_i64());
+            (f["type"].as_str().unwrap_or("?"), id.unwrap_or(0))
+        })
+        .collect();
     assert_eq!(
-        replay.take(8).await,
-        newark_frames,
-        "replay equals live, frame for frame"
+        kinds,
+        [
+            ("alert", a),
+            ("update", a),
+            ("retract", b),
+            ("retract", a),
+            ("alert", a),
+            ("retract", b)
+        ]
     );
+    for frame in replayed.iter().filter(|f| f["alert"].is_object()) {
+        assert_eq!(frame["alert"], a_now, "the current version: {frame}");
+    }
+    let live_seqs: Vec<&Value> = newark_frames.iter().map(|f| &f["seq"]).collect();
+    for frame in &replayed {
+        assert!(
+            live_seqs.contains(&&frame["seq"]),
+            "at a seq live gave: {frame}"
+        );
+    }
+    assert_eq!(
+        replayed[1]["changed"],
+        json!(["verified"]),
+        "an update says what changed"
+    );
+    // Staff: the same rule; flags stay, the pending frame of an alert that
+    // no longer waits goes.
     let mut staff_replay = server.stream(&staff, Some(0)).await;
     hello_head(&staff_replay.next().await);
-    assert_eq!(staff_replay.take(12).await, staff_frames);
+    let staff_replayed = staff_replay.take(8).await;
+    staff_replay.assert_quiet(Duration::from_millis(300)).await;
+    let staff_kinds: Vec<&str> = staff_replayed
+        .iter()
+        .filter_map(|f| f["type"].as_str())
+        .collect();
+    assert_eq!(
+        staff_kinds,
+        ["alert", "update", "flag", "flag", "flag", "retract", "alert", "retract"]
+    );
+    assert_eq!(staff_frames.len(), 12);
+    assert!(staff_replayed
+        .iter()
+        .filter(|f| f["alert"].is_object())
+        .all(|f| f["alert"] == a_now));
 }
 
 #[tokio::test]
@@ -647,51 +701,85 @@ async fn every_action_appears_once_in_the_audit_with_its_reason() {
         .problem(422, "invalid_input");
 }
 
+fn rfc3339(at: time::OffsetDateTime) -> Value {
+    Value::String(
+        at.replace_nanosecond(0)
+            .expect("whole seconds")
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("format"),
+    )
+}
+
+/// Retention erases (API.md): an alert past the retention period is 404 to
+/// everyone, staff included, at once, and leaves replay; its text, suspects
+/// and vehicles leave the database (event bodies included) at the next
+/// sweep; its audit entries stay. Older `occurred_at` is refused. The
+/// alert is posted a few seconds inside the period and waits it out, so
+/// that no fixed date ever ages into a failure.
 #[tokio::test]
-async fn retention_hides_old_alerts_from_stores_but_not_from_staff() {
-    let server = TestServer::start_with(&["--retention-days", "30"]).await;
+async fn retention_erases_old_alerts_for_everyone() {
+    let server =
+        TestServer::start_with(&["--retention-days", "1", "--erase-interval-secs", "1"]).await;
     let staff = server.staff_token("moderator");
     let author = server.member(&staff, "Author", MANHATTAN, 25.0).await;
     let reader = server.member(&staff, "Reader", BROOKLYN, 25.0).await;
     let api = server.api(Some(&author.token));
-    let mut old = casing_at("forty days ago", MANHATTAN, 25.0);
-    let forty_days_ago = time::OffsetDateTime::now_utc() - time::Duration::days(40);
-    old["occurred_at"] = Value::String(
-        forty_days_ago
-            .format(&time::format_description::well_known::Rfc3339)
-            .expect("format"),
-    );
-    let old_id = id_of(&api.post_alert(&old).await);
-    let recent_id = post(&server, &author, "today", MANHATTAN, 25.0).await;
+    let day = time::Duration::days(1);
+    let now = time::OffsetDateTime::now_utc();
+    let mut too_old = casing_at("two days ago", MANHATTAN, 25.0);
+    too_old["occurred_at"] = rfc3339(now - day * 2);
+    let refused = api.post("/v1/alerts", &too_old).await;
+    let detail = refused.problem(422, "invalid_input");
+    assert!(detail.starts_with("occurred_at"), "{detail}");
 
-    for store in [&author, &reader] {
-        let store_api = server.api(Some(&store.token));
-        let listed: Vec<i64> = store_api.get("/v1/alerts").await.body["alerts"]
+    let mut ageing = casing_at("about to age out", MANHATTAN, 25.0);
+    ageing["occurred_at"] = rfc3339(now - day + time::Duration::seconds(3));
+    ageing["vehicles"] = json!([{ "plate": "OLDPL8" }]);
+    let old_id = id_of(&api.post_alert(&ageing).await);
+    let recent_id = post(&server, &author, "today", MANHATTAN, 25.0).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    for token in [&author.token, &reader.token, &staff] {
+        let token_api = server.api(Some(token));
+        let listed: Vec<i64> = token_api.get("/v1/alerts").await.body["alerts"]
             .as_array()
             .expect("alerts")
             .iter()
             .filter_map(|a| a["id"].as_i64())
             .collect();
-        assert_eq!(listed, vec![recent_id], "{}", store.name);
-        store_api
+        assert_eq!(listed, vec![recent_id]);
+        token_api
             .get(&format!("/v1/alerts/{old_id}"))
             .await
             .problem(404, "not_found");
-        let mut replay = server.stream(&store.token, Some(0)).await;
+        let mut replay = server.stream(token, Some(0)).await;
         hello_head(&replay.next().await);
         assert_eq!(replay.next().await["alert"]["id"], recent_id);
         replay.assert_quiet(Duration::from_millis(300)).await;
     }
-    let staff_api = server.api(Some(&staff));
-    assert_eq!(
-        staff_api.get("/v1/alerts").await.body["alerts"]
-            .as_array()
-            .map(Vec::len),
-        Some(2)
-    );
-    assert_eq!(
-        staff_api.get(&format!("/v1/alerts/{old_id}")).await.status,
-        200
+    // The sweep runs every second here (within the hour by default).
+    let mut stored = server.stored_text().await;
+    for _ in 0..50 {
+        if !stored.contains("OLDPL8") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stored = server.stored_text().await;
+    }
+    assert!(!stored.contains("OLDPL8"), "erased:\n{stored}");
+    assert!(!stored.contains("about to age out"), "erased:\n{stored}");
+    assert!(stored.contains("today"), "the recent alert stays");
+    let audit = server.api(Some(&staff)).get("/v1/audit?limit=500").await;
+    let entries = audit.body["entries"].as_array().expect("entries");
+    let object = format!("alert:{old_id}");
+    assert!(entries
+        .iter()
+        .any(|e| e["action"] == "alert.erase" && e["object"] == object.as_str()));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["object"] == format!("store:{}", author.id).as_str()),
+        "older audit entries stay"
     );
 }
 

@@ -27,6 +27,7 @@ const API_MD: &[(&str, &str)] = &[
     ("post", "/v1/alerts/{id}/approve"),
     ("post", "/v1/alerts/{id}/reject"),
     ("post", "/v1/alerts/{id}/verify"),
+    ("post", "/v1/alerts/{id}/erase"),
     ("get", "/v1/audit"),
     ("get", "/v1/stream"),
     ("get", "/healthz"),

@@ -90,6 +90,12 @@ pub struct EditArgs {
     /// Remove every vehicle from the alert.
     #[arg(long)]
     pub clear_vehicles: bool,
+
+    /// Change the alert only if it is still at this version (as `p4p show`
+    /// printed it) [default: the version read just before the edit]. If it
+    /// changed since, nothing changes and p4p says so.
+    #[arg(long, value_name = "VERSION")]
+    pub if_version: Option<i64>,
 }
 
 /// Why the flags of `p4p edit` make no patch.
@@ -106,10 +112,28 @@ pub enum EditError {
 
 pub async fn run(ctx: &Context, args: EditArgs) -> anyhow::Result<()> {
     let id = args.id.to_string();
+    let if_version = args.if_version;
     let patch = alert_patch(args)?;
-    let reply = ctx
-        .api()?
-        .patch::<_, Alert>(&["v1", "alerts", &id], &patch)
+    let api = ctx.api()?;
+    // If-Match: the edit applies to the version read, so that it never
+    // silently undoes a change made meanwhile (a moderator's, say).
+    let version = match if_version {
+        Some(version) => version,
+        None => {
+            api.get::<Alert>(&["v1", "alerts", &id], &[])
+                .await?
+                .body
+                .version
+        }
+    };
+    let if_match = format!("\"{version}\"");
+    let reply = api
+        .send_json::<_, Alert>(
+            reqwest::Method::PATCH,
+            &["v1", "alerts", &id],
+            &patch,
+            &[("If-Match", &if_match)],
+        )
         .await?;
     if ctx.json {
         output::json(&reply.json)?;

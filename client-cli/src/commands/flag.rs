@@ -22,7 +22,7 @@ pub async fn run(ctx: &Context, args: FlagArgs) -> anyhow::Result<()> {
     };
     let reply = ctx
         .api()?
-        .post::<_, Flag>(&["v1", "alerts", &id, "flags"], &reason)
+        .post_once::<_, Flag>(&["v1", "alerts", &id, "flags"], &reason, None)
         .await?;
     if ctx.json {
         output::json(&reply.json)?;

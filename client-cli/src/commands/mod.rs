@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod edit;
+pub mod erase;
 pub mod flag;
 pub mod listen;
 pub mod login;

@@ -213,6 +213,7 @@ mod tests {
                 name: "Main Street Jewelers".to_owned(),
             },
             verified: false,
+            version: 1,
             status_reason: None,
             created_at: datetime!(2026-11-24 15:06:00 UTC),
             updated_at: datetime!(2026-11-24 15:06:00 UTC),

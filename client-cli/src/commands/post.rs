@@ -57,6 +57,12 @@ pub struct PostArgs {
     /// color, plate, plate_region, notes. Repeat for each vehicle.
     #[arg(long, value_parser = parse_vehicle, value_name = "SPEC")]
     pub vehicle: Vec<Vehicle>,
+
+    /// The post's Idempotency-Key [default: a new random one]. A post that
+    /// gets no answer is retried with it, and the server posts it at most
+    /// once; give your own to retry safely from a script, across runs.
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
 }
 
 pub async fn run(ctx: &Context, args: PostArgs) -> anyhow::Result<()> {
@@ -77,7 +83,7 @@ pub async fn run(ctx: &Context, args: PostArgs) -> anyhow::Result<()> {
     };
     let reply = ctx
         .api()?
-        .post::<_, Alert>(&["v1", "alerts"], &alert)
+        .post_once::<_, Alert>(&["v1", "alerts"], &alert, args.idempotency_key.as_deref())
         .await?;
     if ctx.json {
         output::json(&reply.json)?;

@@ -24,6 +24,7 @@ use crate::domain::moderation::{Admission, AlertAction};
 use crate::domain::place::Area;
 use crate::domain::secret::SecretHash;
 use crate::domain::store::{MembershipAction, ValidPledge};
+use crate::domain::version::IfMatch;
 
 pub use sql::{Dialect, SqlStore};
 
@@ -169,7 +170,8 @@ pub struct AlertQuery {
     pub status: Option<AlertStatus>,
     pub limit: usize,
     pub before_id: Option<i64>,
-    /// Stores do not see alerts that happened before this (unix seconds).
+    /// Alerts that happened before this (unix seconds) are past retention:
+    /// nobody sees them.
     pub not_before: i64,
 }
 
@@ -187,24 +189,61 @@ pub type Changed = (Alert, Vec<Event>);
 #[derive(Debug, Clone, Copy)]
 pub struct Edit<'a> {
     pub alert: &'a ValidAlert,
-    /// The alert as the editor saw it: if it changed since, the edit is
-    /// refused rather than undoing the other change.
+    /// The alert as the server read it for this request: if it changed
+    /// since, the edit is refused rather than undoing the other change.
     pub seen: &'a Alert,
+    /// The versions the client said it edits (`If-Match`).
+    pub if_match: Option<&'a IfMatch>,
     /// Its author edited it: the association's verification no longer holds.
     pub by_author: bool,
     /// The edit waits for a moderator again (pre-moderation, probation).
     pub hold: bool,
 }
 
-/// What an edit came to.
+/// What a change to an alert (an edit, a moderation action) came to.
 #[derive(Debug, Clone, PartialEq)]
-pub enum EditOutcome {
+pub enum AlertChange {
     Done(Box<Changed>),
     NotFound,
-    /// Only pending and published alerts are edited; this one is in another.
+    /// The change does not start from the alert's status, named here.
     Conflict(AlertStatus),
-    /// The alert changed since the editor read it.
+    /// The alert changed while the request ran (no `If-Match` given).
     Stale,
+    /// The alert's version, named here, is not one `If-Match` named.
+    PreconditionFailed(i64),
+}
+
+/// An `Idempotency-Key` to keep with what a create writes, in the same
+/// transaction (API.md, Safe writes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    /// `store:7` for store tokens, `token:3` for staff.
+    pub account: String,
+    pub key: String,
+    /// SHA-256 of the method, path and body, in hex.
+    pub fingerprint: String,
+}
+
+/// How long an idempotency key is remembered (API.md: 24 hours).
+pub const IDEMPOTENCY_SECONDS: i64 = 24 * 60 * 60;
+
+/// A create remembered under its key: what it answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remembered {
+    pub fingerprint: String,
+    pub status: u16,
+    /// What it created: `alert:42`, `flag:42:7`.
+    pub object: String,
+    pub created_at: i64,
+}
+
+/// What posting a new alert came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Posted {
+    Created(Box<Changed>),
+    /// Its idempotency key was taken meanwhile (another node, another
+    /// request): nothing was written; answer what the key remembers.
+    KeyTaken,
 }
 
 /// What flagging an alert came to.
@@ -221,6 +260,8 @@ pub enum FlagOutcome {
         held: bool,
         events: Vec<Event>,
     },
+    /// Its idempotency key was taken meanwhile: nothing was written.
+    KeyTaken,
 }
 
 /// Stores and their membership.
@@ -295,8 +336,10 @@ pub trait Alerts: Send + Sync {
         author: &StoreRef,
         alert: &ValidAlert,
         admission: &Admission,
+        idempotency: Option<IdempotencyKey>,
         now: OffsetDateTime,
-    ) -> DbResult<Changed>;
+    ) -> DbResult<Posted>;
+    /// The alert, unless it is erased.
     async fn alert(&self, id: i64) -> DbResult<Option<Alert>>;
     async fn alerts(&self, query: &AlertQuery) -> DbResult<AlertList>;
     /// How many of a store's alerts were ever published (probation),
@@ -310,16 +353,18 @@ pub trait Alerts: Send + Sync {
         edit: Edit<'_>,
         actor: &Actor,
         now: OffsetDateTime,
-    ) -> DbResult<EditOutcome>;
-    /// Applies a moderation action if the alert is in a status it starts from.
+    ) -> DbResult<AlertChange>;
+    /// Applies a moderation action if the alert is in a status it starts
+    /// from and, with `if_match`, at a version it names.
     async fn moderate_alert(
         &self,
         id: i64,
         action: AlertAction,
         reason: Option<&str>,
+        if_match: Option<&IfMatch>,
         actor: &Actor,
         now: OffsetDateTime,
-    ) -> DbResult<Transition<Changed, AlertStatus>>;
+    ) -> DbResult<AlertChange>;
     /// A store flags a published alert; `threshold` different stores' flags
     /// move it back to pending.
     async fn flag_alert(
@@ -328,10 +373,41 @@ pub trait Alerts: Send + Sync {
         store_id: i64,
         reason: &str,
         threshold: u32,
+        idempotency: Option<IdempotencyKey>,
         now: OffsetDateTime,
     ) -> DbResult<FlagOutcome>;
+    /// A store's flag of an alert, if it made one.
+    async fn flag(&self, alert_id: i64, store_id: i64) -> DbResult<Option<Flag>>;
+    /// Erases an alert at once (an admin's decision): its text, suspects
+    /// and vehicles leave the database, event bodies included; members that
+    /// saw it get `retract`. `None` if there is no such alert (or it is
+    /// erased already).
+    async fn erase_alert(
+        &self,
+        id: i64,
+        reason: &str,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> DbResult<Option<Changed>>;
+    /// Erases up to `limit` alerts that happened before `cutoff` (unix
+    /// seconds): retention. Returns the ids erased.
+    async fn erase_expired(
+        &self,
+        cutoff: i64,
+        limit: i64,
+        now: OffsetDateTime,
+    ) -> DbResult<Vec<i64>>;
     /// Pending alerts and alerts with unresolved flags, oldest first.
     async fn moderation_queue(&self) -> DbResult<ModerationQueue>;
+}
+
+/// Idempotency keys: the first success of a create, for 24 hours.
+#[async_trait]
+pub trait Idempotency: Send + Sync {
+    /// What the key remembers for the account, if anything.
+    async fn remembered(&self, account: &str, key: &str) -> DbResult<Option<Remembered>>;
+    /// Forgets the keys made before `before` (unix seconds).
+    async fn forget_keys_before(&self, before: i64) -> DbResult<u64>;
 }
 
 /// The append-only record of membership and moderation actions.
@@ -358,9 +434,12 @@ pub trait Events: Send + Sync {
 }
 
 /// Everything the server keeps.
-pub trait Storage: Membership + Tokens + Alerts + Events + AuditTrail + Census {}
+pub trait Storage:
+    Membership + Tokens + Alerts + Events + AuditTrail + Census + Idempotency
+{
+}
 
-impl<T: Membership + Tokens + Alerts + Events + AuditTrail + Census> Storage for T {}
+impl<T: Membership + Tokens + Alerts + Events + AuditTrail + Census + Idempotency> Storage for T {}
 
 /// Unix seconds to a UTC time.
 pub(crate) fn from_unix(seconds: i64) -> DbResult<OffsetDateTime> {

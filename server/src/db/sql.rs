@@ -30,6 +30,7 @@ use super::*;
 use crate::domain::delivery::EventKind;
 use crate::domain::moderation::Admission;
 use crate::domain::place::{Grid, Place, RadiusKm};
+use crate::domain::version::changed_fields;
 
 /// How many rows a near-a-point listing reads per round before the exact
 /// distance check.
@@ -185,6 +186,22 @@ impl SqlStore {
     fn sql<'a>(&self, text: &'a str) -> Cow<'a, str> {
         self.dialect.sql(text)
     }
+
+    /// After an erasure on SQLite: copies the WAL into the database file
+    /// and empties it, so that the erased pages' old images leave the WAL
+    /// too (`secure_delete` has zeroed them in the file). Best effort: a
+    /// reader in the middle of a read leaves part for the next checkpoint.
+    async fn checkpoint_erasure(&self) {
+        if self.dialect != Dialect::Sqlite {
+            return;
+        }
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writer)
+            .await
+        {
+            tracing::warn!(%error, "cannot checkpoint the WAL after an erasure");
+        }
+    }
 }
 
 /// How long a request waits for a PostgreSQL connection: while the
@@ -193,8 +210,11 @@ impl SqlStore {
 const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// WAL; an alert the poster was told about survives a power cut too.
+/// `secure_delete` overwrites what an update or delete frees, so that
+/// erased and withdrawn text does not linger in the file's free space.
 const WRITER_PRAGMAS: &str =
-    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
+    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+     PRAGMA busy_timeout = 10000; PRAGMA secure_delete = ON;";
 const READER_PRAGMAS: &str = "PRAGMA busy_timeout = 10000;";
 
 fn sqlite_pragmas<'c>(
@@ -306,7 +326,7 @@ fn token_from_row(row: &AnyRow) -> DbResult<TokenInfo> {
 const ALERT_COLUMNS: &str =
     "a.id, a.kind, a.status, a.title, a.description, a.occurred_at, a.lat, a.lon, \
      a.radius_km, a.suspects, a.vehicles, a.verified, a.created_at, a.updated_at, \
-     a.status_reason, a.store_id, s.name AS store_name";
+     a.status_reason, a.version, a.store_id, s.name AS store_name";
 
 fn alert_from_row(row: &AnyRow) -> DbResult<Alert> {
     let json = |column: &str| -> DbResult<String> { Ok(row.try_get::<String, _>(column)?) };
@@ -331,6 +351,7 @@ fn alert_from_row(row: &AnyRow) -> DbResult<Alert> {
             name: row.try_get("store_name")?,
         },
         verified: row.try_get::<i64, _>("verified")? != 0,
+        version: row.try_get("version")?,
         status_reason: row.try_get("status_reason")?,
         created_at: from_unix(row.try_get("created_at")?)?,
         updated_at: from_unix(row.try_get("updated_at")?)?,
@@ -366,32 +387,41 @@ fn event_from_row(row: &AnyRow) -> DbResult<Event> {
     })
 }
 
-/// Appends an event about `alert` in the writing transaction; its `seq`
-/// is the next one, in commit order.
-async fn append_event(
-    tx: &mut AnyConnection,
-    kind: EventKind,
-    alert: &Alert,
-    previous_reach: Option<Area>,
-    body: String,
-    now: OffsetDateTime,
-) -> DbResult<Event> {
-    let event = NewEvent {
-        kind,
-        alert,
-        previous_reach,
-        body,
-    };
-    let mut appended = append_events(tx, vec![event], now).await?;
-    Ok(appended.remove(0))
-}
-
 /// An event to append, before it has its `seq`.
 struct NewEvent<'a> {
     kind: EventKind,
     alert: &'a Alert,
     previous_reach: Option<Area>,
+    /// `update`s: the fields that changed, as a JSON array.
+    changed: Option<String>,
     body: String,
+}
+
+impl<'a> NewEvent<'a> {
+    /// An event whose body is given whole.
+    fn plain(kind: EventKind, alert: &'a Alert, body: String) -> NewEvent<'a> {
+        NewEvent {
+            kind,
+            alert,
+            previous_reach: None,
+            changed: None,
+            body,
+        }
+    }
+
+    /// An `update` of `after`, saying what changed since `before`, and where
+    /// it was when the update moved it.
+    fn update(before: &Alert, after: &'a Alert) -> DbResult<NewEvent<'a>> {
+        let changed = to_json(&changed_fields(before, after))?;
+        let previous = Area::of_alert(before);
+        Ok(NewEvent {
+            kind: EventKind::Update,
+            alert: after,
+            previous_reach: (previous != Area::of_alert(after)).then_some(previous),
+            body: update_body(&changed, after)?,
+            changed: Some(changed),
+        })
+    }
 }
 
 /// Appends events in the writing transaction, in order, with the next
@@ -414,6 +444,7 @@ async fn append_events(
     .bind(count)
     .fetch_one(&mut *tx)
     .await?;
+    let changed: Vec<Option<String>> = events.iter().map(|new| new.changed.clone()).collect();
     let events: Vec<Event> = events
         .into_iter()
         .zip(last - count + 1..)
@@ -429,16 +460,16 @@ async fn append_events(
         })
         .collect();
     let row = "(?, ?, ?, ?, ?, ?, ?, CASE WHEN ? THEN ? END, CASE WHEN ? THEN ? END, \
-               CASE WHEN ? THEN ? END, ?, ?, ?)";
+               CASE WHEN ? THEN ? END, ?, ?, ?, ?)";
     let sql = format!(
         "INSERT INTO events (seq, type, alert_id, store_id, lat, lon, radius_km, previous_lat, previous_lon, \
-         previous_radius_km, occurred_at, body, created_at) VALUES {}",
+         previous_radius_km, occurred_at, changed, body, created_at) VALUES {}",
         vec![row; events.len()].join(", ")
     );
     let sql = dialect.sql(&sql);
     // Its text varies with the number of rows: not worth a cached statement.
     let mut insert = sqlx::query(&sql).persistent(events.len() == 1);
-    for event in &events {
+    for (event, changed) in events.iter().zip(&changed) {
         let previous = event.previous_reach;
         insert = insert
             .bind(event.seq)
@@ -458,6 +489,7 @@ async fn append_events(
             .bind(previous.is_some())
             .bind(previous.map_or(0.0, |r| r.radius.km()))
             .bind(event.occurred_at)
+            .bind(changed.as_deref())
             .bind(&*event.body)
             .bind(unix(now));
     }
@@ -491,7 +523,8 @@ async fn fetch_alert_locking(
         String::new()
     };
     let row = sqlx::query(&dialect.sql(&format!(
-        "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id WHERE a.id = ?{for_update}"
+        "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id \
+         WHERE a.id = ? AND a.erased_at IS NULL{for_update}"
     )))
     .bind(id)
     .fetch_optional(conn)
@@ -512,20 +545,6 @@ async fn announce_in(tx: &mut AnyConnection, announcement: relay::Announcement) 
     Ok(())
 }
 
-/// The status of an alert, read and locked in the writing transaction.
-async fn alert_status(tx: &mut AnyConnection, id: i64) -> DbResult<Option<AlertStatus>> {
-    let dialect = Dialect::of(tx);
-    let sql = format!(
-        "SELECT status FROM alerts WHERE id = ?{}",
-        dialect.for_update("alerts")
-    );
-    let status: Option<String> = sqlx::query_scalar(&dialect.sql(&sql))
-        .bind(id)
-        .fetch_optional(tx)
-        .await?;
-    status.as_deref().map(parse_text).transpose()
-}
-
 /// The statement for one page of `GET /v1/alerts` before `before_id`,
 /// newest first, at most `batch` rows: near a place, the newest of each
 /// covering cell through its index, merged; otherwise by id.
@@ -541,14 +560,16 @@ fn alerts_page(
         filter.push_str(" AND a.id < ?");
         binds.push(Bind::Int(before_id));
     }
+    // Past retention, or erased: gone for everyone, staff included.
+    filter.push_str(" AND a.occurred_at >= ? AND a.erased_at IS NULL");
+    binds.push(Bind::Int(query.not_before));
     if let Viewer::Store(store_id) = query.viewer {
         // A CASE, not an OR: no index serves it, so the database never
         // gathers every published alert to sort them.
         filter.push_str(
-            " AND CASE WHEN a.status = 'published' THEN 1 WHEN a.store_id = ? THEN 1 ELSE 0 END = 1 \
-             AND a.occurred_at >= ?",
+            " AND CASE WHEN a.status = 'published' THEN 1 WHEN a.store_id = ? THEN 1 ELSE 0 END = 1",
         );
-        binds.extend([Bind::Int(store_id), Bind::Int(query.not_before)]);
+        binds.push(Bind::Int(store_id));
     }
     if let Some(kind) = query.kind {
         filter.push_str(" AND a.kind = ?");
@@ -632,6 +653,43 @@ fn alert_body(alert: &Alert) -> DbResult<String> {
     to_json(&Body { alert })
 }
 
+/// The fields of an `update` frame: what changed (a JSON array), and the
+/// alert. [`rewrite_bodies`] builds the same in SQL.
+fn update_body(changed: &str, alert: &Alert) -> DbResult<String> {
+    Ok(format!(
+        "{{\"changed\":{changed},\"alert\":{}}}",
+        to_json(alert)?
+    ))
+}
+
+/// Replay shows the network as it is now (API.md): after a change to
+/// `alert`, the stored bodies of its earlier events are rewritten in the
+/// same transaction, so that no withdrawn content stays in them. `alert`
+/// and `update` events carry its current version while it is published,
+/// `pending` events while it waits; otherwise their bodies are emptied
+/// (withdrawn), and replay skips them. `retract` and `flag` bodies hold
+/// no alert content and stay.
+async fn rewrite_bodies(tx: &mut AnyConnection, alert: &Alert) -> DbResult<()> {
+    let dialect = Dialect::of(tx);
+    let published = alert.status == AlertStatus::Published;
+    let pending = alert.status == AlertStatus::Pending;
+    sqlx::query(&dialect.sql(
+        "UPDATE events SET body = CASE \
+         WHEN type = 'pending' AND ?1 THEN '{\"alert\":' || ?3 || '}' \
+         WHEN type = 'alert' AND ?2 THEN '{\"alert\":' || ?3 || '}' \
+         WHEN type = 'update' AND ?2 THEN '{\"changed\":' || COALESCE(changed, '[]') || ',\"alert\":' || ?3 || '}' \
+         ELSE '' END \
+         WHERE alert_id = ?4 AND type IN ('alert', 'update', 'pending')",
+    ))
+    .bind(pending)
+    .bind(published)
+    .bind(to_json(alert)?)
+    .bind(alert.id)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 /// The fields of a `retract` frame.
 fn retract_body(alert_id: i64, reason: Option<&str>) -> DbResult<String> {
     #[derive(Serialize)]
@@ -659,6 +717,8 @@ fn flag_body(flag: &Flag) -> DbResult<String> {
 
 /// Why members see a flagged alert withdrawn.
 const HELD_REASON: &str = "held for review after reports from member stores";
+/// What members are told of an alert an admin erased.
+const ERASED_REASON: &str = "erased by the association";
 /// Why members see an edited alert withdrawn while its author is on probation.
 const EDITED_REASON: &str = "edited; held until the association reviews the change";
 
@@ -678,7 +738,8 @@ struct QueuedPost {
     status: AlertStatus,
     status_reason: Option<String>,
     now: OffsetDateTime,
-    done: oneshot::Sender<DbResult<Changed>>,
+    idempotency: Option<IdempotencyKey>,
+    done: oneshot::Sender<DbResult<Posted>>,
 }
 
 /// Group commit: writes every new alert waiting in the queue in one
@@ -754,7 +815,7 @@ impl GroupFailed {
 }
 
 /// Writes `posts` in one transaction, in order.
-async fn write_posts(writer: &AnyPool, posts: &[QueuedPost]) -> Result<Vec<Changed>, GroupFailed> {
+async fn write_posts(writer: &AnyPool, posts: &[QueuedPost]) -> Result<Vec<Posted>, GroupFailed> {
     let mut tx = writer
         .begin()
         .await
@@ -770,36 +831,128 @@ async fn write_posts(writer: &AnyPool, posts: &[QueuedPost]) -> Result<Vec<Chang
 
 /// Inserts new alerts and appends their events (`alert` when published,
 /// `pending` when it waits), the counter row taken last.
-async fn insert_alerts(tx: &mut AnyConnection, posts: &[QueuedPost]) -> DbResult<Vec<Changed>> {
+/// Inserts new alerts and appends their events (`alert` when published,
+/// `pending` when it waits), the counter row taken last. A post whose
+/// idempotency key another request took meanwhile writes nothing.
+async fn insert_alerts(tx: &mut AnyConnection, posts: &[QueuedPost]) -> DbResult<Vec<Posted>> {
     let mut posted = Vec::with_capacity(posts.len());
     for post in posts {
-        posted.push(insert_alert(tx, post).await?);
+        let now = post.now;
+        if let Some(key) = &post.idempotency {
+            // Taken first, with its object filled in once the alert has its id.
+            if !remember(tx, key, 201, "", now).await? {
+                posted.push(None);
+                continue;
+            }
+        }
+        let alert = insert_alert(tx, post).await?;
+        if let Some(key) = &post.idempotency {
+            remembered_object(tx, key, &format!("alert:{}", alert.id)).await?;
+        }
+        posted.push(Some(alert));
     }
     let now = posts
         .first()
         .map_or(OffsetDateTime::UNIX_EPOCH, |post| post.now);
     let events = posted
         .iter()
+        .flatten()
         .map(|alert| {
             let kind = if alert.status == AlertStatus::Published {
                 EventKind::Alert
             } else {
                 EventKind::Pending
             };
-            Ok(NewEvent {
-                kind,
-                alert,
-                previous_reach: None,
-                body: alert_body(alert)?,
-            })
+            Ok(NewEvent::plain(kind, alert, alert_body(alert)?))
         })
         .collect::<DbResult<Vec<_>>>()?;
-    let events = append_events(tx, events, now).await?;
+    let mut events = append_events(tx, events, now).await?.into_iter();
     Ok(posted
         .into_iter()
-        .zip(events)
-        .map(|(alert, event)| (alert, vec![event]))
+        .map(|alert| match (alert, events.next()) {
+            (Some(alert), Some(event)) => Posted::Created(Box::new((alert, vec![event]))),
+            _ => Posted::KeyTaken,
+        })
         .collect())
+}
+
+/// Keeps an idempotency key with what a create answers, in its
+/// transaction. False when the key is taken (within 24 hours): the caller
+/// writes nothing. A key older than that is taken anew.
+async fn remember(
+    tx: &mut AnyConnection,
+    key: &IdempotencyKey,
+    status: u16,
+    object: &str,
+    now: OffsetDateTime,
+) -> DbResult<bool> {
+    let dialect = Dialect::of(tx);
+    let taken = sqlx::query(&dialect.sql(
+        "INSERT INTO idempotency_keys (account, key, fingerprint, status, object, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account, key) DO UPDATE SET \
+         fingerprint = excluded.fingerprint, status = excluded.status, object = excluded.object, \
+         created_at = excluded.created_at WHERE idempotency_keys.created_at < ?",
+    ))
+    .bind(&key.account)
+    .bind(&key.key)
+    .bind(&key.fingerprint)
+    .bind(i64::from(status))
+    .bind(object)
+    .bind(unix(now))
+    .bind(unix(now) - IDEMPOTENCY_SECONDS)
+    .execute(tx)
+    .await?;
+    Ok(taken.rows_affected() == 1)
+}
+
+async fn remembered_object(
+    tx: &mut AnyConnection,
+    key: &IdempotencyKey,
+    object: &str,
+) -> DbResult<()> {
+    let dialect = Dialect::of(tx);
+    sqlx::query(
+        &dialect.sql("UPDATE idempotency_keys SET object = ? WHERE account = ? AND key = ?"),
+    )
+    .bind(object)
+    .bind(&key.account)
+    .bind(&key.key)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Erases an alert's content in the writing transaction: its text,
+/// suspects and vehicles, and every stored event body about it but its
+/// `retract`s. The row stays, for statistics and the audit trail.
+async fn erase_in(tx: &mut AnyConnection, id: i64, now: OffsetDateTime) -> DbResult<()> {
+    let dialect = Dialect::of(tx);
+    sqlx::query(&dialect.sql(
+        "UPDATE alerts SET title = '', description = NULL, suspects = '[]', vehicles = '[]', \
+         status_reason = NULL, erased_at = ?, updated_at = ?, version = version + 1 WHERE id = ?",
+    ))
+    .bind(unix(now))
+    .bind(unix(now))
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        &dialect.sql("UPDATE events SET body = '' WHERE alert_id = ? AND type <> 'retract'"),
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// With `If-Match`, the refusal of a change to `alert` at another version.
+fn precondition(alert: &Alert, if_match: Option<&IfMatch>) -> Option<AlertChange> {
+    match if_match {
+        Some(if_match) if !if_match.matches(alert.version) => {
+            Some(AlertChange::PreconditionFailed(alert.version))
+        }
+        _ => None,
+    }
 }
 
 /// Inserts a new alert.
@@ -851,6 +1004,7 @@ async fn insert_alert(tx: &mut AnyConnection, post: &QueuedPost) -> DbResult<Ale
         vehicles: alert.vehicles.clone(),
         store: author.clone(),
         verified: false,
+        version: 1,
         status_reason: status_reason.clone(),
         created_at: now,
         updated_at: now,
@@ -1173,8 +1327,9 @@ impl Alerts for SqlStore {
         author: &StoreRef,
         alert: &ValidAlert,
         admission: &Admission,
+        idempotency: Option<IdempotencyKey>,
         now: OffsetDateTime,
-    ) -> DbResult<Changed> {
+    ) -> DbResult<Posted> {
         let (done, committed) = oneshot::channel();
         let post = QueuedPost {
             author: author.clone(),
@@ -1182,6 +1337,7 @@ impl Alerts for SqlStore {
             status: admission.status,
             status_reason: admission.reason.clone(),
             now: crate::domain::alert::whole_seconds(now),
+            idempotency,
             done,
         };
         let stopped = || DbError::NotCommitted("the writer of new alerts stopped".to_owned());
@@ -1251,23 +1407,27 @@ impl Alerts for SqlStore {
         edit: Edit<'_>,
         actor: &Actor,
         now: OffsetDateTime,
-    ) -> DbResult<EditOutcome> {
+    ) -> DbResult<AlertChange> {
         let edited = edit.alert;
         let now = crate::domain::alert::whole_seconds(now);
         let mut tx = self.writer.begin().await?;
         let Some(before) = fetch_alert_locking(&mut tx, id, true).await? else {
-            return Ok(EditOutcome::NotFound);
+            return Ok(AlertChange::NotFound);
         };
-        if !matches!(before.status, AlertStatus::Pending | AlertStatus::Published) {
-            return Ok(EditOutcome::Conflict(before.status));
+        if let Some(refused) = precondition(&before, edit.if_match) {
+            return Ok(refused);
         }
-        if before != *edit.seen {
-            return Ok(EditOutcome::Stale);
+        if !matches!(before.status, AlertStatus::Pending | AlertStatus::Published) {
+            return Ok(AlertChange::Conflict(before.status));
+        }
+        if edit.if_match.is_none() && before != *edit.seen {
+            return Ok(AlertChange::Stale);
         }
         let held = edit.hold && before.status == AlertStatus::Published;
         sqlx::query(&self.sql(
             "UPDATE alerts SET kind = ?, title = ?, description = ?, lat = ?, lon = ?, radius_km = ?, \
-             suspects = ?, vehicles = ?, updated_at = ?, verified = CASE WHEN ? THEN 0 ELSE verified END, \
+             suspects = ?, vehicles = ?, updated_at = ?, version = version + 1, \
+             verified = CASE WHEN ? THEN 0 ELSE verified END, \
              status = CASE WHEN ? THEN 'pending' ELSE status END, \
              status_reason = CASE WHEN ? THEN ? ELSE status_reason END WHERE id = ?",
         ))
@@ -1296,47 +1456,32 @@ impl Alerts for SqlStore {
             now,
         )
         .await?;
-        // Events last: the counter row is taken after the alert's row.
         let after = fetch_alert(&mut tx, id)
             .await?
             .ok_or_else(|| DbError::Corrupt(format!("alert {id} vanished")))?;
-        let mut events = Vec::new();
+        rewrite_bodies(&mut tx, &after).await?;
+        // Events last: the counter row is taken after the alert's row.
+        let mut new_events = Vec::new();
         if after.status == AlertStatus::Published {
-            let previous = Area::of_alert(&before);
-            let moved = (previous != edited.reach).then_some(previous);
-            events.push(
-                append_event(
-                    &mut tx,
-                    EventKind::Update,
-                    &after,
-                    moved,
-                    alert_body(&after)?,
-                    now,
-                )
-                .await?,
-            );
+            new_events.push(NewEvent::update(&before, &after)?);
         } else {
             if held {
                 // Withdrawn where it was seen, until a moderator approves the edit.
-                let body = retract_body(id, Some(EDITED_REASON))?;
-                events.push(
-                    append_event(&mut tx, EventKind::Retract, &before, None, body, now).await?,
-                );
+                new_events.push(NewEvent::plain(
+                    EventKind::Retract,
+                    &before,
+                    retract_body(id, Some(EDITED_REASON))?,
+                ));
             }
-            events.push(
-                append_event(
-                    &mut tx,
-                    EventKind::Pending,
-                    &after,
-                    None,
-                    alert_body(&after)?,
-                    now,
-                )
-                .await?,
-            );
+            new_events.push(NewEvent::plain(
+                EventKind::Pending,
+                &after,
+                alert_body(&after)?,
+            ));
         }
+        let events = append_events(&mut tx, new_events, now).await?;
         tx.commit().await?;
-        Ok(EditOutcome::Done(Box::new((after, events))))
+        Ok(AlertChange::Done(Box::new((after, events))))
     }
 
     async fn moderate_alert(
@@ -1344,21 +1489,25 @@ impl Alerts for SqlStore {
         id: i64,
         action: AlertAction,
         reason: Option<&str>,
+        if_match: Option<&IfMatch>,
         actor: &Actor,
         now: OffsetDateTime,
-    ) -> DbResult<Transition<Changed, AlertStatus>> {
+    ) -> DbResult<AlertChange> {
         let (from, to) = action.transition();
         let now = crate::domain::alert::whole_seconds(now);
         let mut tx = self.writer.begin().await?;
-        let Some(current) = alert_status(&mut tx, id).await? else {
-            return Ok(Transition::NotFound);
+        let Some(before) = fetch_alert_locking(&mut tx, id, true).await? else {
+            return Ok(AlertChange::NotFound);
         };
-        if !from.contains(&current) {
-            return Ok(Transition::Conflict(current));
+        if let Some(refused) = precondition(&before, if_match) {
+            return Ok(refused);
+        }
+        if !from.contains(&before.status) {
+            return Ok(AlertChange::Conflict(before.status));
         }
         sqlx::query(&self.sql(
             "UPDATE alerts SET status = ?, status_reason = CASE WHEN ? THEN ? ELSE status_reason END, \
-             updated_at = ?, verified = CASE WHEN ? THEN 1 ELSE verified END, \
+             updated_at = ?, version = version + 1, verified = CASE WHEN ? THEN 1 ELSE verified END, \
              published_at = CASE WHEN ? = 'published' THEN COALESCE(published_at, ?) ELSE published_at END \
              WHERE id = ?",
         ))
@@ -1393,21 +1542,21 @@ impl Alerts for SqlStore {
             now,
         )
         .await?;
+        rewrite_bodies(&mut tx, &alert).await?;
         // Events last: the counter row is taken after the alert's row.
-        let mut events = Vec::new();
-        match action.event() {
-            Some(EventKind::Retract) => {
-                let body = retract_body(id, reason)?;
-                events.push(
-                    append_event(&mut tx, EventKind::Retract, &alert, None, body, now).await?,
-                );
-            }
-            Some(kind) => events
-                .push(append_event(&mut tx, kind, &alert, None, alert_body(&alert)?, now).await?),
-            None => {}
-        }
+        let new_event = match action.event() {
+            Some(EventKind::Retract) => Some(NewEvent::plain(
+                EventKind::Retract,
+                &alert,
+                retract_body(id, reason)?,
+            )),
+            Some(EventKind::Update) => Some(NewEvent::update(&before, &alert)?),
+            Some(kind) => Some(NewEvent::plain(kind, &alert, alert_body(&alert)?)),
+            None => None,
+        };
+        let events = append_events(&mut tx, new_event.into_iter().collect(), now).await?;
         tx.commit().await?;
-        Ok(Transition::Done((alert, events)))
+        Ok(AlertChange::Done(Box::new((alert, events))))
     }
 
     async fn flag_alert(
@@ -1416,6 +1565,7 @@ impl Alerts for SqlStore {
         store_id: i64,
         reason: &str,
         threshold: u32,
+        idempotency: Option<IdempotencyKey>,
         now: OffsetDateTime,
     ) -> DbResult<FlagOutcome> {
         let now = crate::domain::alert::whole_seconds(now);
@@ -1439,6 +1589,12 @@ impl Alerts for SqlStore {
         if inserted.rows_affected() == 0 {
             return Ok(FlagOutcome::AlreadyFlagged);
         }
+        if let Some(key) = &idempotency {
+            let object = format!("flag:{id}:{store_id}");
+            if !remember(&mut tx, key, 201, &object, now).await? {
+                return Ok(FlagOutcome::KeyTaken);
+            }
+        }
         let flag = Flag {
             alert_id: id,
             store_id,
@@ -1461,9 +1617,11 @@ impl Alerts for SqlStore {
         .fetch_one(&mut *tx)
         .await?;
         let held = flaggers >= i64::from(threshold);
+        let mut waiting = None;
         if held {
             sqlx::query(&self.sql(
-                "UPDATE alerts SET status = 'pending', status_reason = ?, updated_at = ? WHERE id = ?",
+                "UPDATE alerts SET status = 'pending', status_reason = ?, updated_at = ?, \
+                 version = version + 1 WHERE id = ?",
             ))
             .bind(HELD_REASON)
             .bind(unix(now))
@@ -1481,46 +1639,142 @@ impl Alerts for SqlStore {
                 now,
             )
             .await?;
+            let held_alert = fetch_alert(&mut tx, id)
+                .await?
+                .ok_or_else(|| DbError::Corrupt(format!("alert {id} vanished")))?;
+            rewrite_bodies(&mut tx, &held_alert).await?;
+            waiting = Some(held_alert);
         }
         // Events last: the counter row that orders the whole network is
         // held as briefly as possible, and always after the alert's row.
-        let mut events = vec![
-            append_event(
-                &mut tx,
-                EventKind::Flag,
+        let mut new_events = vec![NewEvent::plain(EventKind::Flag, &alert, flag_body(&flag)?)];
+        if let Some(waiting) = &waiting {
+            new_events.push(NewEvent::plain(
+                EventKind::Retract,
                 &alert,
-                None,
-                flag_body(&flag)?,
-                now,
-            )
-            .await?,
-        ];
-        if held {
-            let body = retract_body(id, Some(HELD_REASON))?;
-            events.push(append_event(&mut tx, EventKind::Retract, &alert, None, body, now).await?);
+                retract_body(id, Some(HELD_REASON))?,
+            ));
             // Moderation consoles see it waiting.
-            let waiting = fetch_alert(&mut tx, id)
-                .await?
-                .ok_or_else(|| DbError::Corrupt(format!("alert {id} vanished")))?;
-            let body = alert_body(&waiting)?;
-            events
-                .push(append_event(&mut tx, EventKind::Pending, &waiting, None, body, now).await?);
+            new_events.push(NewEvent::plain(
+                EventKind::Pending,
+                waiting,
+                alert_body(waiting)?,
+            ));
         }
+        let events = append_events(&mut tx, new_events, now).await?;
         tx.commit().await?;
         Ok(FlagOutcome::Flagged { flag, held, events })
+    }
+
+    async fn flag(&self, alert_id: i64, store_id: i64) -> DbResult<Option<Flag>> {
+        let row = sqlx::query(
+            &self.sql("SELECT reason, created_at FROM flags WHERE alert_id = ? AND store_id = ?"),
+        )
+        .bind(alert_id)
+        .bind(store_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|row| {
+            Ok(Flag {
+                alert_id,
+                store_id,
+                reason: row.try_get("reason")?,
+                created_at: from_unix(row.try_get("created_at")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn erase_alert(
+        &self,
+        id: i64,
+        reason: &str,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> DbResult<Option<Changed>> {
+        let now = crate::domain::alert::whole_seconds(now);
+        let mut tx = self.writer.begin().await?;
+        let Some(alert) = fetch_alert_locking(&mut tx, id, true).await? else {
+            return Ok(None);
+        };
+        erase_in(&mut tx, id, now).await?;
+        audit(
+            &mut tx,
+            actor,
+            "alert.erase",
+            &format!("alert:{id}"),
+            Some(reason),
+            now,
+        )
+        .await?;
+        // Stores that may have shown it drop it; the admin's reason stays
+        // in the audit trail, which members never read.
+        let mut new_events = Vec::new();
+        if alert.status == AlertStatus::Published {
+            new_events.push(NewEvent::plain(
+                EventKind::Retract,
+                &alert,
+                retract_body(id, Some(ERASED_REASON))?,
+            ));
+        }
+        let events = append_events(&mut tx, new_events, now).await?;
+        tx.commit().await?;
+        self.checkpoint_erasure().await;
+        Ok(Some((alert, events)))
+    }
+
+    async fn erase_expired(
+        &self,
+        cutoff: i64,
+        limit: i64,
+        now: OffsetDateTime,
+    ) -> DbResult<Vec<i64>> {
+        let now = crate::domain::alert::whole_seconds(now);
+        let mut tx = self.writer.begin().await?;
+        // Nodes sweeping at once on PostgreSQL each take other alerts.
+        let skip_locked = match self.dialect {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let ids: Vec<i64> = sqlx::query_scalar(&self.sql(&format!(
+            "SELECT id FROM alerts WHERE occurred_at < ? AND erased_at IS NULL ORDER BY id LIMIT ?{skip_locked}"
+        )))
+        .bind(cutoff)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let actor = Actor("retention".to_owned());
+        for id in &ids {
+            erase_in(&mut tx, *id, now).await?;
+            audit(
+                &mut tx,
+                &actor,
+                "alert.erase",
+                &format!("alert:{id}"),
+                Some("happened longer ago than the retention period"),
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        if !ids.is_empty() {
+            self.checkpoint_erasure().await;
+        }
+        Ok(ids)
     }
 
     async fn moderation_queue(&self) -> DbResult<ModerationQueue> {
         let pending = sqlx::query(&self.sql(&format!(
             "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id \
-             WHERE a.status = 'pending' AND NOT EXISTS \
+             WHERE a.status = 'pending' AND a.erased_at IS NULL AND NOT EXISTS \
              (SELECT 1 FROM flags f WHERE f.alert_id = a.id AND f.resolved_at IS NULL) ORDER BY a.id"
         )))
         .fetch_all(&self.reader)
         .await?;
         let flagged = sqlx::query(&self.sql(&format!(
             "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id \
-             WHERE EXISTS (SELECT 1 FROM flags f WHERE f.alert_id = a.id AND f.resolved_at IS NULL) \
+             WHERE a.erased_at IS NULL \
+             AND EXISTS (SELECT 1 FROM flags f WHERE f.alert_id = a.id AND f.resolved_at IS NULL) \
              ORDER BY (SELECT MIN(created_at) FROM flags f WHERE f.alert_id = a.id AND f.resolved_at IS NULL), a.id"
         )))
         .fetch_all(&self.reader)
@@ -1583,6 +1837,39 @@ impl Events for SqlStore {
             .execute(&self.reader)
             .await?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Idempotency for SqlStore {
+    async fn remembered(&self, account: &str, key: &str) -> DbResult<Option<Remembered>> {
+        let row = sqlx::query(&self.sql(
+            "SELECT fingerprint, status, object, created_at FROM idempotency_keys \
+             WHERE account = ? AND key = ?",
+        ))
+        .bind(account)
+        .bind(key)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|row| {
+            let status: i64 = row.try_get("status")?;
+            Ok(Remembered {
+                fingerprint: row.try_get("fingerprint")?,
+                status: u16::try_from(status)
+                    .map_err(|_| DbError::Corrupt(format!("idempotency status {status}")))?,
+                object: row.try_get("object")?,
+                created_at: row.try_get("created_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn forget_keys_before(&self, before: i64) -> DbResult<u64> {
+        let done = sqlx::query(&self.sql("DELETE FROM idempotency_keys WHERE created_at < ?"))
+            .bind(before)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected())
     }
 }
 

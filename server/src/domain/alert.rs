@@ -567,6 +567,7 @@ mod tests {
                     name: "Main Street Jewelers".into(),
                 },
                 verified: false,
+                version: 1,
                 status_reason: None,
                 created_at: NOW,
                 updated_at: NOW,

@@ -63,8 +63,26 @@ pub struct Event {
     /// When the alert's incident happened (unix seconds): retention.
     pub occurred_at: i64,
     /// The frame's fields other than `type`, `seq` and `distance_km`, as
-    /// one JSON object: serialized once, when the event is written.
+    /// one JSON object: serialized once, when the event is written, and
+    /// rewritten when its alert changes (the alert's current version), or
+    /// emptied when the alert is withdrawn.
     pub body: Arc<str>,
+}
+
+impl Event {
+    /// Whether its content was withdrawn: the alert is no longer in the
+    /// status this event showed it in (rejected, retracted, held, erased).
+    pub fn withdrawn(&self) -> bool {
+        self.body.is_empty()
+    }
+
+    /// Whether a frame of `kind` for this event may still be sent: a
+    /// `retract` always (clients that showed the alert drop it); anything
+    /// else only while its content stands and its alert is within
+    /// retention (`not_before`, unix seconds).
+    pub fn may_send(&self, kind: EventKind, not_before: i64) -> bool {
+        kind == EventKind::Retract || (!self.withdrawn() && self.occurred_at >= not_before)
+    }
 }
 
 /// A store listening on the stream: who it is and where it looks.
@@ -81,15 +99,13 @@ pub struct Delivery {
     pub distance_km: f64,
 }
 
-/// What `listener` receives for `event`, if anything. Alerts older than
-/// `not_before` (unix seconds, the retention cut-off) reach no store.
+/// What `listener` receives for `event`, if anything. Of alerts older than
+/// `not_before` (unix seconds, the retention cut-off), and of alerts whose
+/// content was withdrawn, only `retract`s reach a store.
 ///
 /// An update that moved the alert is an `alert` to stores it now reaches
 /// for the first time and a `retract` to stores it no longer reaches.
 pub fn delivery(event: &Event, listener: &Listener, not_before: i64) -> Option<Delivery> {
-    if event.occurred_at < not_before {
-        return None;
-    }
     let distance_km = event.reach.center.distance_km(listener.interest.center);
     let now_reached = reaches(event, event.reach, listener);
     let kind = match event.kind {
@@ -107,7 +123,9 @@ pub fn delivery(event: &Event, listener: &Listener, not_before: i64) -> Option<D
             }
         }
     };
-    Some(Delivery { kind, distance_km })
+    event
+        .may_send(kind, not_before)
+        .then_some(Delivery { kind, distance_km })
 }
 
 /// The rule of API.md for an alert covering `reach`.
@@ -264,5 +282,42 @@ mod tests {
             ..alert_at(area(NYC.0, NYC.1, 25.0))
         };
         assert_eq!(kind_for(&retract, &here), Some(EventKind::Retract));
+        assert!(
+            delivery(&retract, &here, 1_001).is_some(),
+            "retracts of old alerts still go out"
+        );
+    }
+
+    #[test]
+    fn withdrawn_content_reaches_no_one_but_its_retract_does() {
+        let here = listener(2, NEWARK, 50.0);
+        let withdrawn = |kind| Event {
+            kind,
+            body: Arc::from(""),
+            ..alert_at(area(NYC.0, NYC.1, 25.0))
+        };
+        for kind in [EventKind::Alert, EventKind::Update] {
+            assert_eq!(kind_for(&withdrawn(kind), &here), None, "{kind:?}");
+        }
+        let moved_away = Event {
+            previous_reach: Some(area(NEWARK.0, NEWARK.1, 25.0)),
+            ..withdrawn(EventKind::Update)
+        };
+        let far = listener(3, NEWARK, 0.5);
+        assert_eq!(kind_for(&moved_away, &far), None);
+        assert_eq!(
+            kind_for(
+                &Event {
+                    reach: area(BOSTON.0, BOSTON.1, 0.5),
+                    ..moved_away
+                },
+                &far
+            ),
+            Some(EventKind::Retract)
+        );
+        assert_eq!(
+            kind_for(&withdrawn(EventKind::Retract), &here),
+            Some(EventKind::Retract)
+        );
     }
 }

@@ -10,6 +10,7 @@ pub mod moderation;
 pub mod place;
 pub mod secret;
 pub mod store;
+pub mod version;
 
 use std::fmt;
 

@@ -12,13 +12,16 @@ pub enum Audience {
 }
 
 /// The frame `audience` gets for `event`, if it gets one: the one function
-/// both live fanout and replay use. Stores get nothing about alerts that
-/// happened before `not_before` (unix seconds: retention).
+/// both live fanout and replay use. Of alerts that happened before
+/// `not_before` (unix seconds: retention), and of alerts whose content was
+/// withdrawn, only `retract`s are sent, to stores and staff alike.
 pub fn frame_for(event: &Event, audience: &Audience, not_before: i64) -> Option<String> {
     match audience {
         Audience::Store(listener) => delivery(event, listener, not_before)
             .map(|d| render(event, d.kind, Some(d.distance_km))),
-        Audience::Staff => Some(render(event, event.kind, None)),
+        Audience::Staff => event
+            .may_send(event.kind, not_before)
+            .then(|| render(event, event.kind, None)),
     }
 }
 

@@ -269,10 +269,10 @@ impl Hub {
     /// Delivers one event to every subscriber that should get it.
     fn dispatch(&self, event: &Event) {
         let subscribers = self.read();
+        let not_before = self
+            .policy
+            .retention_cutoff(time::OffsetDateTime::now_utc());
         if !matches!(event.kind, EventKind::Pending | EventKind::Flag) {
-            let not_before = self
-                .policy
-                .retention_cutoff(time::OffsetDateTime::now_utc());
             for store_id in subscribers.candidates(event) {
                 let Some(store) = subscribers.stores.get(&store_id) else {
                     continue;
@@ -289,7 +289,7 @@ impl Hub {
             }
         }
         if !subscribers.staff.is_empty() {
-            if let Some(frame) = frame_for(event, &Audience::Staff, i64::MIN) {
+            if let Some(frame) = frame_for(event, &Audience::Staff, not_before) {
                 subscribers.push(
                     &subscribers.staff,
                     event.seq,

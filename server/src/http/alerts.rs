@@ -1,21 +1,22 @@
 //! Posting and reading alerts.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use p4p_protocol::{
-    Alert, AlertKind, AlertPage, AlertPatch, AlertStatus, Flag, Location, NewAlert, ReasonRequest,
-    StoreRef,
+    Alert, AlertKind, AlertPage, AlertPatch, AlertStatus, ErasedAlert, Flag, Location, NewAlert,
+    ReasonRequest, Role, StoreRef,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{Caller, Json, OptionalJson, Query};
-use super::moderation::moderate;
+use super::extract::{Caller, Json, OptionalJson, Query, Sent};
+use super::moderation::{moderate, outcome_of};
 use super::openapi::RequiredReason;
+use super::safe_writes::{self, if_match, Begun, Versioned};
 use super::{committed, ApiContext, ApiError};
-use crate::db::{AlertQuery, Edit, EditOutcome, FlagOutcome, Viewer};
+use crate::db::{AlertQuery, Edit, FlagOutcome, Posted, Remembered, Viewer};
 use crate::domain::alert::{patched, ValidAlert};
 use crate::domain::moderation::{Admission, AlertAction};
 use crate::domain::place::{Area, Place, RadiusKm};
@@ -31,30 +32,53 @@ pub fn router() -> OpenApiRouter<ApiContext> {
         .routes(routes!(show, edit))
         .routes(routes!(retract))
         .routes(routes!(flag))
+        .routes(routes!(erase))
 }
 
 /// Post an alert (stores). It is published at once unless moderation holds
-/// it (`pending`).
+/// it (`pending`). With an `Idempotency-Key`, a retry answers the first
+/// success again and posts nothing.
 #[utoipa::path(
     post, path = "/v1/alerts", tag = "alerts",
     request_body = NewAlert,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 visible ASCII characters: the same key from the same store within 24 hours answers the first success again and posts nothing"),
+    ),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The alert, `published` or `pending`", body = Alert),
+        (status = 201, description = "The alert, `published` or `pending`", body = Alert,
+            headers(("ETag" = String, description = "The alert's `version`, quoted"))),
+        (status = 400, description = "A malformed `Idempotency-Key` (`bad_request`)"),
         (status = 403, description = "Only approved member stores post alerts"),
+        (status = 409, description = "A request with this `Idempotency-Key` is still running (`idempotency_in_progress`)"),
+        (status = 422, description = "A field is out of its limits (`invalid_input`), or the `Idempotency-Key` was used with another request (`idempotency_key_reused`)"),
         (status = 429, description = "This store posted its allowance of alerts for the hour (`rate_limited`)"),
     )
 )]
-
 async fn post_alert(
     State(ctx): State<ApiContext>,
     caller: Caller,
-    Json(input): Json<NewAlert>,
-) -> Result<(StatusCode, axum::Json<Alert>), ApiError> {
+    headers: HeaderMap,
+    sent: Sent<NewAlert>,
+) -> Result<(StatusCode, Versioned), ApiError> {
     let store = caller.require_store("post alerts")?;
+    let begun = safe_writes::begin(
+        ctx.storage.as_ref(),
+        &ctx.in_progress,
+        &caller,
+        &headers,
+        "/v1/alerts",
+        &sent.bytes,
+    )
+    .await?;
+    let (key, _running) = match begun {
+        Begun::Remembered(remembered) => return remembered_alert(&ctx, &caller, &remembered).await,
+        Begun::New { key, _running } => (key, _running),
+    };
     let place = Area::of_store(store).center;
     let now = OffsetDateTime::now_utc();
-    let alert = ValidAlert::parse(input, place, now)?;
+    let alert = ValidAlert::parse(sent.value, place, now)?;
+    within_retention(&ctx, &alert, now)?;
     ctx.limits.alert_posted(store.id)?;
     let author = StoreRef {
         id: store.id,
@@ -62,12 +86,67 @@ async fn post_alert(
     };
     let admission = status_of_new_alert(&ctx, store.id).await?;
     let storage = ctx.storage.clone();
+    let keep = key.clone();
     let posted = committed(&ctx, async move {
-        Ok(storage.post_alert(&author, &alert, &admission, now).await?)
+        match storage
+            .post_alert(&author, &alert, &admission, keep, now)
+            .await?
+        {
+            Posted::Created(created) => {
+                let (alert, events) = *created;
+                Ok((Some(alert), events))
+            }
+            Posted::KeyTaken => Ok((None, Vec::new())),
+        }
     })
     .await?;
+    let Some(posted) = posted else {
+        // Another node took the key meanwhile: answer what it posted.
+        let remembered = match &key {
+            Some(key) => safe_writes::still_remembered(ctx.storage.as_ref(), key).await?,
+            None => None,
+        };
+        let remembered = remembered
+            .ok_or_else(|| ApiError::Internal("an idempotency key was taken, then lost".into()))?;
+        return remembered_alert(&ctx, &caller, &remembered).await;
+    };
     tracing::info!(alert_id = posted.id, kind = %posted.kind, status = %posted.status, "alert posted");
-    Ok((StatusCode::CREATED, axum::Json(posted)))
+    Ok((StatusCode::CREATED, Versioned(posted)))
+}
+
+/// The alert a remembered post made, as it is now.
+async fn remembered_alert(
+    ctx: &ApiContext,
+    caller: &Caller,
+    remembered: &Remembered,
+) -> Result<(StatusCode, Versioned), ApiError> {
+    let id = remembered
+        .object
+        .strip_prefix("alert:")
+        .and_then(|id| id.parse::<i64>().ok())
+        .ok_or_else(|| ApiError::Internal(format!("remembered {}", remembered.object)))?;
+    tracing::info!(alert_id = id, "a retried post answered again");
+    let alert = visible_alert(ctx, caller, id).await?;
+    Ok((safe_writes::status_of(remembered), Versioned(alert)))
+}
+
+/// API.md: an alert that happened longer ago than the retention period
+/// would be erased at once; it is refused.
+fn within_retention(
+    ctx: &ApiContext,
+    alert: &ValidAlert,
+    now: OffsetDateTime,
+) -> Result<(), Invalid> {
+    if alert.occurred_at.unix_timestamp() < ctx.policy.retention_cutoff(now) {
+        return Err(Invalid::new(
+            "occurred_at",
+            format!(
+                "must be within the retention period of {} days: older alerts are erased",
+                ctx.policy.retention_days
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether a store's new alert would be published or wait for a moderator.
@@ -84,15 +163,16 @@ async fn status_of_new_alert(ctx: &ApiContext, store_id: i64) -> Result<Admissio
     Ok(ctx.policy.status_of_new_alert(published_before))
 }
 
-/// Whether the caller may see the alert: staff see all; stores see
-/// published alerts within retention, and their own.
+/// Whether the caller may see the alert: nobody sees one past retention
+/// (erased alerts never leave the database layer); staff see the rest;
+/// stores see published alerts and their own.
 fn visible(ctx: &ApiContext, caller: &Caller, alert: &Alert) -> bool {
-    let Some(store) = &caller.store else {
-        return true;
-    };
     let recent = alert.occurred_at.unix_timestamp()
         >= ctx.policy.retention_cutoff(OffsetDateTime::now_utc());
-    recent && (alert.status == AlertStatus::Published || alert.store.id == store.id)
+    recent
+        && caller.store.as_ref().is_none_or(|store| {
+            alert.status == AlertStatus::Published || alert.store.id == store.id
+        })
 }
 
 /// The alert, if the caller may see it; 404 alike for unknown and hidden.
@@ -125,22 +205,30 @@ pub(super) async fn changeable(
 /// Change an alert (its author or staff): what is given replaces.
 #[utoipa::path(
     patch, path = "/v1/alerts/{id}", tag = "alerts",
-    params(("id" = i64, Path, description = "The alert")),
+    params(
+        ("id" = i64, Path, description = "The alert"),
+        ("If-Match" = Option<String>, Header, description = "The `ETag` the editor read (`\"3\"`): the edit applies only to that version"),
+    ),
     request_body = AlertPatch,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The alert, changed", body = Alert),
+        (status = 200, description = "The alert, changed", body = Alert,
+            headers(("ETag" = String, description = "The alert's new `version`, quoted"))),
+        (status = 400, description = "A malformed `If-Match` (`bad_request`)"),
         (status = 403, description = "Only its author or staff edit an alert"),
         (status = 404, description = "No alert with this id that the caller may see"),
-        (status = 409, description = "The alert cannot be edited in its status (`invalid_transition`), or changed meanwhile (`edit_conflict`)"),
+        (status = 409, description = "The alert cannot be edited in its status (`invalid_transition`), or changed while this request ran (`edit_conflict`, without `If-Match`)"),
+        (status = 412, description = "The alert is at another version than `If-Match` named (`precondition_failed`); nothing changed"),
     )
 )]
 async fn edit(
     State(ctx): State<ApiContext>,
     caller: Caller,
     Path(id): Path<i64>,
+    headers: HeaderMap,
     Json(patch): Json<AlertPatch>,
-) -> Result<axum::Json<Alert>, ApiError> {
+) -> Result<Versioned, ApiError> {
+    let if_match = if_match(&headers)?;
     let current = changeable(&ctx, &caller, id, "edit").await?;
     if patch == AlertPatch::default() {
         return Err(Invalid::new("body", "give at least one field to change").into());
@@ -165,46 +253,43 @@ async fn edit(
         let edit = Edit {
             alert: &edited,
             seen: &current,
+            if_match: if_match.as_ref(),
             by_author,
             hold,
         };
-        match storage.edit_alert(id, edit, &actor, now).await? {
-            EditOutcome::Done(changed) => Ok(*changed),
-            EditOutcome::NotFound => Err(ApiError::NotFound(format!("no alert with id {id}"))),
-            EditOutcome::Conflict(status) => Err(ApiError::conflict(
-                "invalid_transition",
-                format!("cannot edit alert {id}: it is {status}"),
-            )),
-            EditOutcome::Stale => Err(ApiError::conflict(
-                "edit_conflict",
-                format!("alert {id} changed while you edited it; fetch it again and retry"),
-            )),
-        }
+        outcome_of(id, "edit", storage.edit_alert(id, edit, &actor, now).await?)
     })
     .await?;
     tracing::info!(alert_id = id, "alert edited");
-    Ok(axum::Json(alert))
+    Ok(Versioned(alert))
 }
 
 /// Withdraw a published alert, saying why (its author or staff).
 #[utoipa::path(
     post, path = "/v1/alerts/{id}/retract", tag = "alerts",
-    params(("id" = i64, Path, description = "The alert")),
+    params(
+        ("id" = i64, Path, description = "The alert"),
+        ("If-Match" = Option<String>, Header, description = "The `ETag` the caller read: retract only that version"),
+    ),
     request_body(content = RequiredReason, description = "Why; members are told"),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The alert, now retracted", body = Alert),
+        (status = 200, description = "The alert, now retracted", body = Alert,
+            headers(("ETag" = String, description = "The alert's new `version`, quoted"))),
         (status = 403, description = "Only its author or staff retract an alert"),
         (status = 404, description = "No alert with this id that the caller may see"),
         (status = 409, description = "The alert is not published (`invalid_transition`)"),
+        (status = 412, description = "The alert is at another version than `If-Match` named (`precondition_failed`)"),
     )
 )]
 async fn retract(
     State(ctx): State<ApiContext>,
     caller: Caller,
     Path(id): Path<i64>,
+    headers: HeaderMap,
     OptionalJson(body): OptionalJson<ReasonRequest>,
-) -> Result<axum::Json<Alert>, ApiError> {
+) -> Result<Versioned, ApiError> {
+    let if_match = if_match(&headers)?;
     changeable(&ctx, &caller, id, "retract").await?;
     moderate(
         &ctx,
@@ -212,31 +297,99 @@ async fn retract(
         id,
         AlertAction::Retract,
         body.reason.as_deref(),
+        if_match,
     )
     .await
+}
+
+/// Erase an alert at once (admins), for a defamatory one: its text,
+/// suspects and vehicles leave the database, stored stream events
+/// included; it is 404 to everyone; members that saw it get `retract`.
+#[utoipa::path(
+    post, path = "/v1/alerts/{id}/erase", tag = "moderation",
+    params(("id" = i64, Path, description = "The alert")),
+    request_body(content = RequiredReason, description = "Why; kept in the audit trail (members are told only that the association erased it)"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "What is left: the alert's id, when and why it was erased", body = ErasedAlert),
+        (status = 403, description = "Only admins erase alerts"),
+        (status = 404, description = "No alert with this id (or it is erased already)"),
+        (status = 422, description = "No `reason` given"),
+    )
+)]
+async fn erase(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    OptionalJson(body): OptionalJson<ReasonRequest>,
+) -> Result<axum::Json<ErasedAlert>, ApiError> {
+    if caller.role() != Role::Admin {
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "only admins erase alerts; moderators retract or reject them",
+        ));
+    }
+    let reason = reason(body.reason.as_deref(), true)?.unwrap_or_default();
+    let storage = ctx.storage.clone();
+    let actor = caller.actor();
+    let now = crate::domain::alert::whole_seconds(OffsetDateTime::now_utc());
+    let kept = reason.clone();
+    committed(&ctx, async move {
+        match storage.erase_alert(id, &kept, &actor, now).await? {
+            Some((_, events)) => Ok(((), events)),
+            None => Err(ApiError::NotFound(format!("no alert with id {id}"))),
+        }
+    })
+    .await?;
+    tracing::info!(alert_id = id, "alert erased");
+    Ok(axum::Json(ErasedAlert {
+        alert_id: id,
+        erased_at: now,
+        reason,
+    }))
 }
 
 /// Report an alert as wrong or abusive (stores; once per store and alert).
 #[utoipa::path(
     post, path = "/v1/alerts/{id}/flags", tag = "alerts",
-    params(("id" = i64, Path, description = "The alert")),
+    params(
+        ("id" = i64, Path, description = "The alert"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 visible ASCII characters: a retry with the same key within 24 hours answers the first success again"),
+    ),
     request_body(content = RequiredReason, description = "What is wrong with it"),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The flag", body = Flag),
+        (status = 400, description = "A malformed `Idempotency-Key` (`bad_request`)"),
         (status = 403, description = "Only member stores flag, and not their own alerts"),
         (status = 404, description = "No alert with this id that the caller may see"),
-        (status = 409, description = "Already flagged by this store (`already_flagged`), or not flaggable in its status (`invalid_transition`)"),
+        (status = 409, description = "Already flagged by this store (`already_flagged`), not flaggable in its status (`invalid_transition`), or a request with this `Idempotency-Key` still running (`idempotency_in_progress`)"),
+        (status = 422, description = "No `reason` (`invalid_input`), or the `Idempotency-Key` was used with another request (`idempotency_key_reused`)"),
     )
 )]
 async fn flag(
     State(ctx): State<ApiContext>,
     caller: Caller,
     Path(id): Path<i64>,
-    Json(body): Json<ReasonRequest>,
+    headers: HeaderMap,
+    sent: Sent<ReasonRequest>,
 ) -> Result<(StatusCode, axum::Json<Flag>), ApiError> {
     let store = caller.require_store("flag alerts")?;
-    let reason = reason(body.reason.as_deref(), true)?.unwrap_or_default();
+    let path = format!("/v1/alerts/{id}/flags");
+    let begun = safe_writes::begin(
+        ctx.storage.as_ref(),
+        &ctx.in_progress,
+        &caller,
+        &headers,
+        &path,
+        &sent.bytes,
+    )
+    .await?;
+    let (key, _running) = match begun {
+        Begun::Remembered(remembered) => return remembered_flag(&ctx, &remembered).await,
+        Begun::New { key, _running } => (key, _running),
+    };
+    let reason = reason(sent.value.reason.as_deref(), true)?.unwrap_or_default();
     let alert = visible_alert(&ctx, &caller, id).await?;
     if alert.store.id == store.id {
         return Err(ApiError::forbidden(
@@ -246,17 +399,26 @@ async fn flag(
     }
     let storage = ctx.storage.clone();
     let (store_id, threshold) = (store.id, ctx.policy.flag_threshold);
+    let keep = key.clone();
     let flag = committed(&ctx, async move {
         match storage
-            .flag_alert(id, store_id, &reason, threshold, OffsetDateTime::now_utc())
+            .flag_alert(
+                id,
+                store_id,
+                &reason,
+                threshold,
+                keep,
+                OffsetDateTime::now_utc(),
+            )
             .await?
         {
             FlagOutcome::Flagged { flag, held, events } => {
                 if held {
                     tracing::info!(alert_id = id, "alert held for review after flags");
                 }
-                Ok((flag, events))
+                Ok((Some(flag), events))
             }
+            FlagOutcome::KeyTaken => Ok((None, Vec::new())),
             FlagOutcome::NotFound => Err(ApiError::NotFound(format!("no alert with id {id}"))),
             FlagOutcome::AlreadyFlagged => Err(ApiError::conflict(
                 "already_flagged",
@@ -269,7 +431,38 @@ async fn flag(
         }
     })
     .await?;
-    Ok((StatusCode::CREATED, axum::Json(flag)))
+    match (flag, &key) {
+        (Some(flag), _) => Ok((StatusCode::CREATED, axum::Json(flag))),
+        (None, Some(key)) => {
+            match safe_writes::still_remembered(ctx.storage.as_ref(), key).await? {
+                Some(remembered) => remembered_flag(&ctx, &remembered).await,
+                None => Err(ApiError::Internal(
+                    "an idempotency key was taken, then lost".into(),
+                )),
+            }
+        }
+        (None, None) => Err(ApiError::Internal(
+            "a flag without a key was refused for one".into(),
+        )),
+    }
+}
+
+/// The flag a remembered request made, as it is now.
+async fn remembered_flag(
+    ctx: &ApiContext,
+    remembered: &Remembered,
+) -> Result<(StatusCode, axum::Json<Flag>), ApiError> {
+    let ids: Option<(i64, i64)> = remembered
+        .object
+        .strip_prefix("flag:")
+        .and_then(|ids| ids.split_once(':'))
+        .and_then(|(alert, store)| Some((alert.parse().ok()?, store.parse().ok()?)));
+    let (alert_id, store_id) =
+        ids.ok_or_else(|| ApiError::Internal(format!("remembered {}", remembered.object)))?;
+    match ctx.storage.flag(alert_id, store_id).await? {
+        Some(flag) => Ok((safe_writes::status_of(remembered), axum::Json(flag))),
+        None => Err(ApiError::NotFound(format!("no flag of alert {alert_id}"))),
+    }
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -375,7 +568,8 @@ async fn list(
     params(("id" = i64, Path, description = "The alert")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The alert", body = Alert),
+        (status = 200, description = "The alert", body = Alert,
+            headers(("ETag" = String, description = "The alert's `version`, quoted: send it back in `If-Match` to change it"))),
         (status = 403, description = "A pending or suspended store"),
         (status = 404, description = "No alert with this id that the caller may see"),
     )
@@ -384,8 +578,8 @@ async fn show(
     State(ctx): State<ApiContext>,
     caller: Caller,
     Path(id): Path<i64>,
-) -> Result<axum::Json<Alert>, ApiError> {
+) -> Result<Versioned, ApiError> {
     caller.require_active()?;
     let alert = visible_alert(&ctx, &caller, id).await?;
-    Ok(axum::Json(alert))
+    Ok(Versioned(alert))
 }

@@ -24,6 +24,12 @@ pub enum ApiError {
     NotFound(String),
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
+    /// `If-Match` named another version than the object's.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// An `Idempotency-Key` sent again with another request.
+    #[error("{0}")]
+    KeyReused(String),
     #[error("request body is larger than the limit of 64 KiB")]
     TooLarge,
     /// Logged in full, never shown to the client.
@@ -67,6 +73,10 @@ impl ApiError {
             ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            ApiError::PreconditionFailed(_) => {
+                (StatusCode::PRECONDITION_FAILED, "precondition_failed")
+            }
+            ApiError::KeyReused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
             ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::Database(error) if error.is_unavailable() => {
                 (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")

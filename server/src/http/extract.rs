@@ -29,6 +29,25 @@ impl<T: DeserializeOwned + Serialize, S: Send + Sync> FromRequest<S> for Json<T>
     }
 }
 
+/// A JSON body as [`Json`] reads it, with the bytes as sent: what an
+/// `Idempotency-Key` is compared with.
+pub struct Sent<T> {
+    pub value: T,
+    pub bytes: Bytes,
+}
+
+impl<T: DeserializeOwned + Serialize, S: Send + Sync> FromRequest<S> for Sent<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, sent) = request.into_parts();
+        let bytes = body(Request::from_parts(parts.clone(), sent), state).await?;
+        let again = Request::from_parts(parts, axum::body::Body::from(bytes.clone()));
+        let Json(value) = Json::from_request(again, state).await?;
+        Ok(Sent { value, bytes })
+    }
+}
+
 /// A JSON body that may be left out: an empty body, or `null`, is `T::default()`.
 pub struct OptionalJson<T>(pub T);
 

@@ -11,6 +11,7 @@ mod moderation;
 mod openapi;
 mod ops;
 mod pledge;
+mod safe_writes;
 mod stores;
 mod stream;
 
@@ -54,6 +55,8 @@ pub struct ApiContext {
     pub limits: Arc<limits::Limits>,
     /// Renders `GET /metrics`; the stream writers' counters.
     pub metrics: crate::metrics::Metrics,
+    /// The `Idempotency-Key`s whose first request is still running here.
+    pub in_progress: Arc<safe_writes::InProgress>,
 }
 
 /// Runs a write in its own task and hands the events it committed to the

@@ -1,6 +1,7 @@
 //! Staff working the moderation queue: approve, reject, verify.
 
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use p4p_protocol::{Alert, ModerationQueue, ReasonRequest};
 use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
@@ -8,10 +9,12 @@ use utoipa_axum::routes;
 
 use super::extract::{Caller, OptionalJson};
 use super::openapi::RequiredReason;
+use super::safe_writes::{if_match, precondition_failed, Versioned};
 use super::{committed, ApiContext, ApiError};
-use crate::db::Transition;
+use crate::db::{AlertChange, Changed};
 use crate::domain::moderation::AlertAction;
 use crate::domain::reason;
+use crate::domain::version::IfMatch;
 
 pub fn router() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::new()
@@ -39,12 +42,15 @@ async fn queue(
     Ok(axum::Json(ctx.storage.moderation_queue().await?))
 }
 
-type Moderated = Result<axum::Json<Alert>, ApiError>;
+type Moderated = Result<Versioned, ApiError>;
 
 /// Publish a pending alert (staff).
 #[utoipa::path(
     post, path = "/v1/alerts/{id}/approve", tag = "moderation",
-    params(("id" = i64, Path, description = "The alert")),
+    params(
+        ("id" = i64, Path, description = "The alert"),
+        ("If-Match" = Option<String>, Header, description = "The `ETag` the moderator read: act only on that version"),
+    ),
     request_body(content = Option<ReasonRequest>, description = "An optional reason, for the audit trail"),
     security(("bearer" = [])),
     responses(
@@ -52,21 +58,26 @@ type Moderated = Result<axum::Json<Alert>, ApiError>;
         (status = 403, description = "Only association staff approve alerts"),
         (status = 404, description = "No alert with this id"),
         (status = 409, description = "The alert is not pending (`invalid_transition`)"),
+        (status = 412, description = "The alert is at another version than `If-Match` named (`precondition_failed`)"),
     )
 )]
 async fn approve(
     ctx: State<ApiContext>,
     caller: Caller,
     id: Path<i64>,
+    headers: HeaderMap,
     body: OptionalJson<ReasonRequest>,
 ) -> Moderated {
-    staff_action(ctx, caller, id, body, AlertAction::Approve).await
+    staff_action(ctx, caller, id, &headers, body, AlertAction::Approve).await
 }
 
 /// Reject a pending alert, saying why (staff).
 #[utoipa::path(
     post, path = "/v1/alerts/{id}/reject", tag = "moderation",
-    params(("id" = i64, Path, description = "The alert")),
+    params(
+        ("id" = i64, Path, description = "The alert"),
+        ("If-Match" = Option<String>, Header, description = "The `ETag` the moderator read: act only on that version"),
+    ),
     request_body(content = RequiredReason, description = "Why; its author is told"),
     security(("bearer" = [])),
     responses(
@@ -74,21 +85,26 @@ async fn approve(
         (status = 403, description = "Only association staff reject alerts"),
         (status = 404, description = "No alert with this id"),
         (status = 409, description = "The alert is not pending (`invalid_transition`)"),
+        (status = 412, description = "The alert is at another version than `If-Match` named (`precondition_failed`)"),
     )
 )]
 async fn reject(
     ctx: State<ApiContext>,
     caller: Caller,
     id: Path<i64>,
+    headers: HeaderMap,
     body: OptionalJson<ReasonRequest>,
 ) -> Moderated {
-    staff_action(ctx, caller, id, body, AlertAction::Reject).await
+    staff_action(ctx, caller, id, &headers, body, AlertAction::Reject).await
 }
 
 /// Mark a published alert as checked by the association (staff).
 #[utoipa::path(
     post, path = "/v1/alerts/{id}/verify", tag = "moderation",
-    params(("id" = i64, Path, description = "The alert")),
+    params(
+        ("id" = i64, Path, description = "The alert"),
+        ("If-Match" = Option<String>, Header, description = "The `ETag` the moderator read: act only on that version"),
+    ),
     request_body(content = Option<ReasonRequest>, description = "An optional note, for the audit trail"),
     security(("bearer" = [])),
     responses(
@@ -96,26 +112,30 @@ async fn reject(
         (status = 403, description = "Only association staff verify alerts"),
         (status = 404, description = "No alert with this id"),
         (status = 409, description = "The alert is not published (`invalid_transition`)"),
+        (status = 412, description = "The alert is at another version than `If-Match` named (`precondition_failed`)"),
     )
 )]
 async fn verify(
     ctx: State<ApiContext>,
     caller: Caller,
     id: Path<i64>,
+    headers: HeaderMap,
     body: OptionalJson<ReasonRequest>,
 ) -> Moderated {
-    staff_action(ctx, caller, id, body, AlertAction::Verify).await
+    staff_action(ctx, caller, id, &headers, body, AlertAction::Verify).await
 }
 
 async fn staff_action(
     State(ctx): State<ApiContext>,
     caller: Caller,
     Path(id): Path<i64>,
+    headers: &HeaderMap,
     OptionalJson(body): OptionalJson<ReasonRequest>,
     action: AlertAction,
 ) -> Moderated {
+    let if_match = if_match(headers)?;
     caller.require_staff(&format!("{} alerts", action.verb()))?;
-    moderate(&ctx, &caller, id, action, body.reason.as_deref()).await
+    moderate(&ctx, &caller, id, action, body.reason.as_deref(), if_match).await
 }
 
 /// Applies a moderation action for a caller already allowed to; publishes
@@ -126,28 +146,23 @@ pub(super) async fn moderate(
     id: i64,
     action: AlertAction,
     reason_given: Option<&str>,
+    if_match: Option<IfMatch>,
 ) -> Moderated {
     let reason = reason(reason_given, action.needs_reason())?;
     let storage = ctx.storage.clone();
     let actor = caller.actor();
-    let alert = committed(ctx, async move {
+    let alert: Alert = committed(ctx, async move {
         let outcome = storage
             .moderate_alert(
                 id,
                 action,
                 reason.as_deref(),
+                if_match.as_ref(),
                 &actor,
                 OffsetDateTime::now_utc(),
             )
             .await?;
-        match outcome {
-            Transition::Done(changed) => Ok(changed),
-            Transition::NotFound => Err(ApiError::NotFound(format!("no alert with id {id}"))),
-            Transition::Conflict(status) => Err(ApiError::conflict(
-                "invalid_transition",
-                format!("cannot {} alert {id}: it is {status}", action.verb()),
-            )),
-        }
+        outcome_of(id, action.verb(), outcome)
     })
     .await?;
     tracing::info!(
@@ -155,5 +170,23 @@ pub(super) async fn moderate(
         action = action.audit_name(),
         "alert moderated"
     );
-    Ok(axum::Json(alert))
+    Ok(Versioned(alert))
+}
+
+/// The changed alert and its events, or the refusal of the change, for
+/// the caller that asked to `verb` alert `id`.
+pub(super) fn outcome_of(id: i64, verb: &str, outcome: AlertChange) -> Result<Changed, ApiError> {
+    match outcome {
+        AlertChange::Done(changed) => Ok(*changed),
+        AlertChange::NotFound => Err(ApiError::NotFound(format!("no alert with id {id}"))),
+        AlertChange::Conflict(status) => Err(ApiError::conflict(
+            "invalid_transition",
+            format!("cannot {verb} alert {id}: it is {status}"),
+        )),
+        AlertChange::Stale => Err(ApiError::conflict(
+            "edit_conflict",
+            format!("alert {id} changed while you edited it; fetch it again and retry"),
+        )),
+        AlertChange::PreconditionFailed(version) => Err(precondition_failed(id, version)),
+    }
 }
