@@ -89,7 +89,16 @@ new alerts, updates, retractions (and, for staff, alerts awaiting moderation and
 flags). The listener reconnects by itself and keeps the seq of the last event it \
 processed in a state file, so that a restart misses nothing. Status messages go to \
 standard error; standard output carries only the events. With --json each frame \
-is printed as one JSON line, exactly as received. Ctrl-C stops it.",
+is printed as one JSON line, exactly as received. Ctrl-C stops it.\n\n\
+A store that may not listen is told why and waits rather than exits: a pledge still \
+pending is checked every 60 s, and once approved its token is saved to the config file \
+and the listener starts; a suspended store (the reason is shown once) tries again every \
+60 s, reading the config file each time, so that the token claimed after reinstatement \
+(`p4p pledge claim STORE_ID --secret S`, with the secret staff hand out) is picked up. \
+A rejected pledge ends it with the reason (exit 1), as does a revoked token.\n\n\
+A failing --exec command is run again for the same event (after 1 s, doubling to 60 s) \
+and the saved position does not pass the event until it succeeds; \
+--exec-failures skip moves on instead.",
         after_help = "Examples:\n  \
 p4p listen\n  \
 p4p listen --json | jq .\n  \
@@ -205,7 +214,8 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
+            // Errors may quote the server (a problem's `detail`).
+            eprintln!("error: {}", render::escape(&error.to_string()));
             ExitCode::FAILURE
         }
     }

@@ -1,8 +1,76 @@
 //! How alerts and lists read for people: the alert block shared by
-//! `p4p listen` and `p4p show`, and plain aligned tables.
+//! `p4p listen` and `p4p show`, plain aligned tables, and the one escaping
+//! of text from the network that all of them use.
+//!
+//! Whatever a server sends (a hostile or an old one may send anything), no
+//! control character reaches the terminal: a CR could overwrite the line
+//! before it, an LF could start a forged alert block, ESC could clear the
+//! screen, a bidirectional override could make a plate read backwards.
+//! Such characters are shown as visible escapes (`\r`, `\n`, `\x1b`,
+//! `\u{202e}`), and a description's lines are indented under their label,
+//! so that no line from the network can pass for one of the CLI's own.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
 
 use p4p_protocol::{Alert, Frame, Location, Timestamp};
 use time::format_description::well_known::Rfc3339;
+
+/// Whether `c` must not reach a terminal as it is: C0 and C1 controls,
+/// DEL, the line and paragraph separators, the bidirectional embeddings,
+/// overrides and isolates.
+fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Text from the network as one line a terminal shows as it reads: every
+/// unsafe character as a visible escape (`\n`, `\r`, `\t`, `\x1b`, `\u{202e}`).
+pub fn escape(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_unsafe) {
+        return Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => shown.push_str("\\n"),
+            '\r' => shown.push_str("\\r"),
+            '\t' => shown.push_str("\\t"),
+            c if is_unsafe(c) && u32::from(c) < 0x100 => {
+                let _ = write!(shown, "\\x{:02x}", u32::from(c));
+            }
+            c if is_unsafe(c) => {
+                let _ = write!(shown, "\\u{{{:04x}}}", u32::from(c));
+            }
+            c => shown.push(c),
+        }
+    }
+    Cow::Owned(shown)
+}
+
+/// JSON text with every unsafe character but JSON's own whitespace (LF,
+/// CR, TAB) as a JSON escape (`\u001b`, `\u202e`): the same JSON value,
+/// safe on a terminal. serde escapes C0 controls inside strings already,
+/// but not DEL, C1 controls or the bidirectional ones; and a frame that is
+/// not JSON at all is printed as it came, so ESC is escaped here too. (LF,
+/// CR and TAB outside strings are whitespace between tokens; inside a
+/// string they are not JSON; for a stream frame, `output::json_line` makes
+/// LF and CR spaces.)
+pub fn escape_json(text: &str) -> Cow<'_, str> {
+    let escaped = |c: char| is_unsafe(c) && !matches!(c, '\n' | '\r' | '\t');
+    if !text.chars().any(escaped) {
+        return Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if escaped(c) {
+            let _ = write!(shown, "\\u{:04x}", u32::from(c));
+        } else {
+            shown.push(c);
+        }
+    }
+    Cow::Owned(shown)
+}
 
 /// An RFC 3339 time in UTC, as the wire carries it.
 pub fn time(at: Timestamp) -> String {
@@ -70,6 +138,9 @@ pub fn alert_in_full(alert: &Alert) -> String {
         "not verified"
     };
     lines.push(field("Status", &format!("{}, {verified}", alert.status)));
+    if let Some(reason) = alert.status_reason.as_deref().filter(|r| !r.is_empty()) {
+        lines.push(field("Why", reason));
+    }
     lines.push(field("Created", &time(alert.created_at)));
     lines.push(field("Updated", &time(alert.updated_at)));
     block(&format!("ALERT #{} {}", alert.id, alert.kind), &lines)
@@ -86,7 +157,7 @@ fn alert_lines(alert: &Alert, seq: Option<i64>) -> Vec<String> {
         ),
     ];
     if let Some(description) = alert.description.as_deref().filter(|text| !text.is_empty()) {
-        lines.push(field("Details", description));
+        lines.push(indented_field("Details", description));
     }
     for suspect in &alert.suspects {
         lines.push(field("Suspect", &pairs(&suspect.fields())));
@@ -108,25 +179,36 @@ fn alert_lines(alert: &Alert, seq: Option<i64>) -> Vec<String> {
 
 const LABEL_WIDTH: usize = 10;
 
-/// `  Label:    value`, with continuation lines of a multi-line value aligned.
+/// `  Label:    value`, the value on one line whatever it holds.
 fn field(label: &str, value: &str) -> String {
-    let indent = " ".repeat(2 + LABEL_WIDTH);
-    let mut text = format!("  {:<LABEL_WIDTH$}", format!("{label}:"));
-    for (index, line) in value.lines().enumerate() {
-        if index > 0 {
-            text.push('\n');
-            text.push_str(&indent);
-        }
-        text.push_str(line);
+    format!("  {:<LABEL_WIDTH$}{}", format!("{label}:"), escape(value))
+}
+
+/// `  Label:` and under it every line of a multi-line value (split on LF
+/// only, each escaped), indented deeper than any line of the CLI's own, so
+/// that a line of a description can never pass for a headline or a field.
+fn indented_field(label: &str, value: &str) -> String {
+    let mut text = format!("  {label}:");
+    for line in value.split('\n') {
+        text.push('\n');
+        text.push_str(DESCRIPTION_INDENT);
+        text.push_str(&escape(line));
     }
     text
 }
+
+/// Where a description's lines start: past the labels (2) and the values (12).
+const DESCRIPTION_INDENT: &str = "      | ";
 
 /// `sex: male; hair: short black`: the fields given, in the wire's order.
 fn pairs(fields: &[(&'static str, &Option<String>)]) -> String {
     let given: Vec<String> = fields
         .iter()
-        .filter_map(|(name, value)| value.as_deref().map(|value| format!("{name}: {value}")))
+        .filter_map(|(name, value)| {
+            value
+                .as_deref()
+                .map(|value| format!("{name}: {}", escape(value)))
+        })
         .collect();
     if given.is_empty() {
         "(no description)".to_owned()
@@ -153,11 +235,12 @@ fn away(distance_km: Option<f64>) -> String {
 fn because(reason: Option<&str>) -> String {
     reason
         .filter(|reason| !reason.is_empty())
-        .map(|reason| format!(": {reason}"))
+        .map(|reason| format!(": {}", escape(reason)))
         .unwrap_or_default()
 }
 
-/// Columns padded to their widest cell, headers first.
+/// Columns padded to their widest cell, headers first; every cell escaped,
+/// since cells hold names, titles and reasons from the network.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     table_lines(headers, rows).join("\n")
 }
@@ -165,18 +248,22 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 /// The lines of [`table`]: the header line, then one line per row, so that a
 /// caller can put lines of its own under a row.
 pub fn table_lines(headers: &[&str], rows: &[Vec<String>]) -> Vec<String> {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| escape(cell).into_owned()).collect())
+        .collect();
     let mut widths: Vec<usize> = headers
         .iter()
         .map(|header| header.chars().count())
         .collect();
-    for row in rows {
+    for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
     let header_row: Vec<String> = headers.iter().map(|header| header.to_uppercase()).collect();
     std::iter::once(&header_row)
-        .chain(rows)
+        .chain(&rows)
         .map(|row| {
             let cells: Vec<String> = row
                 .iter()
@@ -316,5 +403,107 @@ mod tests {
             ],
         );
         assert_eq!(text, "ID  NAME\n1   Main\n12  Gold & Co");
+    }
+
+    #[test]
+    fn escape_shows_every_control_and_bidi_character_visibly() {
+        assert_eq!(escape("Main Street Jewelers"), "Main Street Jewelers");
+        assert!(matches!(escape("plain"), Cow::Borrowed(_)));
+        assert_eq!(
+            escape("a\nb\rc\td\u{1b}[2Je\u{0}f\u{7f}g\u{9b}h"),
+            "a\\nb\\rc\\td\\x1b[2Je\\x00f\\x7fg\\x9bh"
+        );
+        assert_eq!(
+            escape("\u{202e}4321CBA\u{2066}\u{2069}\u{2028}"),
+            "\\u{202e}4321CBA\\u{2066}\\u{2069}\\u{2028}"
+        );
+        // Right-to-left scripts, marks and emoji are ordinary text.
+        assert_eq!(
+            escape("\u{5d6}\u{5d4}\u{5d1} \u{200f}💎"),
+            "\u{5d6}\u{5d4}\u{5d1} \u{200f}💎"
+        );
+    }
+
+    #[test]
+    fn escape_json_keeps_the_json_value_and_hides_what_serde_passes_through() {
+        let text = serde_json::json!({ "t": "a\u{7f}\u{9b}\u{202e}b\u{1b}" }).to_string();
+        let safe = escape_json(&text);
+        assert!(!safe.chars().any(is_unsafe), "{safe}");
+        let pretty = serde_json::to_string_pretty(&serde_json::json!({ "a": [1] })).expect("JSON");
+        assert_eq!(escape_json(&pretty), pretty, "structural whitespace stays");
+        let back: serde_json::Value = serde_json::from_str(&safe).expect("still JSON");
+        assert_eq!(back["t"], "a\u{7f}\u{9b}\u{202e}b\u{1b}");
+    }
+
+    fn assert_no_forged_line(text: &str) {
+        assert!(!text.chars().any(|c| is_unsafe(c) && c != '\n'), "{text:?}");
+        for line in text.lines().skip(1) {
+            assert!(
+                line.starts_with("  "),
+                "a line of the network's starts a line: {text}"
+            );
+            assert!(
+                !line.trim_start().starts_with("ALERT"),
+                "forged headline: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_hostile_alert_cannot_forge_a_line_of_the_block() {
+        let forged = "\r\n\nALERT robbery, 0.2 km away\n  Store:    P4P Association HQ";
+        let mut alert = casing_alert();
+        alert.title = format!("Casing{forged}");
+        alert.store.name = format!("Main\r{forged}");
+        alert.suspects[0].clothing = Some(format!("red\u{1b}[2J{forged}"));
+        alert.vehicles[0].plate = Some("\u{202e}4321CBA".to_owned());
+        alert.description = Some(format!("Watched the door.{forged}\r\n\tthen left"));
+        alert.status_reason = Some(forged.to_owned());
+        let frame = Frame::Alert(AlertFrame {
+            changed: None,
+            seq: 7,
+            distance_km: Some(1.0),
+            alert: Box::new(alert.clone()),
+        });
+        let block = super::frame(&frame).expect("shown");
+        assert_no_forged_line(&block);
+        assert!(block.contains("plate: \\u{202e}4321CBA"), "{block}");
+        assert!(
+            block.contains("  Details:\n      | Watched the door.\\r\n      | \n      | ALERT robbery, 0.2 km away\n"),
+            "{block}"
+        );
+        assert_no_forged_line(&alert_in_full(&alert));
+        let retract = Frame::Retract {
+            seq: 8,
+            alert_id: 42,
+            reason: Some(forged.to_owned()),
+        };
+        let line = super::frame(&retract).expect("shown");
+        assert_eq!(line.lines().count(), 1, "{line}");
+        assert!(
+            line.starts_with("RETRACTED #42: \\r\\n\\nALERT robbery"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn show_says_why_an_alert_waits() {
+        let mut alert = casing_alert();
+        alert.status = AlertStatus::Pending;
+        alert.status_reason = Some("new member: held until a moderator approves it".to_owned());
+        let text = alert_in_full(&alert);
+        assert!(
+            text.contains("  Status:   pending, not verified\n  Why:      new member: held until a moderator approves it"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn table_cells_are_escaped() {
+        let text = table(
+            &["id", "name"],
+            &[vec!["1".to_owned(), "Gold\n2   Forged & Co".to_owned()]],
+        );
+        assert_eq!(text, "ID  NAME\n1   Gold\\n2   Forged & Co");
     }
 }

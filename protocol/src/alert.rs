@@ -261,7 +261,7 @@ pub struct NewAlert {
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::required_text::<120>))]
     pub title: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_text::<4000>))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_multiline_text::<4000>))]
     pub description: Option<String>,
     /// Defaults to now; not in the future.
     #[serde(

@@ -13,7 +13,7 @@ pub struct AlertPatch {
     pub title: Option<String>,
     /// An empty string clears the description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_text::<4000>))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_multiline_text::<4000>))]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,

@@ -1,57 +1,60 @@
 //! Schemas for the server's OpenAPI document (feature `openapi`) that say
 //! exactly what the server accepts, so that a schema-driven fuzzer finds
-//! every mismatch: texts are trimmed, then must not be blank (when
-//! required), and contain no control character but tab and line breaks.
+//! every mismatch: single-line texts hold no control character (CR, LF and
+//! TAB included), line separator or bidirectional override; a description
+//! may also hold LF, CR and TAB; texts are trimmed, then must not be blank
+//! (when required).
 
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 
-/// What the server trims from both ends of a text (Rust's `char::is_whitespace`).
+/// What no single-line text may contain: C0 and C1 controls, DEL, U+2028
+/// and U+2029, the bidirectional overrides and isolates.
+macro_rules! refused {
+    () => {
+        r"\u0000-\u001F\u007F-\u009F\u2028\u2029\u202A-\u202E\u2066-\u2069"
+    };
+}
+
+/// What no description may contain: as [`refused`] but TAB, LF and CR.
+macro_rules! refused_in_lines {
+    () => {
+        r"\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u2028\u2029\u202A-\u202E\u2066-\u2069"
+    };
+}
+
+/// What the server trims from both ends of a text (Rust's
+/// `char::is_whitespace`) that is not refused anyway.
 macro_rules! space {
     () => {
-        r"\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
+        r" \u00A0\u1680\u2000-\u200A\u202F\u205F\u3000"
     };
 }
 
-/// Control characters, which no text may contain but tab, CR and LF.
-macro_rules! control {
-    () => {
-        r"\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F"
-    };
-}
-
-/// Control characters and space: what a text must not start or end with.
+/// Refused characters and space: what an email address has none of.
 macro_rules! invisible {
     () => {
-        r"\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
+        r"\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202A-\u202F\u205F\u2066-\u2069\u3000"
     };
 }
 
-/// Not blank once trimmed; no control character.
+/// One line, not blank once trimmed.
 pub const REQUIRED_TEXT: &str = concat!(
-    "^[",
-    space!(),
+    "^[^",
+    refused!(),
     "]*[^",
-    control!(),
-    "]*[^",
-    invisible!(),
-    "][",
+    refused!(),
     space!(),
+    "][^",
+    refused!(),
     "]*$"
 );
 
-/// Blank (absent), or as [`REQUIRED_TEXT`].
-pub const OPTIONAL_TEXT: &str = concat!(
-    "^[",
-    space!(),
-    "]*(?:[^",
-    control!(),
-    "]*[^",
-    invisible!(),
-    "])?[",
-    space!(),
-    "]*$"
-);
+/// One line, or blank (absent).
+pub const OPTIONAL_TEXT: &str = concat!("^[^", refused!(), "]*$");
+
+/// Lines (a description), or blank (absent).
+pub const OPTIONAL_MULTILINE_TEXT: &str = concat!("^[^", refused_in_lines!(), "]*$");
 
 /// One `@` with something before it, a dot inside the domain, no space
 /// inside (the ends are trimmed).
@@ -101,6 +104,11 @@ pub fn required_text_or_null<const MAX: usize>() -> impl Into<RefOr<Schema>> {
 /// An optional text of at most `MAX` characters; blank or `null` is absent.
 pub fn optional_text<const MAX: usize>() -> impl Into<RefOr<Schema>> {
     text(OPTIONAL_TEXT, MAX, true)
+}
+
+/// An optional multi-line text (a description) of at most `MAX` characters.
+pub fn optional_multiline_text<const MAX: usize>() -> impl Into<RefOr<Schema>> {
+    text(OPTIONAL_MULTILINE_TEXT, MAX, true)
 }
 
 /// An email address of at most `MAX` characters.

@@ -205,7 +205,7 @@ pub async fn create_staff_token(
             "--role must be admin or moderator: store tokens come from an approved pledge"
         );
     }
-    let label = domain::required_text("label", label, 100)?;
+    let label = domain::required_line("label", label, 100)?;
     let storage: Arc<dyn Storage> = db::connect(database_url, 1)
         .await
         .with_context(|| format!("cannot open the database at {}", redact(database_url)))?;

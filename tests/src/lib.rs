@@ -267,6 +267,21 @@ impl TestServer {
         false
     }
 
+    /// Runs one SQL statement on this server's database behind its back:
+    /// for content the API would refuse (what an old or hostile server
+    /// could send a client).
+    pub async fn execute_sql(&self, statement: &str) {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut connection = sqlx::AnyConnection::connect(&self.database_url)
+            .await
+            .expect("connect to the test database");
+        sqlx::query(statement)
+            .execute(&mut connection)
+            .await
+            .unwrap_or_else(|error| panic!("{statement}: {error}"));
+    }
+
     /// Every row of every table of this server's database, as text, read
     /// through SQL: what the database still holds, whatever the API shows.
     pub async fn stored_text(&self) -> String {

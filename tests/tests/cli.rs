@@ -111,8 +111,9 @@ async fn the_quick_start_works_as_written() {
     assert!(post.success, "{post:?}");
     assert_eq!(
         post.stdout.trim(),
-        "Posted alert #1 (pending)",
-        "on probation"
+        "Posted alert #1 (pending: new member: held until a moderator approves it \
+         (probation: a new store's first 3 alerts wait for review; 0 published so far))",
+        "on probation, and says so"
     );
     server
         .run_cli(staff_home.path(), &["mod", "queue"])
@@ -390,17 +391,18 @@ async fn errors_print_the_servers_detail_in_one_line_and_exit_non_zero() {
 
 #[tokio::test]
 async fn a_revoked_listener_stops_with_an_error() {
-    let (server, staff, store) = TestServer::with_store().await;
+    let (server, _staff, store) = TestServer::with_store().await;
     let home = tempfile::tempdir().expect("home");
     let mut listen = server.spawn_listen(home.path(), &["--json", "--token", &store.token]);
     listen.frame().await;
-    server
-        .api(Some(&staff))
-        .post(
-            &format!("/v1/stores/{}/suspend", store.id),
-            &json!({ "reason": "fake alerts" }),
-        )
+    // A suspended store waits for reinstatement (tests/cli_listen.rs); a
+    // revoked token has nothing to wait for.
+    let api = server.api(Some(&store.token));
+    let me = api.get("/v1/me").await;
+    let revoked = api
+        .delete(&format!("/v1/me/tokens/{}", me.body["token"]["id"]))
         .await;
+    assert!(revoked.status < 300, "{revoked:?}");
     assert_eq!(listen.wait().await, Some(1));
     let stderr = listen.drain_stderr().await;
     assert!(stderr.contains("error"), "{stderr}");
@@ -450,7 +452,7 @@ async fn staff_work_the_queue_and_stores_edit_retract_and_flag_from_the_cli() {
             &["post", "--kind", "casing", "--title", "Two men casing"],
         )
         .await
-        .expect_ok("Posted alert #1 (pending)");
+        .expect_ok("Posted alert #1 (pending: new member: held until a moderator approves it");
     staff_listen.lines_until("PENDING MODERATION #1").await;
     let queue = server
         .run_cli(staff_home.path(), &["mod", "queue"])

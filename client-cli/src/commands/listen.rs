@@ -3,9 +3,12 @@
 //! The listener keeps the `seq` of the last event it fully processed (printed
 //! and handed to `--exec`) in a state file, and resumes from it with `since`
 //! after a dropped connection or a restart, so that no alert is missed and
-//! none is shown twice.
+//! none is shown twice. A store that cannot listen yet (pending) or now
+//! (suspended) is told why and waits (`membership`); a failing `--exec`
+//! command is retried before the position moves on (`exec`).
 
 mod exec;
+mod membership;
 mod seq_file;
 
 use std::path::PathBuf;
@@ -26,6 +29,7 @@ use crate::api::{error_chain, ServerUrl};
 use crate::context::Context;
 use crate::secret::Token;
 use crate::{output, render};
+use membership::{SaidOnce, TokenSource, CLAIM_AGAIN};
 use seq_file::SeqFile;
 
 #[derive(Debug, clap::Args)]
@@ -44,6 +48,33 @@ pub struct ListenArgs {
     /// pending, flag).
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
+
+    /// What to do when the --exec command fails (exits non-zero, cannot
+    /// start, or runs over 60 s): `retry` runs it again for the same event,
+    /// after 1 s, doubling to 60 s, and the saved position stays before the
+    /// event until it succeeds (later events wait); `skip` warns and moves
+    /// on to the next event.
+    #[arg(long, value_enum, default_value_t = ExecFailures::Retry, value_name = "WHAT")]
+    pub exec_failures: ExecFailures,
+
+    /// How often a store that may not listen (pending, suspended) checks
+    /// again, in seconds (for tests).
+    #[arg(
+        long,
+        env = "P4P_LISTEN_HELD_RETRY_SECS",
+        default_value_t = 60,
+        hide = true
+    )]
+    pub held_retry_secs: u64,
+}
+
+/// `--exec-failures`: whether a failed `--exec` holds the position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecFailures {
+    /// Run it again, with backoff, until it succeeds.
+    Retry,
+    /// Warn and go on to the next event.
+    Skip,
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -53,7 +84,34 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 const SILENCE_LIMIT: Duration = Duration::from_secs(75);
 
 pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
-    let token = ctx.require_token()?.clone();
+    // Installed before anything waits, so that Ctrl-C or SIGTERM at any moment
+    // ends the listener cleanly: at once while it waits, and after the frame
+    // in hand is printed, handed to --exec and recorded while it works, so
+    // that a restart neither misses nor repeats it.
+    let shutdown = Shutdown::install()?;
+    let (stop_sender, mut stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.wait().await;
+        let _ = stop_sender.send(true);
+    });
+    let token_source = match (&ctx.given_token, ctx.config.path()) {
+        (None, Ok(path)) => TokenSource::File(path.to_owned()),
+        _ => TokenSource::Given,
+    };
+    let token = match (&ctx.token, ctx.config.file.store_id, ctx.config.path()) {
+        (Some(token), _, _) => token.clone(),
+        // A pledge awaiting approval: wait for it rather than exit.
+        (None, Some(store_id), Ok(path)) if ctx.config.file.claim_secret.is_some() => {
+            let retry = Duration::from_secs(args.held_retry_secs.max(1));
+            match membership::wait_for_approval(&ctx.server, path, store_id, retry, &mut stop)
+                .await?
+            {
+                Some(token) => token,
+                None => return Ok(()),
+            }
+        }
+        (None, _, _) => ctx.require_token()?.clone(),
+    };
     let state_path = match args.state_file.filter(|path| !path.as_os_str().is_empty()) {
         Some(path) => path,
         None => seq_file::default_path(&ctx.server, &token).ok_or_else(|| {
@@ -62,23 +120,18 @@ pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
     };
     let seq_file = SeqFile::new(state_path);
     let saved = seq_file.load()?;
-    // Installed before connecting, so that Ctrl-C or SIGTERM at any moment
-    // ends the listener cleanly: at once while it waits, and after the frame
-    // in hand is printed, handed to --exec and recorded while it works, so
-    // that a restart neither misses nor repeats it.
-    let shutdown = Shutdown::install()?;
-    let (stop_sender, stop) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.wait().await;
-        let _ = stop_sender.send(true);
-    });
     let listener = Listener {
         server: ctx.server.clone(),
         token,
+        token_source,
         json: ctx.json,
         exec: args.exec,
+        exec_failures: args.exec_failures,
         last_seq: args.since.or(saved),
         seq_file,
+        held: false,
+        held_retry: Duration::from_secs(args.held_retry_secs.max(1)),
+        said: SaidOnce::default(),
         stop,
     };
     listener.run().await?;
@@ -96,6 +149,9 @@ enum Reconnect {
     After(Duration, String),
     /// At once, without `since`: the server is behind our saved seq.
     FromHead(String),
+    /// After `--held-retry-secs` (60 s), with the token the config file holds
+    /// then: the store is suspended or not approved yet.
+    Held(String),
     /// Not at all: Ctrl-C or SIGTERM.
     Stop,
 }
@@ -103,11 +159,20 @@ enum Reconnect {
 struct Listener {
     server: ServerUrl,
     token: Token,
+    token_source: TokenSource,
     json: bool,
     exec: Option<String>,
+    exec_failures: ExecFailures,
     /// The last event fully processed; `None` before the first `hello`.
     last_seq: Option<i64>,
     seq_file: SeqFile,
+    /// Whether the server last said the store may not listen (suspended,
+    /// not approved): a revoked token then means reinstatement, not theft.
+    held: bool,
+    /// How often a held store tries again.
+    held_retry: Duration,
+    /// Why the listener waits, said once while it stays true.
+    said: SaidOnce,
     /// Turns true on Ctrl-C or SIGTERM.
     stop: tokio::sync::watch::Receiver<bool>,
 }
@@ -123,18 +188,35 @@ impl Listener {
             let (delay, why) = match self.session(&mut backoff).await? {
                 Reconnect::Stop => return Ok(()),
                 Reconnect::Now(why) => {
-                    eprintln!("p4p listen: {why}; reconnecting now");
+                    eprintln!("p4p listen: {}; reconnecting now", render::escape(&why));
                     continue;
                 }
                 Reconnect::FromHead(why) => {
-                    eprintln!("warning: {why}");
+                    eprintln!("warning: {}", render::escape(&why));
                     self.last_seq = None;
+                    continue;
+                }
+                Reconnect::Held(why) => {
+                    self.held = true;
+                    self.said.say(&format!(
+                        "{why}; trying again every {} s",
+                        self.held_retry.as_secs()
+                    ));
+                    tokio::select! {
+                        () = tokio::time::sleep(self.held_retry) => {}
+                        _ = stop.wait_for(|stopped| *stopped) => return Ok(()),
+                    }
+                    self.pick_up_new_token()?;
                     continue;
                 }
                 Reconnect::Later(why) => (backoff.next_delay(), why),
                 Reconnect::After(at_least, why) => (backoff.next_delay().max(at_least), why),
             };
-            eprintln!("p4p listen: {why}; reconnecting in {} s", delay.as_secs());
+            eprintln!(
+                "p4p listen: {}; reconnecting in {} s",
+                render::escape(&why),
+                delay.as_secs()
+            );
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 _ = stop.wait_for(|stopped| *stopped) => return Ok(()),
@@ -252,6 +334,15 @@ impl Listener {
             _ => status.to_string(),
         };
         match (status.as_u16(), since) {
+            (403, _) if code == Some("store_suspended") => Ok(Reconnect::Held(format!(
+                "this store is suspended: {detail}; {CLAIM_AGAIN}"
+            ))),
+            (403, _) if code == Some("store_not_approved") => Ok(Reconnect::Held(format!(
+                "this store may not listen yet: {detail}; waiting for the association"
+            ))),
+            (401, _) if self.held => Ok(Reconnect::Held(format!(
+                "the store's token was revoked ({detail}), as reinstatement does; {CLAIM_AGAIN}"
+            ))),
             (401 | 403, _) => Err(anyhow!(detail)),
             (409, Some(since)) if code == Some("since_ahead") => Ok(Reconnect::FromHead(format!(
                 "the saved seq {since} is ahead of the server's newest event (was its \
@@ -292,10 +383,11 @@ impl Listener {
             format!(": {reason}")
         };
         match code {
-            close_code::REVOKED if reason.is_empty() => Err(anyhow!(
-                "the server closed the stream: the token was revoked or the store suspended"
-            )),
-            close_code::REVOKED => Err(anyhow!("the server closed the stream{because}")),
+            // Revoked, or the store suspended: connecting again tells which
+            // (401 ends the listener, 403 `store_suspended` makes it wait).
+            close_code::REVOKED => Ok(Reconnect::Now(format!(
+                "the server closed the stream: the token was revoked or the store suspended{because}"
+            ))),
             close_code::TOO_SLOW => Ok(Reconnect::Now(format!(
                 "the server closed the stream because this client read too slowly{because}"
             ))),
@@ -320,19 +412,24 @@ impl Listener {
             Err(error) => {
                 // Scripts still get it as it came; people are told.
                 if self.json {
-                    output::line(text)?;
+                    output::json_line(text)?;
                 }
-                eprintln!("warning: a frame this client cannot read: {error}");
+                eprintln!(
+                    "warning: a frame this client cannot read: {}",
+                    render::escape(&error.to_string())
+                );
                 return Ok(());
             }
         };
         match &frame {
             Frame::Hello(hello) => {
                 backoff.reset();
+                self.held = false;
+                self.said = SaidOnce::default();
                 self.greet(hello, text, since)
             }
             // Scripts may know frame types this client does not.
-            Frame::Unknown if self.json => Ok(output::line(text)?),
+            Frame::Unknown if self.json => Ok(output::json_line(text)?),
             Frame::Unknown => Ok(()),
             event => self.process(event, text).await,
         }
@@ -340,7 +437,7 @@ impl Listener {
 
     fn greet(&mut self, hello: &Hello, text: &str, since: Option<i64>) -> anyhow::Result<()> {
         if self.json {
-            output::line(text)?;
+            output::json_line(text)?;
         }
         match since {
             Some(since) => eprintln!(
@@ -369,15 +466,63 @@ impl Listener {
             return Ok(());
         }
         if self.json {
-            output::line(text)?;
+            output::json_line(text)?;
         } else if let Some(block) = render::frame(frame) {
             output::line(&format!("{block}\n"))?;
         }
-        if let Some(command) = &self.exec {
-            exec::run(command, frame_type(frame), text, seq).await;
+        if let Some(command) = self.exec.clone() {
+            if !self.exec_until_done(&command, frame, text, seq).await {
+                // Stopped while retrying: the position stays before it.
+                return Ok(());
+            }
         }
         self.last_seq = Some(seq);
         self.seq_file.save(seq)?;
+        Ok(())
+    }
+
+    /// Runs `--exec` for one event; with `--exec-failures retry`, again
+    /// after each failure (1 s, doubling to 60 s) until it succeeds. False
+    /// when stopped before it succeeded.
+    async fn exec_until_done(
+        &mut self,
+        command: &str,
+        frame: &Frame,
+        text: &str,
+        seq: i64,
+    ) -> bool {
+        let mut delay = exec::FIRST_RETRY;
+        let mut stop = self.stop.clone();
+        loop {
+            let why = match exec::run(command, frame_type(frame), text, seq).await {
+                Ok(()) => return true,
+                Err(why) => why,
+            };
+            if self.exec_failures == ExecFailures::Skip {
+                eprintln!("warning: {why}; skipping it (--exec-failures skip)");
+                return true;
+            }
+            eprintln!(
+                "warning: {why}; running it again in {} s (the saved position stays before seq {seq})",
+                delay.as_secs()
+            );
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                _ = stop.wait_for(|stopped| *stopped) => return false,
+            }
+            delay = (delay * 2).min(exec::MAX_RETRY);
+        }
+    }
+
+    /// While the store waits, the token may change (claimed again after
+    /// reinstatement): take the one the config file holds now.
+    fn pick_up_new_token(&mut self) -> anyhow::Result<()> {
+        if let Some(token) = self.token_source.reread()? {
+            if token.expose() != self.token.expose() {
+                eprintln!("p4p listen: using the new token from the config file");
+                self.token = token;
+            }
+        }
         Ok(())
     }
 }

@@ -55,9 +55,11 @@ pub async fn whoami(ctx: &Context) -> anyhow::Result<()> {
     if let Some(store) = &me.store {
         lines.push(format!(
             "Store:   {} (#{}, {})",
-            store.name, store.id, store.status
+            render::escape(&store.name),
+            store.id,
+            store.status
         ));
-        lines.push(format!("Address: {}", store.address));
+        lines.push(format!("Address: {}", render::escape(&store.address)));
         lines.push(format!(
             "Area:    {}, radius {}",
             render::place(store.location),
@@ -67,7 +69,7 @@ pub async fn whoami(ctx: &Context) -> anyhow::Result<()> {
     lines.push(format!(
         "Token:   #{} \"{}\", created {}",
         me.token.id,
-        me.token.label,
+        render::escape(&me.token.label),
         render::time(me.token.created_at)
     ));
     output::line(&lines.join("\n"))?;
@@ -81,7 +83,16 @@ async fn fetch_me(api: &Api) -> Result<Reply<Me>, ApiError> {
 /// `store Main Street Jewelers (#7)` or `admin (token "laptop")`.
 fn who(me: &Me) -> String {
     match &me.store {
-        Some(store) => format!("{} {} (#{})", me.role, store.name, store.id),
-        None => format!("{} (token \"{}\")", me.role, me.token.label),
+        Some(store) => format!(
+            "{} {} (#{})",
+            me.role,
+            render::escape(&store.name),
+            store.id
+        ),
+        None => format!(
+            "{} (token \"{}\")",
+            me.role,
+            render::escape(&me.token.label)
+        ),
     }
 }

@@ -169,7 +169,7 @@ fn flagged_section(flagged: &[FlaggedAlert]) -> String {
             lines.push(format!(
                 "  store #{}: {} ({})",
                 flag.store_id,
-                flag.reason,
+                render::escape(&flag.reason),
                 render::time(flag.created_at)
             ));
         }

@@ -136,7 +136,8 @@ async fn apply(ctx: &mut Context, args: PledgeArgs) -> anyhow::Result<()> {
             // Without the secret the store could never claim its token.
             eprintln!(
                 "store #{} applied; keep its claim secret: {}",
-                created.store_id, created.claim_secret
+                created.store_id,
+                crate::render::escape(&created.claim_secret)
             );
             return Err(error.into());
         }

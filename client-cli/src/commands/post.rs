@@ -1,9 +1,11 @@
 //! `p4p post`: a store warns the stores around it.
 
-use p4p_protocol::{Alert, AlertKind, Location, NewAlert, Suspect, Timestamp, Vehicle};
+use p4p_protocol::{
+    Alert, AlertKind, AlertStatus, Location, NewAlert, Suspect, Timestamp, Vehicle,
+};
 
 use crate::context::Context;
-use crate::{args, output};
+use crate::{args, output, render};
 
 #[derive(Debug, clap::Args)]
 pub struct PostArgs {
@@ -87,11 +89,21 @@ pub async fn run(ctx: &Context, args: PostArgs) -> anyhow::Result<()> {
         output::json(&reply.json)?;
         return Ok(());
     }
-    output::line(&format!(
-        "Posted alert #{} ({})",
-        reply.body.id, reply.body.status
-    ))?;
+    output::line(&posted(&reply.body))?;
     Ok(())
+}
+
+/// `Posted alert #5 (published)`, or with why it waits: `(pending: new
+/// member: held until a moderator approves it ...)`.
+fn posted(alert: &Alert) -> String {
+    let why = match alert.status_reason.as_deref().filter(|r| !r.is_empty()) {
+        Some(reason) => format!(": {}", render::escape(reason)),
+        None if alert.status == AlertStatus::Pending => {
+            ": held until a moderator approves it".to_owned()
+        }
+        None => String::new(),
+    };
+    format!("Posted alert #{} ({}{why})", alert.id, alert.status)
 }
 
 /// Why a `--suspect` or `--vehicle` description cannot be read.

@@ -119,7 +119,9 @@ async fn act(ctx: &Context, id: i64, action: &str, reason: Option<String>) -> an
     let store = reply.body;
     output::line(&format!(
         "Store #{} ({}) is now {}.",
-        store.id, store.name, store.status
+        store.id,
+        render::escape(&store.name),
+        store.status
     ))?;
     Ok(())
 }

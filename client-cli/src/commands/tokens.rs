@@ -88,9 +88,10 @@ async fn create(ctx: &Context, label: String) -> anyhow::Result<()> {
     // The token alone on stdout, so that `$(p4p tokens create ...)` captures it.
     eprintln!(
         "Created token #{} \"{}\"; it is shown only this once.",
-        created.id, created.label
+        created.id,
+        render::escape(&created.label)
     );
-    output::line(&created.token)?;
+    output::line(&render::escape(&created.token))?;
     Ok(())
 }
 

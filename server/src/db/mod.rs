@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 
 use crate::domain::alert::ValidAlert;
 use crate::domain::delivery::Event;
-use crate::domain::moderation::AlertAction;
+use crate::domain::moderation::{Admission, AlertAction};
 use crate::domain::place::Area;
 use crate::domain::secret::SecretHash;
 use crate::domain::store::{MembershipAction, ValidPledge};
@@ -335,7 +335,7 @@ pub trait Alerts: Send + Sync {
         &self,
         author: &StoreRef,
         alert: &ValidAlert,
-        status: AlertStatus,
+        admission: &Admission,
         idempotency: Option<IdempotencyKey>,
         now: OffsetDateTime,
     ) -> DbResult<Posted>;

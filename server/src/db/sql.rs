@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::*;
 use crate::domain::delivery::EventKind;
+use crate::domain::moderation::Admission;
 use crate::domain::place::{Grid, Place, RadiusKm};
 use crate::domain::version::changed_fields;
 
@@ -737,6 +738,7 @@ struct QueuedPost {
     author: StoreRef,
     alert: ValidAlert,
     status: AlertStatus,
+    status_reason: Option<String>,
     now: OffsetDateTime,
     idempotency: Option<IdempotencyKey>,
     done: oneshot::Sender<DbResult<Posted>>,
@@ -973,6 +975,7 @@ async fn insert_alert(tx: &mut AnyConnection, post: &QueuedPost) -> DbResult<Ale
         author,
         alert,
         status,
+        status_reason,
         now,
         ..
     } = post;
@@ -980,13 +983,14 @@ async fn insert_alert(tx: &mut AnyConnection, post: &QueuedPost) -> DbResult<Ale
     let dialect = Dialect::of(tx);
     let published = status == AlertStatus::Published;
     let id: i64 = sqlx::query_scalar(&dialect.sql(
-        "INSERT INTO alerts (store_id, kind, status, title, description, occurred_at, lat, lon, radius_km, \
-         suspects, vehicles, created_at, updated_at, published_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? THEN ? END) RETURNING id",
+        "INSERT INTO alerts (store_id, kind, status, status_reason, title, description, occurred_at, lat, lon, \
+         radius_km, suspects, vehicles, created_at, updated_at, published_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? THEN ? END) RETURNING id",
     ))
     .bind(author.id)
     .bind(alert.kind.as_str())
     .bind(status.as_str())
+    .bind(status_reason)
     .bind(&alert.title)
     .bind(&alert.description)
     .bind(unix(alert.occurred_at))
@@ -1015,7 +1019,7 @@ async fn insert_alert(tx: &mut AnyConnection, post: &QueuedPost) -> DbResult<Ale
         store: author.clone(),
         verified: false,
         version: 1,
-        status_reason: None,
+        status_reason: status_reason.clone(),
         created_at: now,
         updated_at: now,
     })
@@ -1336,7 +1340,7 @@ impl Alerts for SqlStore {
         &self,
         author: &StoreRef,
         alert: &ValidAlert,
-        status: AlertStatus,
+        admission: &Admission,
         idempotency: Option<IdempotencyKey>,
         now: OffsetDateTime,
     ) -> DbResult<Posted> {
@@ -1344,7 +1348,8 @@ impl Alerts for SqlStore {
         let post = QueuedPost {
             author: author.clone(),
             alert: alert.clone(),
-            status,
+            status: admission.status,
+            status_reason: admission.reason.clone(),
             now: crate::domain::alert::whole_seconds(now),
             idempotency,
             done,

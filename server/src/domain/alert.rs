@@ -4,7 +4,7 @@ use p4p_protocol::{Alert, AlertKind, AlertPatch, NewAlert, Suspect, Timestamp, V
 use time::{Duration, OffsetDateTime};
 
 use super::place::{Area, Place, RadiusKm};
-use super::{optional_text, required_text, Invalid};
+use super::{optional_line, optional_multiline, required_line, Invalid};
 
 pub const MAX_TITLE: usize = 120;
 pub const MAX_DESCRIPTION: usize = 4_000;
@@ -33,9 +33,9 @@ impl ValidAlert {
         store_place: Place,
         now: OffsetDateTime,
     ) -> Result<Self, Invalid> {
-        let title = required_text("title", &input.title, MAX_TITLE)?;
+        let title = required_line("title", &input.title, MAX_TITLE)?;
         let description =
-            optional_text("description", input.description.as_deref(), MAX_DESCRIPTION)?;
+            optional_multiline("description", input.description.as_deref(), MAX_DESCRIPTION)?;
         let occurred_at = match input.occurred_at {
             None => now,
             Some(at) if at > now + CLOCK_SKEW => {
@@ -116,7 +116,7 @@ fn descriptors<T, const N: usize>(
     }
     for (index, item) in items.iter().enumerate() {
         for (name, value) in fields(item) {
-            optional_text(
+            optional_line(
                 &format!("{list}[{index}].{name}"),
                 value.as_deref(),
                 MAX_DESCRIPTOR_FIELD,
@@ -336,7 +336,9 @@ mod tests {
 
     mod properties {
         use super::*;
-        use crate::domain::arbitrary::{self, chars, is_clean, number, optional_text, text};
+        use crate::domain::arbitrary::{
+            self, chars, is_clean, is_clean_multiline, number, optional_text, text,
+        };
         use p4p_protocol::Alert;
         use proptest::prelude::*;
 
@@ -500,7 +502,7 @@ mod tests {
                     (1..=MAX_DESCRIPTION).contains(&length),
                     "description of {length}"
                 );
-                assert!(is_clean(description));
+                assert!(is_clean_multiline(description), "{description:?}");
             }
             assert!(alert.occurred_at <= NOW + CLOCK_SKEW);
             let radius = alert.reach.radius.km();

@@ -6,6 +6,8 @@
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
+use super::is_bidi_control;
+
 /// How many cases each property runs: enough to cross every limit many
 /// times, few enough that `cargo test` stays quick in a debug build.
 pub const CASES: u32 = 256;
@@ -25,7 +27,7 @@ fn character() -> impl Strategy<Value = char> {
     prop_oneof![
         12 => proptest::char::range('a', 'z'),
         2 => prop_oneof![Just(' '), Just('\t'), Just('\n'), Just('\r'), Just('\u{a0}')],
-        2 => prop_oneof![Just('é'), Just('日'), Just('💎'), Just('\u{200b}')],
+        2 => prop_oneof![Just('é'), Just('日'), Just('💎'), Just('\u{200b}'), Just('\u{202e}'), Just('\u{2066}')],
         1 => any::<char>(),
     ]
 }
@@ -155,11 +157,20 @@ pub fn chars(value: &str) -> usize {
     value.chars().count()
 }
 
-/// Text as the limits accept it: trimmed, no control character but
-/// newline, tab and carriage return.
+/// A single line as the limits accept it: trimmed, no control character,
+/// line separator or bidirectional override.
 pub fn is_clean(value: &str) -> bool {
+    value.trim() == value && !value.chars().any(is_refused)
+}
+
+/// A description as the limits accept it: as a line, but with LF and TAB.
+pub fn is_clean_multiline(value: &str) -> bool {
     value.trim() == value
         && !value
             .chars()
-            .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+            .any(|c| !matches!(c, '\n' | '\t') && is_refused(c))
+}
+
+fn is_refused(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') || is_bidi_control(c)
 }

@@ -79,15 +79,41 @@ pub struct Policy {
     pub retention_days: u32,
 }
 
+/// A new alert's status, and why it waits when it does: its author is told
+/// (`status_reason`), so that a held alert is not a mystery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    pub status: AlertStatus,
+    pub reason: Option<String>,
+}
+
 impl Policy {
     /// The status of a new alert from a store that has had
-    /// `published_before` alerts published.
-    pub fn status_of_new_alert(&self, published_before: i64) -> AlertStatus {
-        let on_probation = published_before < i64::from(self.probation_alerts);
-        if self.mode == ModerationMode::Pre || on_probation {
-            AlertStatus::Pending
+    /// `published_before` alerts published. Nothing but a moderator ends
+    /// a hold, so the reason names no time.
+    pub fn status_of_new_alert(&self, published_before: i64) -> Admission {
+        let probation = i64::from(self.probation_alerts);
+        let reason = if self.mode == ModerationMode::Pre {
+            Some("held for review: every alert waits until a moderator approves it".to_owned())
+        } else if published_before < probation {
+            let first = match probation {
+                1 => "first alert waits".to_owned(),
+                n => format!("first {n} alerts wait"),
+            };
+            Some(format!(
+                "new member: held until a moderator approves it (probation: a new store's \
+                 {first} for review; {published_before} published so far)"
+            ))
         } else {
-            AlertStatus::Published
+            None
+        };
+        Admission {
+            status: if reason.is_some() {
+                AlertStatus::Pending
+            } else {
+                AlertStatus::Published
+            },
+            reason,
         }
     }
 
@@ -113,16 +139,39 @@ mod tests {
     #[test]
     fn a_store_on_probation_waits_and_pre_moderation_always_waits() {
         let post = policy(ModerationMode::Post, 3);
-        assert_eq!(post.status_of_new_alert(0), AlertStatus::Pending);
-        assert_eq!(post.status_of_new_alert(2), AlertStatus::Pending);
-        assert_eq!(post.status_of_new_alert(3), AlertStatus::Published);
+        let status = |policy: Policy, before| policy.status_of_new_alert(before).status;
+        assert_eq!(status(post, 0), AlertStatus::Pending);
+        assert_eq!(status(post, 2), AlertStatus::Pending);
+        assert_eq!(status(post, 3), AlertStatus::Published);
         assert_eq!(
-            policy(ModerationMode::Post, 0).status_of_new_alert(0),
+            status(policy(ModerationMode::Post, 0), 0),
             AlertStatus::Published
         );
         assert_eq!(
-            policy(ModerationMode::Pre, 0).status_of_new_alert(100),
+            status(policy(ModerationMode::Pre, 0), 100),
             AlertStatus::Pending
+        );
+    }
+
+    #[test]
+    fn a_held_alert_says_why_and_a_published_one_says_nothing() {
+        let probation = policy(ModerationMode::Post, 3).status_of_new_alert(1);
+        let reason = probation.reason.expect("a reason");
+        assert!(
+            reason.starts_with("new member: held until a moderator approves it"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains("first 3 alerts wait") && reason.contains("; 1 published so far"),
+            "{reason}"
+        );
+        let pre = policy(ModerationMode::Pre, 0).status_of_new_alert(9);
+        assert!(pre.reason.expect("a reason").contains("every alert waits"));
+        assert_eq!(
+            policy(ModerationMode::Post, 3)
+                .status_of_new_alert(3)
+                .reason,
+            None
         );
     }
 

@@ -3,7 +3,7 @@
 use p4p_protocol::{PledgeRequest, StoreStatus};
 
 use super::place::{Area, Place, RadiusKm};
-use super::{optional_text, required_text, Invalid};
+use super::{optional_line, required_line, Invalid};
 
 /// A store's area of interest when its pledge names none.
 pub const DEFAULT_STORE_RADIUS_KM: f64 = 25.0;
@@ -32,7 +32,7 @@ impl ValidPledge {
                 "must be true: membership requires accepting the Partner for Protection pledge",
             ));
         }
-        let contact_email = required_text("contact_email", &input.contact_email, MAX_EMAIL)?;
+        let contact_email = required_line("contact_email", &input.contact_email, MAX_EMAIL)?;
         if !looks_like_email(&contact_email) {
             return Err(Invalid::new(
                 "contact_email",
@@ -40,8 +40,8 @@ impl ValidPledge {
             ));
         }
         Ok(ValidPledge {
-            name: required_text("store_name", &input.store_name, MAX_STORE_NAME)?,
-            address: required_text("address", &input.address, MAX_ADDRESS)?,
+            name: required_line("store_name", &input.store_name, MAX_STORE_NAME)?,
+            address: required_line("address", &input.address, MAX_ADDRESS)?,
             interest: Area {
                 center: Place::parse("location", input.location)?,
                 radius: RadiusKm::parse(
@@ -49,9 +49,9 @@ impl ValidPledge {
                     input.radius_km.unwrap_or(DEFAULT_STORE_RADIUS_KM),
                 )?,
             },
-            contact_name: required_text("contact_name", &input.contact_name, MAX_CONTACT_NAME)?,
+            contact_name: required_line("contact_name", &input.contact_name, MAX_CONTACT_NAME)?,
             contact_email,
-            phone: optional_text("phone", input.phone.as_deref(), MAX_PHONE)?,
+            phone: optional_line("phone", input.phone.as_deref(), MAX_PHONE)?,
         })
     }
 }

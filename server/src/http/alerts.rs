@@ -18,7 +18,7 @@ use super::safe_writes::{self, if_match, Begun, Versioned};
 use super::{committed, ApiContext, ApiError};
 use crate::db::{AlertQuery, Edit, FlagOutcome, Posted, Remembered, Viewer};
 use crate::domain::alert::{patched, ValidAlert};
-use crate::domain::moderation::AlertAction;
+use crate::domain::moderation::{Admission, AlertAction};
 use crate::domain::place::{Area, Place, RadiusKm};
 use crate::domain::reason;
 use crate::domain::Invalid;
@@ -84,12 +84,12 @@ async fn post_alert(
         id: store.id,
         name: store.name.clone(),
     };
-    let status = status_of_new_alert(&ctx, store.id).await?;
+    let admission = status_of_new_alert(&ctx, store.id).await?;
     let storage = ctx.storage.clone();
     let keep = key.clone();
     let posted = committed(&ctx, async move {
         match storage
-            .post_alert(&author, &alert, status, keep, now)
+            .post_alert(&author, &alert, &admission, keep, now)
             .await?
         {
             Posted::Created(created) => {
@@ -150,7 +150,7 @@ fn within_retention(
 }
 
 /// Whether a store's new alert would be published or wait for a moderator.
-async fn status_of_new_alert(ctx: &ApiContext, store_id: i64) -> Result<AlertStatus, ApiError> {
+async fn status_of_new_alert(ctx: &ApiContext, store_id: i64) -> Result<Admission, ApiError> {
     // Probation only needs to know whether the store reached its count.
     let published_before = match ctx.policy.probation_alerts {
         0 => 0,
@@ -244,7 +244,7 @@ async fn edit(
     // no content reaches members unseen by a moderator.
     let by_author = caller.store.is_some();
     let hold = match &caller.store {
-        Some(store) => status_of_new_alert(&ctx, store.id).await? == AlertStatus::Pending,
+        Some(store) => status_of_new_alert(&ctx, store.id).await?.status == AlertStatus::Pending,
         None => false,
     };
     let storage = ctx.storage.clone();

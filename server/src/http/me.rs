@@ -14,7 +14,7 @@ use super::{ApiContext, ApiError};
 use crate::db::{NewToken, TokenOwner};
 use crate::domain::place::{Area, Place, RadiusKm};
 use crate::domain::secret::Secret;
-use crate::domain::{required_text, Invalid};
+use crate::domain::{required_line, Invalid};
 
 const MAX_TOKEN_LABEL: usize = 100;
 
@@ -138,7 +138,7 @@ async fn create_token(
     Json(request): Json<TokenRequest>,
 ) -> Result<(StatusCode, axum::Json<TokenCreated>), ApiError> {
     let owner = token_owner(&caller)?;
-    let label = required_text("label", &request.label, MAX_TOKEN_LABEL)?;
+    let label = required_line("label", &request.label, MAX_TOKEN_LABEL)?;
     let secret = Secret::new_token();
     let store_id = match owner {
         TokenOwner::Store(id) => Some(id),
