@@ -6,6 +6,7 @@ mod atomic_file;
 mod commands;
 mod config;
 mod context;
+mod local_time;
 mod output;
 mod render;
 mod secret;
@@ -184,10 +185,18 @@ p4p audit --limit 20 --before-id 118")]
     Audit(audit::AuditArgs),
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // Before the runtime starts its threads (see local_time).
+    local_time::init();
     let cli = Cli::parse();
-    match run(cli).await {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");

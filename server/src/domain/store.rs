@@ -12,6 +12,9 @@ pub const MAX_ADDRESS: usize = 300;
 pub const MAX_CONTACT_NAME: usize = 120;
 pub const MAX_EMAIL: usize = 254;
 pub const MAX_PHONE: usize = 40;
+/// A store holds at most this many unrevoked tokens: enough for its
+/// devices, browsers and systems, too few to multiply the per-token limits.
+pub const MAX_STORE_TOKENS: usize = 10;
 
 /// A membership application whose every field is within the limits.
 #[derive(Debug, Clone, PartialEq)]
