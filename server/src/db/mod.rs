@@ -192,7 +192,7 @@ pub enum MoveDecision {
 #[derive(Debug, Clone, PartialEq)]
 pub enum MoveOutcome {
     /// The store as it is now: moved (approved) or where it was (rejected).
-    Done(Store),
+    Done(Box<Store>),
     NotFound,
     NoPendingMove,
 }

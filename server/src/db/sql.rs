@@ -303,7 +303,9 @@ fn pending_move_from_columns(row: &AnyRow, prefix: &str) -> DbResult<Option<Pend
             requested_at: from_unix(at)?,
         })),
         (None, None, None) => Ok(None),
-        _ => Err(DbError::Corrupt("a store's pending move is incomplete".to_owned())),
+        _ => Err(DbError::Corrupt(
+            "a store's pending move is incomplete".to_owned(),
+        )),
     }
 }
 
@@ -1067,24 +1069,18 @@ impl Membership for SqlStore {
         now: OffsetDateTime,
     ) -> DbResult<Transition<Reinstated, StoreStatus>> {
         let mut tx = self.writer.begin().await?;
-        let store = match transition_store(
-            &mut tx,
-            id,
-            MembershipAction::Reinstate,
-            reason,
-            actor,
-            now,
-        )
-        .await?
-        {
-            Transition::Done(store) => store,
-            Transition::NotFound => return Ok(Transition::NotFound),
-            Transition::Conflict(status) => return Ok(Transition::Conflict(status)),
-        };
+        let store =
+            match transition_store(&mut tx, id, MembershipAction::Reinstate, reason, actor, now)
+                .await?
+            {
+                Transition::Done(store) => store,
+                Transition::NotFound => return Ok(Transition::NotFound),
+                Transition::Conflict(status) => return Ok(Transition::Conflict(status)),
+            };
         // The new claim secret replaces the old one, which no longer works.
-        sqlx::query(&self.sql(
-            "UPDATE stores SET claim_secret_hash = ?, claimed_at = NULL WHERE id = ?",
-        ))
+        sqlx::query(
+            &self.sql("UPDATE stores SET claim_secret_hash = ?, claimed_at = NULL WHERE id = ?"),
+        )
         .bind(claim.as_str())
         .bind(id)
         .execute(&mut *tx)
@@ -1212,7 +1208,7 @@ impl Membership for SqlStore {
             announce_in(&mut tx, relay::Announcement::StoreMoved(id)).await?;
         }
         tx.commit().await?;
-        Ok(MoveOutcome::Done(store_from_row(&row)?))
+        Ok(MoveOutcome::Done(Box::new(store_from_row(&row)?)))
     }
 }
 

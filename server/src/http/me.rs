@@ -60,7 +60,7 @@ async fn show(caller: Caller) -> axum::Json<Me> {
     request_body = MePatch,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The caller, with its store's new radius (no move waits)", body = Me),
+        (status = 200, description = "The caller, with its store's new radius; also when `location` is the store's current place, which withdraws a pending move", body = Me),
         (status = 202, description = "The caller, whose store's `pending_move` holds the place asked for; `location` and the streams stay where they were until a moderator approves", body = Me),
         (status = 403, description = "Staff have no area; a pending or suspended store may not move"),
         (status = 422, description = "`radius_km` or `location` out of range, or neither given"),
@@ -102,9 +102,11 @@ async fn update(
             "move requested"
         );
     }
-    let status = match changed.pending_move {
-        Some(_) => StatusCode::ACCEPTED,
-        None => StatusCode::OK,
+    // 202 when this request's place waits for a moderator; a radius alone
+    // is done (an older pending move still shows in the body).
+    let status = match (change.move_to, changed.pending_move) {
+        (Some(_), Some(_)) => StatusCode::ACCEPTED,
+        _ => StatusCode::OK,
     };
     let me = Me {
         role: caller.role(),

@@ -3,8 +3,7 @@
 
 use axum::extract::{Path, State};
 use p4p_protocol::{
-    close_code, ReasonRequest, ReinstatedStore, Store, StoreList, StoreStatus, TokenInfo,
-    TokenList,
+    close_code, ReasonRequest, ReinstatedStore, Store, StoreList, StoreStatus, TokenInfo, TokenList,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -347,7 +346,7 @@ async fn decide_move(
                 ctx.hub.move_store(id, Area::of_store(&store));
             }
             tracing::info!(store_id = id, ?decision, "store move decided");
-            Ok(axum::Json(store))
+            Ok(axum::Json(*store))
         }
         MoveOutcome::NotFound => Err(no_store(id)),
         MoveOutcome::NoPendingMove => Err(ApiError::conflict(
