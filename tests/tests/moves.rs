@@ -257,3 +257,66 @@ async fn only_staff_decide_moves_and_bad_requests_name_the_field() {
     );
     assert_eq!(me.body["store"]["location"]["lat"], MANHATTAN.0);
 }
+
+#[tokio::test]
+async fn a_move_shows_as_waiting_and_staff_decide_it_from_the_cli() {
+    let (server, staff, store) = TestServer::with_store().await;
+    let staff_home = tempfile::tempdir().expect("home");
+    let store_home = tempfile::tempdir().expect("home");
+    server
+        .run_cli(staff_home.path(), &["login", "--token", &staff])
+        .await
+        .expect_ok("moderator");
+    server
+        .run_cli(store_home.path(), &["login", "--token", &store.token])
+        .await
+        .expect_ok("Main Street Jewelers");
+    let asked = server
+        .api(Some(&store.token))
+        .patch(
+            "/v1/me",
+            &json!({ "location": { "lat": NEWARK.0, "lon": NEWARK.1 } }),
+        )
+        .await;
+    assert_eq!(asked.status, 202);
+    let whoami = server
+        .run_cli(store_home.path(), &["whoami"])
+        .await
+        .expect_ok("waiting for the association");
+    assert!(whoami.stdout.contains("40.73570, -74.17240"), "{whoami:?}");
+
+    let id = store.id.to_string();
+    let waiting = server
+        .run_cli(staff_home.path(), &["stores", "--pending-move"])
+        .await
+        .expect_ok("MOVE TO");
+    assert!(
+        waiting.stdout.contains("40.73570, -74.17240"),
+        "{waiting:?}"
+    );
+    server
+        .run_cli(staff_home.path(), &["stores", "show", &id])
+        .await
+        .expect_ok(&format!("approve-move {id}"));
+    server
+        .run_cli(staff_home.path(), &["stores", "reject-move", &id])
+        .await
+        .expect_error("--reason");
+    server
+        .run_cli(staff_home.path(), &["stores", "approve-move", &id])
+        .await
+        .expect_ok("moved");
+    server
+        .run_cli(staff_home.path(), &["stores", "--pending-move"])
+        .await
+        .expect_ok("No stores.");
+    server
+        .run_cli(staff_home.path(), &["stores", "approve-move", &id])
+        .await
+        .expect_error("asked for no move");
+    let whoami = server
+        .run_cli(store_home.path(), &["whoami"])
+        .await
+        .expect_ok("40.73570, -74.17240");
+    assert!(!whoami.stdout.contains("Move:"), "{whoami:?}");
+}

@@ -441,3 +441,152 @@ async fn last_used_at_is_recorded_but_not_rewritten_on_every_request() {
         if on_postgres() { "postgres" } else { "sqlite" }
     );
 }
+
+#[tokio::test]
+async fn staff_revoke_a_stolen_token_and_reinstate_the_store_from_the_cli() {
+    let (server, staff, store) = TestServer::with_store().await;
+    let staff_home = tempfile::tempdir().expect("home");
+    let store_home = tempfile::tempdir().expect("home");
+    server
+        .run_cli(staff_home.path(), &["login", "--token", &staff])
+        .await
+        .expect_ok("moderator");
+    server
+        .run_cli(store_home.path(), &["login", "--token", &store.token])
+        .await
+        .expect_ok("Main Street Jewelers");
+
+    // A token the store does not know of appears, never used yet.
+    let minted = server
+        .run_cli(
+            store_home.path(),
+            &["tokens", "create", "--label", "tablet"],
+        )
+        .await
+        .expect_ok("p4p_");
+    let minted_token = minted.stdout.trim().to_owned();
+    let listed = server
+        .run_cli(store_home.path(), &["tokens"])
+        .await
+        .expect_ok("LAST USED");
+    let tablet_row = listed
+        .stdout
+        .lines()
+        .find(|line| line.contains("tablet"))
+        .expect("the tablet's row")
+        .to_owned();
+    assert!(tablet_row.contains("never"), "{listed:?}");
+    server.api(Some(&minted_token)).get("/v1/me").await;
+
+    let id = store.id.to_string();
+    server
+        .run_cli(staff_home.path(), &["stores", "show", &id])
+        .await
+        .expect_ok("Main Street Jewelers");
+    let tokens = server
+        .run_cli(staff_home.path(), &["--json", "stores", "tokens", &id])
+        .await;
+    assert!(tokens.success, "{tokens:?}");
+    let tokens: Value = serde_json::from_str(&tokens.stdout).expect("JSON");
+    let tablet = tokens["tokens"]
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .find(|token| token["label"] == "tablet")
+        .expect("the tablet")
+        .clone();
+    assert!(tablet["last_used_at"].is_string(), "{tablet}");
+    let table = server
+        .run_cli(staff_home.path(), &["stores", "tokens", &id])
+        .await
+        .expect_ok("LAST USED");
+    assert!(
+        !table.stdout.contains("never"),
+        "both tokens were used: {table:?}"
+    );
+    let tablet_id = tablet["id"].as_i64().expect("id").to_string();
+    server
+        .run_cli(
+            staff_home.path(),
+            &["stores", "revoke-token", &id, &tablet_id],
+        )
+        .await
+        .expect_ok(&format!("Revoked token #{tablet_id} \"tablet\""));
+    assert_eq!(
+        server.api(Some(&minted_token)).get("/v1/me").await.status,
+        401
+    );
+
+    // Suspend, reinstate: the CLI prints the secret and the store's command.
+    server
+        .run_cli(
+            staff_home.path(),
+            &["stores", "suspend", &id, "--reason", "stolen token"],
+        )
+        .await
+        .expect_ok("suspended");
+    let reinstated = server
+        .run_cli(staff_home.path(), &["stores", "reinstate", &id])
+        .await
+        .expect_ok(&format!("pledge claim {id} --secret p4pclaim_"));
+    let secret = reinstated
+        .stdout
+        .split_whitespace()
+        .find(|word| word.starts_with("p4pclaim_"))
+        .expect("the claim secret")
+        .to_owned();
+    server
+        .run_cli(store_home.path(), &["whoami"])
+        .await
+        .expect_error("revoked");
+    server
+        .run_cli(
+            store_home.path(),
+            &["pledge", "claim", &id, "--secret", &secret],
+        )
+        .await
+        .expect_ok("approved; token saved");
+    server
+        .run_cli(store_home.path(), &["whoami"])
+        .await
+        .expect_ok("last used");
+    server
+        .run_cli(
+            store_home.path(),
+            &["pledge", "claim", &id, "--secret", &secret],
+        )
+        .await
+        .expect_error("already claimed");
+}
+
+#[tokio::test]
+async fn an_admin_makes_moderator_tokens_by_default_from_the_cli() {
+    let server = TestServer::start().await;
+    let admin = server.staff_token("admin");
+    let admin_home = tempfile::tempdir().expect("home");
+    server
+        .run_cli(admin_home.path(), &["login", "--token", &admin])
+        .await
+        .expect_ok("admin");
+    for (args, role) in [
+        (vec!["tokens", "create", "--label", "Bob"], "moderator"),
+        (
+            vec!["tokens", "create", "--label", "Al", "--role", "admin"],
+            "admin",
+        ),
+    ] {
+        let created = server
+            .run_cli(admin_home.path(), &args)
+            .await
+            .expect_ok("p4p_");
+        let me = server.api(Some(created.stdout.trim())).get("/v1/me").await;
+        assert_eq!(me.body["role"], role, "{args:?}");
+    }
+    server
+        .run_cli(
+            admin_home.path(),
+            &["tokens", "create", "--label", "x", "--role", "store"],
+        )
+        .await
+        .expect_error("invalid value");
+}

@@ -4,7 +4,7 @@ use p4p_protocol::Me;
 
 use crate::api::{Api, ApiError, Reply};
 use crate::context::Context;
-use crate::{output, render};
+use crate::{local_time, output, render};
 
 /// Checks the token given with `--token` (or `P4P_TOKEN`) against the server
 /// and saves both in the config file; a token the server refuses is not saved.
@@ -63,12 +63,21 @@ pub async fn whoami(ctx: &Context) -> anyhow::Result<()> {
             render::place(store.location),
             render::km(store.radius_km)
         ));
+        if let Some(pending) = store.pending_move {
+            lines.push(format!(
+                "Move:    to {}, asked {}: waiting for the association to approve; \
+                 until then alerts reach you where you were",
+                render::place(pending.location),
+                local_time::local(pending.requested_at)
+            ));
+        }
     }
     lines.push(format!(
-        "Token:   #{} \"{}\", created {}",
+        "Token:   #{} \"{}\", created {}, last used {}",
         me.token.id,
         me.token.label,
-        render::time(me.token.created_at)
+        local_time::local(me.token.created_at),
+        local_time::local_or_never(me.token.last_used_at)
     ));
     output::line(&lines.join("\n"))?;
     Ok(())
