@@ -590,3 +590,23 @@ async fn an_admin_makes_moderator_tokens_by_default_from_the_cli() {
         .await
         .expect_error("invalid value");
 }
+
+#[tokio::test]
+async fn a_token_staff_revoke_on_one_node_closes_its_stream_on_another() {
+    let a = TestServer::start_on_postgres().await;
+    let b = a.another_node().await;
+    let staff = a.staff_token("moderator");
+    let store = a.member(&staff, "Two Nodes", MANHATTAN, 25.0).await;
+    let mut on_b = b.stream(&store.token, None).await;
+    hello_head(&on_b.next().await);
+    assert!(b.readyz_becomes(200).await, "node B listens");
+    let token_id = a.api(Some(&store.token)).get("/v1/me").await.body["token"]["id"]
+        .as_i64()
+        .expect("id");
+    let revoked = a
+        .api(Some(&staff))
+        .delete(&format!("/v1/stores/{}/tokens/{token_id}", store.id))
+        .await;
+    assert_eq!(revoked.status, 200, "{revoked:?}");
+    assert_eq!(on_b.closed().await, Some(4001), "revoked on A, closed on B");
+}

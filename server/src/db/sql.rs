@@ -1918,6 +1918,16 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_of_uses_writes_last_used_at_once_a_minute() {
+        let uses = TokenUses::default();
+        assert!(uses.claim_write(7, 1_000));
+        assert!(!uses.claim_write(7, 1_000));
+        assert!(!uses.claim_write(7, 1_059));
+        assert!(uses.claim_write(8, 1_001), "per token");
+        assert!(uses.claim_write(7, 1_060), "a minute later");
+    }
+
+    #[test]
     fn sqlite_urls_get_an_open_mode() {
         assert_eq!(with_mode("sqlite:p4p.db", "rwc"), "sqlite:p4p.db?mode=rwc");
         assert_eq!(
