@@ -309,14 +309,9 @@ async fn authenticate(
         let unknown = ApiError::Unauthorized("unknown or revoked token");
         return Err(ctx.limits.authentication_failed(address, unknown));
     };
-    if let Err(error) = ctx
-        .storage
+    ctx.storage
         .token_used(&credential.token, time::OffsetDateTime::now_utc())
-        .await
-    {
-        // The request goes on: last_used_at is for people, not for access.
-        tracing::warn!(%error, token_id = credential.token.id, "cannot record a token's use");
-    }
+        .await;
     let caller = Caller {
         token: credential.token,
         store: credential.store,
