@@ -23,7 +23,7 @@ use crate::domain::delivery::Event;
 use crate::domain::moderation::AlertAction;
 use crate::domain::place::{Area, Place, RadiusKm};
 use crate::domain::secret::SecretHash;
-use crate::domain::store::{MembershipAction, ValidPledge};
+use crate::domain::store::{MembershipAction, MoveDecision, ValidPledge};
 
 pub use sql::{Dialect, SqlStore};
 
@@ -179,13 +179,6 @@ pub struct AreaChange {
     /// The place to ask to move to; the store's current place withdraws a
     /// pending move.
     pub move_to: Option<Place>,
-}
-
-/// A moderator's decision on a store's pending move.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MoveDecision {
-    Approve,
-    Reject,
 }
 
 /// What deciding a move came to.

@@ -1185,13 +1185,11 @@ impl Membership for SqlStore {
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
-        let verdict = match decision {
-            MoveDecision::Approve => "approved",
-            MoveDecision::Reject => "rejected",
-        };
         let mut note = format!(
-            "{verdict} the move to {:.5}, {:.5}",
-            pending.location.lat, pending.location.lon
+            "{} the move to {:.5}, {:.5}",
+            decision.verdict(),
+            pending.location.lat,
+            pending.location.lon
         );
         if let Some(reason) = reason {
             note.push_str(": ");

@@ -117,6 +117,30 @@ impl MembershipAction {
     }
 }
 
+/// A moderator's decision on the move a store asked for: a place is vetted,
+/// at the pledge and at every move, so that no store reads another
+/// region's stream by saying it is there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoveDecision {
+    Approve,
+    Reject,
+}
+
+impl MoveDecision {
+    /// A rejection must say why (for the audit trail).
+    pub fn needs_reason(self) -> bool {
+        self == MoveDecision::Reject
+    }
+
+    /// How the audit entry (`store.move`) says it.
+    pub fn verdict(self) -> &'static str {
+        match self {
+            MoveDecision::Approve => "approved",
+            MoveDecision::Reject => "rejected",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

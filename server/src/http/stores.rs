@@ -13,11 +13,11 @@ use utoipa_axum::routes;
 use super::extract::{Caller, OptionalJson, Query};
 use super::openapi::RequiredReason;
 use super::{ApiContext, ApiError};
-use crate::db::{MoveDecision, MoveOutcome, StoreQuery, TokenOwner, Transition};
+use crate::db::{MoveOutcome, StoreQuery, TokenOwner, Transition};
 use crate::domain::place::Area;
 use crate::domain::reason;
 use crate::domain::secret::Secret;
-use crate::domain::store::MembershipAction;
+use crate::domain::store::{MembershipAction, MoveDecision};
 
 pub fn router() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::new()
@@ -327,7 +327,7 @@ async fn decide_move(
     decision: MoveDecision,
 ) -> Changed {
     caller.require_staff("decide a store's move")?;
-    let reason = reason(body.reason.as_deref(), decision == MoveDecision::Reject)?;
+    let reason = reason(body.reason.as_deref(), decision.needs_reason())?;
     // The hub learns of the move in the order the database took them.
     let _moves = ctx.store_moves.lock().await;
     let outcome = ctx
