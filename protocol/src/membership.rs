@@ -180,6 +180,9 @@ pub struct OwnStore {
     pub location: Location,
     pub radius_km: f64,
     pub status: StoreStatus,
+    /// Why the store was last rejected or suspended, so that it knows.
+    #[serde(default)]
+    pub status_reason: Option<String>,
     /// The place the store asked to move to; until a moderator approves,
     /// `location` and the store's streams stay where they were.
     #[serde(default)]

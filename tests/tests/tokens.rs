@@ -112,6 +112,12 @@ async fn a_stolen_token_is_seen_by_staff_revoked_and_dies_with_every_other_at_re
         let detail = as_spare.get(path).await.problem(403, "store_suspended");
         assert!(detail.contains("token stolen, under review"), "{detail}");
     }
+    let me = as_spare.get("/v1/me").await;
+    assert_eq!(me.body["store"]["status"], "suspended", "{me:?}");
+    assert_eq!(
+        me.body["store"]["status_reason"],
+        "token stolen, under review"
+    );
     let detail = as_spare
         .post("/v1/me/tokens", &json!({ "label": "another" }))
         .await
@@ -525,6 +531,10 @@ async fn staff_revoke_a_stolen_token_and_reinstate_the_store_from_the_cli() {
         )
         .await
         .expect_ok("suspended");
+    server
+        .run_cli(store_home.path(), &["whoami"])
+        .await
+        .expect_ok("Why:     stolen token");
     let reinstated = server
         .run_cli(staff_home.path(), &["stores", "reinstate", &id])
         .await

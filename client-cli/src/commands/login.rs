@@ -1,6 +1,6 @@
 //! `p4p login` and `p4p whoami`: which server and token this user works with.
 
-use p4p_protocol::Me;
+use p4p_protocol::{Me, StoreStatus};
 
 use crate::api::{Api, ApiError, Reply};
 use crate::context::Context;
@@ -57,6 +57,11 @@ pub async fn whoami(ctx: &Context) -> anyhow::Result<()> {
             "Store:   {} (#{}, {})",
             store.name, store.id, store.status
         ));
+        if let (StoreStatus::Suspended | StoreStatus::Rejected, Some(reason)) =
+            (store.status, &store.status_reason)
+        {
+            lines.push(format!("Why:     {reason}"));
+        }
         lines.push(format!("Address: {}", store.address));
         lines.push(format!(
             "Area:    {}, radius {}",

@@ -34,6 +34,7 @@ fn own_store(store: &Store) -> OwnStore {
         location: store.location,
         radius_km: store.radius_km,
         status: store.status,
+        status_reason: store.status_reason.clone(),
         pending_move: store.pending_move,
     }
 }
