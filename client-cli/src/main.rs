@@ -6,6 +6,7 @@ mod atomic_file;
 mod commands;
 mod config;
 mod context;
+mod local_time;
 mod output;
 mod render;
 mod secret;
@@ -66,7 +67,8 @@ the store, `p4p pledge status` fetches its token.",
 p4p --server https://p4p.example.org pledge --name \"Main Street Jewelers\" \\\n      \
 --address \"1 Main St, New York\" --lat 40.7128 --lon -74.006 \\\n      \
 --contact \"Ann Lee\" --email ann@example.com --phone \"+1 212 555 0100\"\n  \
-p4p pledge status"
+p4p pledge status\n  \
+p4p pledge claim 7 --secret p4pclaim_...     # with the secret staff gave on reinstatement"
     )]
     Pledge(pledge::PledgeArgs),
 
@@ -78,7 +80,7 @@ the token with the server. A token the server refuses is not saved.",
     )]
     Login,
 
-    /// Show who the token belongs to: role, store, token.
+    /// Show who the token belongs to: role, store (and any move waiting), token.
     #[command(visible_alias = "me", after_help = "Example:\n  p4p whoami")]
     Whoami,
 
@@ -174,20 +176,27 @@ moderators review it; each store can flag an alert once.",
     )]
     Flag(flag::FlagArgs),
 
-    /// List your tokens; create one for another device, or revoke one.
+    /// List your tokens (with when each was last used); create one for another device, or revoke one.
     #[command(after_help = "Examples:\n  \
-p4p tokens\n  \
+p4p tokens                                  # a token last used when you did not: revoke it\n  \
 p4p tokens create --label \"back office PC\"\n  \
+p4p tokens create --label \"Bob\" --role admin   # admins: a staff token (default moderator)\n  \
 p4p tokens revoke 3")]
     Tokens(tokens::TokensArgs),
 
-    /// Staff: list member stores; approve, reject, suspend or reinstate one.
+    /// Staff: list member stores; vet them, see and revoke their tokens, decide their moves.
     #[command(after_help = "Examples:\n  \
 p4p stores --status pending\n  \
 p4p stores approve 7\n  \
 p4p stores reject 8 --reason \"Not a jewelry store\"\n  \
+p4p stores show 7\n  \
+p4p stores tokens 7                      # which devices use the account, and when\n  \
+p4p stores revoke-token 7 12             # a token the store does not recognise\n  \
 p4p stores suspend 7 --reason \"Posted false alerts\"\n  \
-p4p stores reinstate 7")]
+p4p stores reinstate 7                   # revokes its tokens, prints a new claim secret\n  \
+p4p stores --pending-move                # stores waiting to move\n  \
+p4p stores approve-move 7\n  \
+p4p stores reject-move 7 --reason \"Not the store's address\"")]
     Stores(stores::StoresArgs),
 
     /// Staff: the moderation queue; approve, reject or verify an alert.
@@ -208,10 +217,18 @@ p4p audit --limit 20 --before-id 118")]
     Audit(audit::AuditArgs),
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // Before the runtime starts its threads (see local_time).
+    local_time::init();
     let cli = Cli::parse();
-    match run(cli).await {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // Errors may quote the server (a problem's `detail`).

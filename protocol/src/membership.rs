@@ -120,12 +120,38 @@ pub struct Store {
     /// Why the store was last rejected or suspended.
     #[serde(default)]
     pub status_reason: Option<String>,
+    /// The place the store asked to move to, waiting for a moderator;
+    /// `null` when none waits.
+    #[serde(default)]
+    pub pending_move: Option<PendingMove>,
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
+}
+
+/// A move a store asked for (`PATCH /v1/me` with a `location`): its place
+/// stays where it was until a moderator approves.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PendingMove {
+    pub location: Location,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub requested_at: Timestamp,
+}
+
+/// `200` to `POST /v1/stores/{id}/reinstate`: the store, and the claim
+/// secret staff hand to it (shown this once), with which it claims a fresh
+/// token: reinstatement revoked every token it had.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReinstatedStore {
+    #[serde(flatten)]
+    pub store: Store,
+    pub claim_secret: String,
 }
 
 /// `GET /v1/stores`.
@@ -154,6 +180,13 @@ pub struct OwnStore {
     pub location: Location,
     pub radius_km: f64,
     pub status: StoreStatus,
+    /// Why the store was last rejected or suspended, so that it knows.
+    #[serde(default)]
+    pub status_reason: Option<String>,
+    /// The place the store asked to move to; until a moderator approves,
+    /// `location` and the store's streams stay where they were.
+    #[serde(default)]
+    pub pending_move: Option<PendingMove>,
 }
 
 /// `GET /v1/me`.
@@ -184,6 +217,10 @@ pub struct MePatch {
 pub struct TokenRequest {
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::required_text::<100>))]
     pub label: String,
+    /// Admins only: the new staff token's role, `moderator` (the default:
+    /// least privilege) or `admin`. A store's tokens are store tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
 }
 
 /// `201` to `POST /v1/me/tokens`: the token is shown this once.
@@ -208,6 +245,12 @@ pub struct TokenInfo {
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub revoked_at: Option<Timestamp>,
+    /// When the token last authenticated a request, to the minute (it is
+    /// recorded at most once a minute); `null` if never. A use the owner
+    /// does not recognise is a stolen token.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub last_used_at: Option<Timestamp>,
 }
 
 /// `GET /v1/me/tokens`.

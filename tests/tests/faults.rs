@@ -741,7 +741,7 @@ async fn tokens_and_claim_secrets_are_stored_only_as_hashes_and_never_logged() {
             &json!({ "radius_km": 30.0, "location": { "lat": 40.72, "lon": -74.0 } }),
         )
         .await;
-    assert_eq!(moved.status, 200, "{moved:?}");
+    assert_eq!(moved.status, 202, "{moved:?}");
     let mine = store
         .post_alert(&casing_at("to retract", MANHATTAN, 25.0))
         .await;
@@ -756,6 +756,10 @@ async fn tokens_and_claim_secrets_are_stored_only_as_hashes_and_never_logged() {
         )
         .await;
     assert_eq!(retracted.status, 200, "{retracted:?}");
+    let spare_id = spare.i64("id");
+    let revoked = store.delete(&format!("/v1/me/tokens/{spare_id}")).await;
+    assert!(revoked.status < 300, "{revoked:?}");
+    let mut reinstated = None;
     for (action, body) in [
         ("suspend", json!({ "reason": "audit" })),
         ("reinstate", json!({})),
@@ -764,11 +768,26 @@ async fn tokens_and_claim_secrets_are_stored_only_as_hashes_and_never_logged() {
             .post(&format!("/v1/stores/{store_id}/{action}"), &body)
             .await;
         assert_eq!(reply.status, 200, "{action}: {reply:?}");
+        reinstated = Some(reply);
     }
-    requests += 5;
-    let spare_id = spare.i64("id");
-    let revoked = store.delete(&format!("/v1/me/tokens/{spare_id}")).await;
-    assert!(revoked.status < 300, "{revoked:?}");
+    // Reinstatement hands out a new claim secret: claimed once.
+    let reinstated_secret = reinstated
+        .expect("reinstated")
+        .str("claim_secret")
+        .to_owned();
+    let reclaimed = claim(reinstated_secret.clone()).await;
+    assert_eq!(reclaimed.status, 200, "{reclaimed:?}");
+    let reclaimed_token = reclaimed.str("token").to_owned();
+    assert_eq!(
+        server
+            .api(Some(&reclaimed_token))
+            .get("/v1/me")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(claim(reinstated_secret.clone()).await.status, 409);
+    requests += 8;
     // Refused uses log nothing secret either: a revoked token, a wrong one,
     // a claim with the wrong secret, a claim repeated.
     assert_eq!(
@@ -783,7 +802,11 @@ async fn tokens_and_claim_secrets_are_stored_only_as_hashes_and_never_logged() {
     assert_eq!(server.api(Some(&wrong)).get("/v1/me").await.status, 401);
     let wrong_claim = claim(format!("{claim_secret}x")).await;
     assert!((400..500).contains(&wrong_claim.status), "{wrong_claim:?}");
-    assert_eq!(claim(claim_secret.clone()).await.status, 409);
+    assert_eq!(
+        claim(claim_secret.clone()).await.status,
+        404,
+        "replaced at reinstatement"
+    );
     requests += 9;
 
     let secrets = [
@@ -794,6 +817,8 @@ async fn tokens_and_claim_secrets_are_stored_only_as_hashes_and_never_logged() {
         ("revoked token", &spare_token),
         ("admin device token", &admin_device_token),
         ("claim secret", &claim_secret),
+        ("reinstatement claim secret", &reinstated_secret),
+        ("token claimed after reinstatement", &reclaimed_token),
         ("pending claim secret", &pending_secret),
         ("wrong token", &wrong),
     ];
@@ -812,9 +837,9 @@ async fn tokens_and_claim_secrets_are_stored_only_as_hashes_and_never_logged() {
         assert!(!logs.contains(random), "{what} logged");
     }
     println!(
-        "secrets at rest ({}): {} tokens and 2 claim secrets, used in {requests} requests and streams (header and ?access_token=), appear nowhere in the database ({} {scanned} read, {} bytes of text) nor in {} bytes of server log",
+        "secrets at rest ({}): {} tokens and 3 claim secrets, used in {requests} requests and streams (header and ?access_token=), appear nowhere in the database ({} {scanned} read, {} bytes of text) nor in {} bytes of server log",
         if on_postgres() { "postgres" } else { "sqlite" },
-        secrets.len() - 3,
+        secrets.len() - 4,
         if on_postgres() { "tables" } else { "files" },
         stored.len(),
         logs.len(),

@@ -235,7 +235,21 @@ async fn suspension_refuses_the_store_at_once_and_closes_its_streams_with_4001()
         .post(&format!("/v1/stores/{}/reinstate", store.id), &json!({}))
         .await;
     assert_eq!(reinstated.body["status"], "approved");
-    assert_eq!(as_store.get("/v1/alerts").await.status, 200);
+    // Reinstatement revoked the old token; the store claims a fresh one.
+    as_store
+        .get("/v1/alerts")
+        .await
+        .problem(401, "unauthorized");
+    let claimed = server
+        .anonymous()
+        .post(
+            &format!("/v1/pledge/{}/claim", store.id),
+            &json!({ "claim_secret": reinstated.str("claim_secret") }),
+        )
+        .await;
+    assert_eq!(claimed.status, 200, "{claimed:?}");
+    let fresh = server.api(Some(claimed.str("token")));
+    assert_eq!(fresh.get("/v1/alerts").await.status, 200);
 }
 
 #[tokio::test]
@@ -299,7 +313,7 @@ async fn an_admin_makes_staff_tokens() {
     let admin = server.staff_token("admin");
     let created = server
         .api(Some(&admin))
-        .post("/v1/me/tokens", &json!({ "label": "Bob" }))
+        .post("/v1/me/tokens", &json!({ "label": "Bob", "role": "admin" }))
         .await;
     assert_eq!(created.status, 201, "{created:?}");
     let me = server.api(Some(created.str("token"))).get("/v1/me").await;

@@ -587,9 +587,21 @@ async fn every_action_appears_once_in_the_audit_with_its_reason() {
             &json!({ "reason": "spam" }),
         )
         .await;
-    admin_api
+    let reinstated = admin_api
         .post(&format!("/v1/stores/{}/reinstate", other.id), &json!({}))
         .await;
+    // Reinstatement revoked its tokens: it claims a fresh one.
+    let reclaimed = server
+        .anonymous()
+        .post(
+            &format!("/v1/pledge/{}/claim", other.id),
+            &json!({ "claim_secret": reinstated.str("claim_secret") }),
+        )
+        .await;
+    let other = Member {
+        token: reclaimed.str("token").to_owned(),
+        ..other
+    };
     let device = server
         .api(Some(&store.token))
         .post("/v1/me/tokens", &json!({ "label": "tablet" }))

@@ -163,15 +163,20 @@ async fn a_store_that_moves_on_one_node_is_re_indexed_on_another() {
     let author = a.member(&staff, "Author", BOSTON, 1.0).await;
     let mover = a.member(&staff, "Mover", MANHATTAN, 1.0).await;
     let mut on_b = open(&b, &mover, None).await;
-    // The mover now looks at Boston, changed through node A.
-    let moved = a
+    // The mover now looks at Boston: asked and approved through node A.
+    let asked = a
         .api(Some(&mover.token))
         .patch(
             "/v1/me",
             &json!({ "location": { "lat": BOSTON.0, "lon": BOSTON.1 } }),
         )
         .await;
-    assert_eq!(moved.status, 200);
+    assert_eq!(asked.status, 202, "{asked:?}");
+    let moved = a
+        .api(Some(&staff))
+        .post(&format!("/v1/stores/{}/approve-move", mover.id), &json!({}))
+        .await;
+    assert_eq!(moved.status, 200, "{moved:?}");
     // Give node B time to hear of it (no speed is asserted), then post in Boston.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let posted = a

@@ -1,10 +1,10 @@
 //! `p4p login` and `p4p whoami`: which server and token this user works with.
 
-use p4p_protocol::Me;
+use p4p_protocol::{Me, StoreStatus};
 
 use crate::api::{Api, ApiError, Reply};
 use crate::context::Context;
-use crate::{output, render};
+use crate::{local_time, output, render};
 
 /// Checks the token given with `--token` (or `P4P_TOKEN`) against the server
 /// and saves both in the config file; a token the server refuses is not saved.
@@ -59,18 +59,32 @@ pub async fn whoami(ctx: &Context) -> anyhow::Result<()> {
             store.id,
             store.status
         ));
+        if let (StoreStatus::Suspended | StoreStatus::Rejected, Some(reason)) =
+            (store.status, &store.status_reason)
+        {
+            lines.push(format!("Why:     {}", render::escape(reason)));
+        }
         lines.push(format!("Address: {}", render::escape(&store.address)));
         lines.push(format!(
             "Area:    {}, radius {}",
             render::place(store.location),
             render::km(store.radius_km)
         ));
+        if let Some(pending) = store.pending_move {
+            lines.push(format!(
+                "Move:    to {}, asked {}: waiting for the association to approve; \
+                 until then alerts reach you where you were",
+                render::place(pending.location),
+                local_time::local(pending.requested_at)
+            ));
+        }
     }
     lines.push(format!(
-        "Token:   #{} \"{}\", created {}",
+        "Token:   #{} \"{}\", created {}, last used {}",
         me.token.id,
         render::escape(&me.token.label),
-        render::time(me.token.created_at)
+        local_time::local(me.token.created_at),
+        local_time::local_or_never(me.token.last_used_at)
     ));
     output::line(&lines.join("\n"))?;
     Ok(())

@@ -1,5 +1,6 @@
 //! `p4p pledge`: a store applies for membership, then claims its token once
-//! the association has approved it (`p4p pledge status`).
+//! the association has approved it (`p4p pledge status`), or claims a fresh
+//! one with the secret staff hand out on reinstatement (`p4p pledge claim`).
 
 use p4p_protocol::{
     ClaimRequest, ClaimResponse, Location, PledgeCreated, PledgeRequest, StoreStatus,
@@ -70,6 +71,23 @@ the config file as the active token.",
         after_help = "Example:\n  p4p pledge status"
     )]
     Status,
+    /// Claim a fresh token with a claim secret staff gave you; save it.
+    #[command(
+        long_about = "Claim the store's token with a claim secret given by the association, for example after a reinstatement (which revokes every token the store had, so that a stolen one dies). The token is handed out once per claim secret and saved in the config file as the active token, as `p4p pledge status` does.",
+        after_help = "Example:\n  p4p --server https://p4p.example.org pledge claim 7 --secret p4pclaim_..."
+    )]
+    Claim {
+        /// The store's id, as staff gave it.
+        store_id: i64,
+        /// The claim secret staff gave you (p4pclaim_...).
+        #[arg(
+            long,
+            value_name = "SECRET",
+            env = "P4P_CLAIM_SECRET",
+            hide_env_values = true
+        )]
+        secret: String,
+    },
 }
 
 pub const PLEDGE_LINE: &str = "You accept the Partner for Protection pledge.";
@@ -77,6 +95,9 @@ pub const PLEDGE_LINE: &str = "You accept the Partner for Protection pledge.";
 pub async fn run(ctx: &mut Context, args: PledgeArgs) -> anyhow::Result<()> {
     match args.command {
         Some(PledgeCommand::Status) => status(ctx).await,
+        Some(PledgeCommand::Claim { store_id, secret }) => {
+            claim(ctx, store_id, ClaimSecret::new(secret)).await
+        }
         None => apply(ctx, args).await,
     }
 }
@@ -182,6 +203,11 @@ async fn status(ctx: &mut Context) -> anyhow::Result<()> {
             ctx.config.path()?.display()
         );
     };
+    claim(ctx, store_id, secret).await
+}
+
+/// Claims the store's token with `secret`; saves it once handed out.
+async fn claim(ctx: &mut Context, store_id: i64, secret: ClaimSecret) -> anyhow::Result<()> {
     let store = store_id.to_string();
     let request = ClaimRequest {
         claim_secret: secret.expose().to_owned(),
@@ -192,6 +218,9 @@ async fn status(ctx: &mut Context) -> anyhow::Result<()> {
         .await
         .map_err(|error| match error.status().map(|status| status.as_u16()) {
             Some(409) => anyhow::anyhow!("the token was already claimed ({error})"),
+            Some(404) => anyhow::anyhow!(
+                "{error} (a claim secret from before a reinstatement no longer works: ask the association for the new one)"
+            ),
             _ => error.into(),
         })?;
 
@@ -199,6 +228,11 @@ async fn status(ctx: &mut Context) -> anyhow::Result<()> {
     let token = match (claim.status, claim.token) {
         (StoreStatus::Approved, Some(token)) => token,
         (status, _) => {
+            // Still waiting: keep the secret to claim with later.
+            ctx.config.file.store_id = Some(store_id);
+            ctx.config.file.claim_secret = Some(secret);
+            ctx.config.file.server = Some(ctx.server.to_string());
+            ctx.config.save()?;
             if ctx.json {
                 output::json(&reply.json)?;
             } else {
@@ -209,6 +243,7 @@ async fn status(ctx: &mut Context) -> anyhow::Result<()> {
     };
 
     ctx.config.file.token = Some(Token::new(token));
+    ctx.config.file.store_id = Some(store_id);
     ctx.config.file.claim_secret = None;
     ctx.config.file.server = Some(ctx.server.to_string());
     let path = ctx.config.save()?;

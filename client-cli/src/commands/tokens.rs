@@ -1,9 +1,9 @@
 //! `p4p tokens`: the caller's own tokens, one per device or system.
 
-use p4p_protocol::{TokenCreated, TokenList, TokenRequest};
+use p4p_protocol::{Role, TokenCreated, TokenInfo, TokenList, TokenRequest};
 
 use crate::context::Context;
-use crate::{output, render};
+use crate::{local_time, output, render};
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -16,15 +16,23 @@ pub struct TokensArgs {
 pub enum TokenAction {
     /// Create another token (for another device); it is printed this once.
     #[command(
-        long_about = "Create another token for the same store (or staff member), e.g. for \
-a second computer or the alarm system. The token is printed once on standard output \
-and cannot be shown again: store it right away.",
-        after_help = "Example:\n  p4p tokens create --label \"back office PC\""
+        long_about = "Create another token for the same store (or, for an admin, a staff \
+token), e.g. for a second computer or the alarm system. The token is printed once on \
+standard output and cannot be shown again: store it right away. A store holds at most \
+10 tokens that are not revoked: revoke one it no longer uses first. An admin's new \
+staff token is a moderator's unless --role admin is given.",
+        after_help = "Examples:\n  \
+p4p tokens create --label \"back office PC\"\n  \
+p4p tokens create --label \"Bob, moderator\"              # admin: a moderator's token\n  \
+p4p tokens create --label \"Alice, admin\" --role admin   # admin: another admin"
     )]
     Create {
         /// What the token is for, e.g. the device's name.
         #[arg(long)]
         label: String,
+        /// Admins: the staff token's role [default: moderator].
+        #[arg(long, value_parser = ["moderator", "admin"])]
+        role: Option<String>,
     },
     /// Revoke a token at once; streams using it are closed.
     #[command(after_help = "Example:\n  p4p tokens revoke 3")]
@@ -37,7 +45,7 @@ and cannot be shown again: store it right away.",
 pub async fn run(ctx: &Context, args: TokensArgs) -> anyhow::Result<()> {
     match args.action {
         None => list(ctx).await,
-        Some(TokenAction::Create { label }) => create(ctx, label).await,
+        Some(TokenAction::Create { label, role }) => create(ctx, label, role).await,
         Some(TokenAction::Revoke { id }) => revoke(ctx, id).await,
     }
 }
@@ -51,34 +59,45 @@ async fn list(ctx: &Context) -> anyhow::Result<()> {
         output::json(&reply.json)?;
         return Ok(());
     }
-    let rows: Vec<Vec<String>> = reply
-        .body
-        .tokens
+    output::line(&token_table(&reply.body.tokens))?;
+    Ok(())
+}
+
+/// Tokens as a table, with when each was last used in local time: a use
+/// nobody recognises is a stolen token to revoke.
+pub fn token_table(tokens: &[TokenInfo]) -> String {
+    if tokens.is_empty() {
+        return "No tokens.".to_owned();
+    }
+    let rows: Vec<Vec<String>> = tokens
         .iter()
         .map(|token| {
             vec![
                 token.id.to_string(),
                 token.label.clone(),
                 token.role.to_string(),
-                render::time(token.created_at),
+                local_time::local(token.created_at),
+                local_time::local_or_never(token.last_used_at),
                 token
                     .revoked_at
-                    .map(render::time)
+                    .map(local_time::local)
                     .unwrap_or_else(|| "-".to_owned()),
             ]
         })
         .collect();
-    output::line(&render::table(
-        &["id", "label", "role", "created", "revoked"],
+    render::table(
+        &["id", "label", "role", "created", "last used", "revoked"],
         &rows,
-    ))?;
-    Ok(())
+    )
 }
 
-async fn create(ctx: &Context, label: String) -> anyhow::Result<()> {
+async fn create(ctx: &Context, label: String, role: Option<String>) -> anyhow::Result<()> {
+    let role = role
+        .map(|role| role.parse::<Role>().map_err(anyhow::Error::msg))
+        .transpose()?;
     let reply = ctx
         .api()?
-        .post::<_, TokenCreated>(&["v1", "me", "tokens"], &TokenRequest { label })
+        .post::<_, TokenCreated>(&["v1", "me", "tokens"], &TokenRequest { label, role })
         .await?;
     if ctx.json {
         output::json(&reply.json)?;

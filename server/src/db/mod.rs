@@ -21,9 +21,9 @@ use time::OffsetDateTime;
 use crate::domain::alert::ValidAlert;
 use crate::domain::delivery::Event;
 use crate::domain::moderation::{Admission, AlertAction};
-use crate::domain::place::Area;
+use crate::domain::place::{Area, Place, RadiusKm};
 use crate::domain::secret::SecretHash;
-use crate::domain::store::{MembershipAction, ValidPledge};
+use crate::domain::store::{MembershipAction, MoveDecision, ValidPledge};
 use crate::domain::version::IfMatch;
 
 pub use sql::{Dialect, SqlStore};
@@ -112,7 +112,9 @@ pub enum ClaimOutcome {
     Rejected {
         reason: Option<String>,
     },
-    Suspended,
+    Suspended {
+        reason: Option<String>,
+    },
     AlreadyClaimed,
     /// The token, stored under the hash passed in, is now the store's.
     Issued,
@@ -151,6 +153,49 @@ pub struct NewToken<'a> {
     pub store_id: Option<i64>,
     pub label: &'a str,
     pub hash: &'a SecretHash,
+}
+
+/// What creating a token came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenCreation {
+    Created(TokenInfo),
+    /// The store already holds [`crate::domain::store::MAX_STORE_TOKENS`]
+    /// unrevoked tokens.
+    TooMany,
+}
+
+/// `GET /v1/stores`, checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreQuery {
+    pub status: Option<StoreStatus>,
+    /// Only the stores with a move waiting for a moderator.
+    pub pending_move: bool,
+}
+
+/// A change to a store's area of interest (`PATCH /v1/me`): the radius
+/// applies at once, a new place waits for a moderator.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AreaChange {
+    pub radius: Option<RadiusKm>,
+    /// The place to ask to move to; the store's current place withdraws a
+    /// pending move.
+    pub move_to: Option<Place>,
+}
+
+/// What deciding a move came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MoveOutcome {
+    /// The store as it is now: moved (approved) or where it was (rejected).
+    Done(Box<Store>),
+    NotFound,
+    NoPendingMove,
+}
+
+/// A reinstated store, and the tokens reinstatement revoked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reinstated {
+    pub store: Store,
+    pub revoked_tokens: Vec<i64>,
 }
 
 /// Who is looking at alerts: staff see everything, a store sees published
@@ -282,9 +327,11 @@ pub trait Membership: Send + Sync {
         token: &SecretHash,
         now: OffsetDateTime,
     ) -> DbResult<ClaimOutcome>;
-    async fn stores(&self, status: Option<StoreStatus>) -> DbResult<Vec<Store>>;
+    async fn stores(&self, query: StoreQuery) -> DbResult<Vec<Store>>;
     async fn store(&self, id: i64) -> DbResult<Option<Store>>;
     /// Applies a staff action if the store is in a status it starts from.
+    /// Reinstatement goes through [`Membership::reinstate_store`], which
+    /// also revokes the store's tokens.
     async fn change_membership(
         &self,
         id: i64,
@@ -293,26 +340,55 @@ pub trait Membership: Send + Sync {
         actor: &Actor,
         now: OffsetDateTime,
     ) -> DbResult<Transition<Store, StoreStatus>>;
-    /// Moves a store or changes its area of interest.
-    async fn move_store(
+    /// Reinstates a suspended store: every token it had is revoked (a
+    /// stolen one dies with the rest) and `claim` is its new claim secret,
+    /// with which it claims a fresh token.
+    async fn reinstate_store(
         &self,
         id: i64,
-        interest: Area,
+        reason: Option<&str>,
+        claim: &SecretHash,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> DbResult<Transition<Reinstated, StoreStatus>>;
+    /// Changes a store's radius at once and records the move it asks for;
+    /// `None` if there is no such store.
+    async fn change_area(
+        &self,
+        id: i64,
+        change: AreaChange,
         now: OffsetDateTime,
     ) -> DbResult<Option<Store>>;
+    /// A moderator approves (the store moves) or rejects its pending move.
+    async fn decide_move(
+        &self,
+        id: i64,
+        decision: MoveDecision,
+        reason: Option<&str>,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> DbResult<MoveOutcome>;
 }
 
 /// Bearer tokens, kept as hashes.
 #[async_trait]
 pub trait Tokens: Send + Sync {
+    /// Creates a token; a store's only while it holds fewer than
+    /// [`crate::domain::store::MAX_STORE_TOKENS`] unrevoked ones, counted
+    /// in the same transaction.
     async fn create_token(
         &self,
         token: NewToken<'_>,
         actor: &Actor,
         now: OffsetDateTime,
-    ) -> DbResult<TokenInfo>;
+    ) -> DbResult<TokenCreation>;
     /// The unrevoked token with this hash.
     async fn credential(&self, hash: &SecretHash) -> DbResult<Option<Credential>>;
+    /// Records that the token authenticated a request: written at most
+    /// once a minute per token, and never holding the request up for long
+    /// (authentication is on every request's path). A failure is logged:
+    /// `last_used_at` is for people, not for access.
+    async fn token_used(&self, token: &TokenInfo, now: OffsetDateTime);
     async fn tokens(&self, owner: TokenOwner) -> DbResult<Vec<TokenInfo>>;
     /// Whether the token exists and is not revoked.
     async fn token_active(&self, id: i64) -> DbResult<bool>;

@@ -16,8 +16,8 @@ use std::sync::{Arc, LazyLock};
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;
 use p4p_protocol::{
-    Alert, AlertStatus, AuditEntry, Flag, FlaggedAlert, Location, ModerationQueue, Role, Store,
-    StoreRef, StoreStatus, TokenInfo,
+    Alert, AlertStatus, AuditEntry, Flag, FlaggedAlert, Location, ModerationQueue, PendingMove,
+    Role, Store, StoreRef, StoreStatus, TokenInfo,
 };
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -30,6 +30,7 @@ use super::*;
 use crate::domain::delivery::EventKind;
 use crate::domain::moderation::Admission;
 use crate::domain::place::{Grid, Place, RadiusKm};
+use crate::domain::store::MAX_STORE_TOKENS;
 use crate::domain::version::changed_fields;
 
 /// How many rows a near-a-point listing reads per round before the exact
@@ -117,6 +118,8 @@ pub struct SqlStore {
     reader: AnyPool,
     /// New alerts, committed in groups by [`commit_posts`].
     posts: mpsc::Sender<QueuedPost>,
+    /// When this node last wrote each token's `last_used_at`.
+    token_uses: TokenUses,
 }
 
 impl SqlStore {
@@ -180,6 +183,7 @@ impl SqlStore {
             writer,
             reader,
             posts,
+            token_uses: TokenUses::default(),
         }
     }
 
@@ -264,7 +268,8 @@ async fn audit(
 }
 
 const STORE_COLUMNS: &str = "id, name, address, lat, lon, radius_km, contact_name, contact_email, \
-     phone, status, status_reason, created_at, updated_at";
+     phone, status, status_reason, created_at, updated_at, pending_lat, pending_lon, \
+     move_requested_at";
 
 fn store_from_row(row: &AnyRow) -> DbResult<Store> {
     store_from_columns(row, "")
@@ -301,12 +306,31 @@ fn store_from_columns(row: &AnyRow, prefix: &str) -> DbResult<Store> {
         contact_email: row.try_get(column("contact_email").as_str())?,
         phone: row.try_get(column("phone").as_str())?,
         status_reason: row.try_get(column("status_reason").as_str())?,
+        pending_move: pending_move_from_columns(row, prefix)?,
         created_at: from_unix(row.try_get(column("created_at").as_str())?)?,
         updated_at: from_unix(row.try_get(column("updated_at").as_str())?)?,
     })
 }
 
-const TOKEN_COLUMNS: &str = "id, label, role, created_at, revoked_at";
+/// The store's pending move: its three columns are set together or not at all.
+fn pending_move_from_columns(row: &AnyRow, prefix: &str) -> DbResult<Option<PendingMove>> {
+    let column = |name: &str| format!("{prefix}{name}");
+    let lat: Option<f64> = row.try_get(column("pending_lat").as_str())?;
+    let lon: Option<f64> = row.try_get(column("pending_lon").as_str())?;
+    let at: Option<i64> = row.try_get(column("move_requested_at").as_str())?;
+    match (lat, lon, at) {
+        (Some(lat), Some(lon), Some(at)) => Ok(Some(PendingMove {
+            location: Location { lat, lon },
+            requested_at: from_unix(at)?,
+        })),
+        (None, None, None) => Ok(None),
+        _ => Err(DbError::Corrupt(
+            "a store's pending move is incomplete".to_owned(),
+        )),
+    }
+}
+
+const TOKEN_COLUMNS: &str = "id, label, role, created_at, revoked_at, last_used_at";
 /// Tokens of an owner, bound to `TokenOwner::store_id` (NULL for staff).
 const OWNED_BY: &str = "store_id IS NOT DISTINCT FROM ?";
 
@@ -320,7 +344,47 @@ fn token_from_row(row: &AnyRow) -> DbResult<TokenInfo> {
             .try_get::<Option<i64>, _>("revoked_at")?
             .map(from_unix)
             .transpose()?,
+        last_used_at: row
+            .try_get::<Option<i64>, _>("last_used_at")?
+            .map(from_unix)
+            .transpose()?,
     })
+}
+
+/// How stale a token's `last_used_at` may be: it is written at most this
+/// often per token, so that authentication (every request) rarely writes.
+const LAST_USED_EVERY: i64 = 60;
+/// How long a request waits for that write; it goes on in the background.
+const LAST_USED_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// When this node last wrote each token's `last_used_at`, so that a burst
+/// of requests with a token whose stored value is stale writes it once,
+/// not once per request. Other nodes skip the write in SQL.
+#[derive(Default)]
+struct TokenUses(std::sync::Mutex<std::collections::HashMap<i64, i64>>);
+
+/// Forget written times past this many tokens (those older than a minute).
+const TOKEN_USES_KEPT: usize = 10_000;
+
+impl TokenUses {
+    /// Whether to write `now` for the token; claims the write if so.
+    fn claim_write(&self, token_id: i64, now: i64) -> bool {
+        let mut written = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if written
+            .get(&token_id)
+            .is_some_and(|&at| at > now - LAST_USED_EVERY)
+        {
+            return false;
+        }
+        if written.len() >= TOKEN_USES_KEPT {
+            written.retain(|_, at| *at > now - LAST_USED_EVERY);
+        }
+        written.insert(token_id, now);
+        true
+    }
 }
 
 const ALERT_COLUMNS: &str =
@@ -1093,7 +1157,9 @@ impl Membership for SqlStore {
             StoreStatus::Rejected => ClaimOutcome::Rejected {
                 reason: row.try_get("status_reason")?,
             },
-            StoreStatus::Suspended => ClaimOutcome::Suspended,
+            StoreStatus::Suspended => ClaimOutcome::Suspended {
+                reason: row.try_get("status_reason")?,
+            },
             StoreStatus::Approved if claimed => ClaimOutcome::AlreadyClaimed,
             StoreStatus::Approved => ClaimOutcome::Issued,
         };
@@ -1127,11 +1193,13 @@ impl Membership for SqlStore {
         Ok(ClaimOutcome::Issued)
     }
 
-    async fn stores(&self, status: Option<StoreStatus>) -> DbResult<Vec<Store>> {
+    async fn stores(&self, query: StoreQuery) -> DbResult<Vec<Store>> {
         let rows = sqlx::query(&self.sql(&format!(
-            "SELECT {STORE_COLUMNS} FROM stores WHERE (?1 IS NULL OR status = ?1) ORDER BY id"
+            "SELECT {STORE_COLUMNS} FROM stores WHERE (?1 IS NULL OR status = ?1) \
+             AND (?2 = 0 OR move_requested_at IS NOT NULL) ORDER BY id"
         )))
-        .bind(status.map(StoreStatus::as_str))
+        .bind(query.status.map(StoreStatus::as_str))
+        .bind(i64::from(query.pending_move))
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(store_from_row).collect()
@@ -1154,68 +1222,226 @@ impl Membership for SqlStore {
         actor: &Actor,
         now: OffsetDateTime,
     ) -> DbResult<Transition<Store, StoreStatus>> {
-        let (from, to) = action.transition();
+        debug_assert_ne!(action, MembershipAction::Reinstate, "use reinstate_store");
         let mut tx = self.writer.begin().await?;
-        let current: Option<String> = sqlx::query_scalar(&self.sql(&format!(
-            "SELECT status FROM stores WHERE id = ?{}",
-            self.dialect.for_update("stores")
-        )))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(current) = current else {
-            return Ok(Transition::NotFound);
-        };
-        let current: StoreStatus = parse_text(&current)?;
-        if !from.contains(&current) {
-            return Ok(Transition::Conflict(current));
+        let outcome = transition_store(&mut tx, id, action, reason, actor, now).await?;
+        if matches!(outcome, Transition::Done(_)) {
+            if action == MembershipAction::Suspend {
+                announce_in(&mut tx, relay::Announcement::StoreSuspended(id)).await?;
+            }
+            tx.commit().await?;
         }
+        Ok(outcome)
+    }
+
+    async fn reinstate_store(
+        &self,
+        id: i64,
+        reason: Option<&str>,
+        claim: &SecretHash,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> DbResult<Transition<Reinstated, StoreStatus>> {
+        let mut tx = self.writer.begin().await?;
+        let store =
+            match transition_store(&mut tx, id, MembershipAction::Reinstate, reason, actor, now)
+                .await?
+            {
+                Transition::Done(store) => store,
+                Transition::NotFound => return Ok(Transition::NotFound),
+                Transition::Conflict(status) => return Ok(Transition::Conflict(status)),
+            };
+        // The new claim secret replaces the old one, which no longer works.
+        sqlx::query(
+            &self.sql("UPDATE stores SET claim_secret_hash = ?, claimed_at = NULL WHERE id = ?"),
+        )
+        .bind(claim.as_str())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let revoked_tokens: Vec<i64> = sqlx::query_scalar(&self.sql(
+            "UPDATE tokens SET revoked_at = ? WHERE store_id = ? AND revoked_at IS NULL RETURNING id",
+        ))
+        .bind(unix(now))
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for token_id in &revoked_tokens {
+            audit(
+                &mut tx,
+                actor,
+                "token.revoke",
+                &format!("token:{token_id}"),
+                Some("reinstatement revokes every token of the store"),
+                now,
+            )
+            .await?;
+            announce_in(&mut tx, relay::Announcement::TokenRevoked(*token_id)).await?;
+        }
+        tx.commit().await?;
+        Ok(Transition::Done(Reinstated {
+            store,
+            revoked_tokens,
+        }))
+    }
+
+    async fn change_area(
+        &self,
+        id: i64,
+        change: AreaChange,
+        now: OffsetDateTime,
+    ) -> DbResult<Option<Store>> {
+        let mut tx = self.writer.begin().await?;
+        let Some(store) = store_locked(&mut tx, id).await? else {
+            return Ok(None);
+        };
+        let radius = change.radius.map_or(store.radius_km, RadiusKm::km);
+        let pending = match change.move_to {
+            None => store
+                .pending_move
+                .map(|pending| (pending.location, unix(pending.requested_at))),
+            Some(to) if to.lat() == store.location.lat && to.lon() == store.location.lon => None,
+            Some(to) => Some((
+                Location {
+                    lat: to.lat(),
+                    lon: to.lon(),
+                },
+                unix(now),
+            )),
+        };
         let row = sqlx::query(&self.sql(&format!(
-            "UPDATE stores SET status = ?, status_reason = ?, updated_at = ? WHERE id = ? RETURNING {STORE_COLUMNS}"
+            "UPDATE stores SET radius_km = ?, pending_lat = ?, pending_lon = ?, move_requested_at = ?, \
+             updated_at = ? WHERE id = ? RETURNING {STORE_COLUMNS}"
         )))
-        .bind(to.as_str())
-        .bind(reason)
+        .bind(radius)
+        .bind(pending.map(|(at, _)| at.lat))
+        .bind(pending.map(|(at, _)| at.lon))
+        .bind(pending.map(|(_, requested)| requested))
         .bind(unix(now))
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
+        if change.radius.is_some() {
+            announce_in(&mut tx, relay::Announcement::StoreMoved(id)).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(store_from_row(&row)?))
+    }
+
+    async fn decide_move(
+        &self,
+        id: i64,
+        decision: MoveDecision,
+        reason: Option<&str>,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> DbResult<MoveOutcome> {
+        let mut tx = self.writer.begin().await?;
+        let Some(store) = store_locked(&mut tx, id).await? else {
+            return Ok(MoveOutcome::NotFound);
+        };
+        let Some(pending) = store.pending_move else {
+            return Ok(MoveOutcome::NoPendingMove);
+        };
+        let moved_to = match decision {
+            MoveDecision::Approve => pending.location,
+            MoveDecision::Reject => store.location,
+        };
+        let row = sqlx::query(&self.sql(&format!(
+            "UPDATE stores SET lat = ?, lon = ?, pending_lat = NULL, pending_lon = NULL, \
+             move_requested_at = NULL, updated_at = ? WHERE id = ? RETURNING {STORE_COLUMNS}"
+        )))
+        .bind(moved_to.lat)
+        .bind(moved_to.lon)
+        .bind(unix(now))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut note = format!(
+            "{} the move to {:.5}, {:.5}",
+            decision.verdict(),
+            pending.location.lat,
+            pending.location.lon
+        );
+        if let Some(reason) = reason {
+            note.push_str(": ");
+            note.push_str(reason);
+        }
         audit(
             &mut tx,
             actor,
-            action.audit_name(),
+            "store.move",
             &format!("store:{id}"),
-            reason,
+            Some(&note),
             now,
         )
         .await?;
-        if action == MembershipAction::Suspend {
-            announce_in(&mut tx, relay::Announcement::StoreSuspended(id)).await?;
+        if decision == MoveDecision::Approve {
+            announce_in(&mut tx, relay::Announcement::StoreMoved(id)).await?;
         }
         tx.commit().await?;
-        Ok(Transition::Done(store_from_row(&row)?))
+        Ok(MoveOutcome::Done(Box::new(store_from_row(&row)?)))
     }
+}
 
-    async fn move_store(
-        &self,
-        id: i64,
-        interest: Area,
-        now: OffsetDateTime,
-    ) -> DbResult<Option<Store>> {
-        let mut tx = self.writer.begin().await?;
-        let row = sqlx::query(&self.sql(&format!(
-            "UPDATE stores SET lat = ?, lon = ?, radius_km = ?, updated_at = ? WHERE id = ? RETURNING {STORE_COLUMNS}"
-        )))
-        .bind(interest.center.lat())
-        .bind(interest.center.lon())
-        .bind(interest.radius.km())
-        .bind(unix(now))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        announce_in(&mut tx, relay::Announcement::StoreMoved(id)).await?;
-        tx.commit().await?;
-        row.as_ref().map(store_from_row).transpose()
+/// A store, read and locked in the writing transaction.
+async fn store_locked(tx: &mut AnyConnection, id: i64) -> DbResult<Option<Store>> {
+    let dialect = Dialect::of(tx);
+    let row = sqlx::query(&dialect.sql(&format!(
+        "SELECT {STORE_COLUMNS} FROM stores WHERE id = ?{}",
+        dialect.for_update("stores")
+    )))
+    .bind(id)
+    .fetch_optional(tx)
+    .await?;
+    row.as_ref().map(store_from_row).transpose()
+}
+
+/// Moves a store from a status the action starts from to the one it leads
+/// to, with its audit entry, inside the caller's transaction.
+async fn transition_store(
+    tx: &mut AnyConnection,
+    id: i64,
+    action: MembershipAction,
+    reason: Option<&str>,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> DbResult<Transition<Store, StoreStatus>> {
+    let dialect = Dialect::of(tx);
+    let (from, to) = action.transition();
+    let current: Option<String> = sqlx::query_scalar(&dialect.sql(&format!(
+        "SELECT status FROM stores WHERE id = ?{}",
+        dialect.for_update("stores")
+    )))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(current) = current else {
+        return Ok(Transition::NotFound);
+    };
+    let current: StoreStatus = parse_text(&current)?;
+    if !from.contains(&current) {
+        return Ok(Transition::Conflict(current));
     }
+    let row = sqlx::query(&dialect.sql(&format!(
+        "UPDATE stores SET status = ?, status_reason = ?, updated_at = ? WHERE id = ? RETURNING {STORE_COLUMNS}"
+    )))
+    .bind(to.as_str())
+    .bind(reason)
+    .bind(unix(now))
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    audit(
+        tx,
+        actor,
+        action.audit_name(),
+        &format!("store:{id}"),
+        reason,
+        now,
+    )
+    .await?;
+    Ok(Transition::Done(store_from_row(&row)?))
 }
 
 #[async_trait]
@@ -1225,8 +1451,24 @@ impl Tokens for SqlStore {
         token: NewToken<'_>,
         actor: &Actor,
         now: OffsetDateTime,
-    ) -> DbResult<TokenInfo> {
+    ) -> DbResult<TokenCreation> {
         let mut tx = self.writer.begin().await?;
+        if let Some(store_id) = token.store_id {
+            // The store's row is locked first, so that two creates for one
+            // store (on any node) count one after the other.
+            if store_locked(&mut tx, store_id).await?.is_none() {
+                return Err(DbError::Corrupt(format!("no store {store_id} for a token")));
+            }
+            let held: i64 = sqlx::query_scalar(
+                &self.sql("SELECT COUNT(*) FROM tokens WHERE store_id = ? AND revoked_at IS NULL"),
+            )
+            .bind(store_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if held >= MAX_STORE_TOKENS as i64 {
+                return Ok(TokenCreation::TooMany);
+            }
+        }
         let row = sqlx::query(&self.sql(&format!(
             "INSERT INTO tokens (token_hash, role, store_id, label, created_at) VALUES (?, ?, ?, ?, ?) \
              RETURNING {TOKEN_COLUMNS}"
@@ -1249,7 +1491,7 @@ impl Tokens for SqlStore {
         )
         .await?;
         tx.commit().await?;
-        Ok(info)
+        Ok(TokenCreation::Created(info))
     }
 
     async fn credential(&self, hash: &SecretHash) -> DbResult<Option<Credential>> {
@@ -1278,6 +1520,39 @@ impl Tokens for SqlStore {
             return Err(DbError::Corrupt(format!("token {} has no store", token.id)));
         }
         Ok(Some(Credential { token, store }))
+    }
+
+    async fn token_used(&self, token: &TokenInfo, now: OffsetDateTime) {
+        let now = unix(now);
+        let fresh = token
+            .last_used_at
+            .is_some_and(|at| unix(at) > now - LAST_USED_EVERY);
+        if fresh || !self.token_uses.claim_write(token.id, now) {
+            return;
+        }
+        let statement = self
+            .sql(
+                "UPDATE tokens SET last_used_at = ? WHERE id = ? \
+                 AND (last_used_at IS NULL OR last_used_at <= ?)",
+            )
+            .into_owned();
+        let (writer, token_id) = (self.writer.clone(), token.id);
+        // Its own task: a request waits at most LAST_USED_WAIT for it, so
+        // that authentication never queues behind the writes (as reads have
+        // their own pool for), and the write is not lost if it waits longer.
+        let write = tokio::spawn(async move {
+            let written = sqlx::query(&statement)
+                .bind(now)
+                .bind(token_id)
+                .bind(now - LAST_USED_EVERY)
+                .execute(&writer)
+                .await;
+            if let Err(error) = written {
+                tracing::warn!(%error, token_id, "cannot record a token's use");
+                crate::metrics::database_error();
+            }
+        });
+        let _ = tokio::time::timeout(LAST_USED_WAIT, write).await;
     }
 
     async fn tokens(&self, owner: TokenOwner) -> DbResult<Vec<TokenInfo>> {
@@ -1963,6 +2238,16 @@ mod tests {
         );
         assert_eq!(Dialect::Postgres.for_update("a"), " FOR UPDATE OF a");
         assert_eq!(Dialect::Sqlite.for_update("a"), "");
+    }
+
+    #[test]
+    fn a_burst_of_uses_writes_last_used_at_once_a_minute() {
+        let uses = TokenUses::default();
+        assert!(uses.claim_write(7, 1_000));
+        assert!(!uses.claim_write(7, 1_000));
+        assert!(!uses.claim_write(7, 1_059));
+        assert!(uses.claim_write(8, 1_001), "per token");
+        assert!(uses.claim_write(7, 1_060), "a minute later");
     }
 
     #[test]

@@ -12,6 +12,9 @@ pub const MAX_ADDRESS: usize = 300;
 pub const MAX_CONTACT_NAME: usize = 120;
 pub const MAX_EMAIL: usize = 254;
 pub const MAX_PHONE: usize = 40;
+/// A store holds at most this many unrevoked tokens: enough for its
+/// devices, browsers and systems, too few to multiply the per-token limits.
+pub const MAX_STORE_TOKENS: usize = 10;
 
 /// A membership application whose every field is within the limits.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,6 +113,30 @@ impl MembershipAction {
             MembershipAction::Reject => "reject",
             MembershipAction::Suspend => "suspend",
             MembershipAction::Reinstate => "reinstate",
+        }
+    }
+}
+
+/// A moderator's decision on the move a store asked for: a place is vetted,
+/// at the pledge and at every move, so that no store reads another
+/// region's stream by saying it is there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoveDecision {
+    Approve,
+    Reject,
+}
+
+impl MoveDecision {
+    /// A rejection must say why (for the audit trail).
+    pub fn needs_reason(self) -> bool {
+        self == MoveDecision::Reject
+    }
+
+    /// How the audit entry (`store.move`) says it.
+    pub fn verdict(self) -> &'static str {
+        match self {
+            MoveDecision::Approve => "approved",
+            MoveDecision::Reject => "rejected",
         }
     }
 }

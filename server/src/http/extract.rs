@@ -211,13 +211,13 @@ impl Caller {
 
     /// A pending or suspended store is refused everywhere but `GET /v1/me`.
     pub fn require_active(&self) -> Result<(), ApiError> {
-        match self.store.as_ref().map(|s| s.status) {
-            None | Some(StoreStatus::Approved) => Ok(()),
-            Some(StoreStatus::Suspended) => Err(ApiError::forbidden(
-                "store_suspended",
-                "this store is suspended; contact the association",
-            )),
-            Some(status) => Err(ApiError::forbidden(
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        match store.status {
+            StoreStatus::Approved => Ok(()),
+            StoreStatus::Suspended => Err(suspended(store.status_reason.as_deref())),
+            status => Err(ApiError::forbidden(
                 "store_not_approved",
                 format!("this store is {status}, not approved"),
             )),
@@ -242,6 +242,15 @@ impl Caller {
             format!("only association staff can {doing}"),
         ))
     }
+}
+
+/// 403 `store_suspended`, telling the store why.
+pub fn suspended(reason: Option<&str>) -> ApiError {
+    let detail = match reason {
+        Some(reason) => format!("this store is suspended: {reason}; contact the association"),
+        None => "this store is suspended; contact the association".to_owned(),
+    };
+    ApiError::forbidden("store_suspended", detail)
 }
 
 impl FromRequestParts<ApiContext> for Caller {
@@ -319,6 +328,9 @@ async fn authenticate(
         let unknown = ApiError::Unauthorized("unknown or revoked token");
         return Err(ctx.limits.authentication_failed(address, unknown));
     };
+    ctx.storage
+        .token_used(&credential.token, time::OffsetDateTime::now_utc())
+        .await;
     let caller = Caller {
         token: credential.token,
         store: credential.store,

@@ -11,9 +11,10 @@ use utoipa_axum::routes;
 
 use super::extract::{Caller, Json};
 use super::{ApiContext, ApiError};
-use crate::db::{NewToken, TokenOwner};
+use crate::db::{AreaChange, NewToken, TokenCreation, TokenOwner};
 use crate::domain::place::{Area, Place, RadiusKm};
 use crate::domain::secret::Secret;
+use crate::domain::store::MAX_STORE_TOKENS;
 use crate::domain::{required_line, Invalid};
 
 const MAX_TOKEN_LABEL: usize = 100;
@@ -33,6 +34,8 @@ fn own_store(store: &Store) -> OwnStore {
         location: store.location,
         radius_km: store.radius_km,
         status: store.status,
+        status_reason: store.status_reason.clone(),
+        pending_move: store.pending_move,
     }
 }
 
@@ -51,43 +54,67 @@ async fn show(caller: Caller) -> axum::Json<Me> {
     })
 }
 
-/// Move the store's area of interest: `radius_km`, `location` or both.
+/// Change the store's area of interest: `radius_km` applies at once; a new
+/// `location` waits for a moderator (a place is vetted, as at the pledge).
 #[utoipa::path(
     patch, path = "/v1/me", tag = "me",
     request_body = MePatch,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The caller, with its store's new area", body = Me),
+        (status = 200, description = "The caller, with its store's new radius; also when `location` is the store's current place, which withdraws a pending move", body = Me),
+        (status = 202, description = "The caller, whose store's `pending_move` holds the place asked for; `location` and the streams stay where they were until a moderator approves", body = Me),
         (status = 403, description = "Staff have no area; a pending or suspended store may not move"),
+        (status = 422, description = "`radius_km` or `location` out of range, or neither given"),
     )
 )]
 async fn update(
     State(ctx): State<ApiContext>,
     caller: Caller,
     Json(patch): Json<MePatch>,
-) -> Result<axum::Json<Me>, ApiError> {
+) -> Result<(StatusCode, axum::Json<Me>), ApiError> {
     let store = caller.require_store("change a store's area of interest")?;
     if patch.location.is_none() && patch.radius_km.is_none() {
         return Err(Invalid::new("body", "give radius_km, location or both").into());
     }
-    let center = match patch.location {
-        Some(location) => Place::parse("location", location)?,
-        None => Area::of_store(store).center,
+    let change = AreaChange {
+        radius: patch
+            .radius_km
+            .map(|km| RadiusKm::parse("radius_km", km))
+            .transpose()?,
+        move_to: patch
+            .location
+            .map(|location| Place::parse("location", location))
+            .transpose()?,
     };
-    let radius = RadiusKm::parse("radius_km", patch.radius_km.unwrap_or(store.radius_km))?;
-    let interest = Area { center, radius };
     let _moves = ctx.store_moves.lock().await;
-    let moved = ctx
+    let changed = ctx
         .storage
-        .move_store(store.id, interest, OffsetDateTime::now_utc())
+        .change_area(store.id, change, OffsetDateTime::now_utc())
         .await?
         .ok_or_else(|| ApiError::NotFound("this store no longer exists".to_owned()))?;
-    ctx.hub.move_store(store.id, interest);
-    Ok(axum::Json(Me {
+    if change.radius.is_some() {
+        ctx.hub.move_store(store.id, Area::of_store(&changed));
+    }
+    if let Some(pending) = &changed.pending_move {
+        tracing::info!(
+            store_id = store.id,
+            lat = pending.location.lat,
+            lon = pending.location.lon,
+            "move requested"
+        );
+    }
+    // 202 when this request's place waits for a moderator; a radius alone
+    // is done (an older pending move still shows in the body).
+    let status = match (change.move_to, changed.pending_move) {
+        (Some(_), Some(_)) => StatusCode::ACCEPTED,
+        _ => StatusCode::OK,
+    };
+    let me = Me {
         role: caller.role(),
-        store: Some(own_store(&moved)),
+        store: Some(own_store(&changed)),
         token: caller.token.clone(),
-    }))
+    };
+    Ok((status, axum::Json(me)))
 }
 
 /// Stores manage their own tokens; admins manage the staff's.
@@ -122,14 +149,17 @@ async fn tokens(
     Ok(axum::Json(TokenList { tokens }))
 }
 
-/// Make another token: a store's for another device, an admin's for staff.
+/// Make another token: a store's for another device, an admin's for staff
+/// (a moderator's unless `role` says admin: least privilege by default).
 #[utoipa::path(
     post, path = "/v1/me/tokens", tag = "me",
     request_body = TokenRequest,
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The new token, shown this once", body = TokenCreated),
-        (status = 403, description = "Only stores and admins manage tokens"),
+        (status = 403, description = "Only stores and admins manage tokens; a store's tokens are store tokens (`role` other than `store`)"),
+        (status = 409, description = "The store already holds 10 unrevoked tokens (`too_many_tokens`): revoke one first"),
+        (status = 422, description = "`label` blank or too long; `role` unknown, or `store` from an admin"),
     )
 )]
 async fn create_token(
@@ -139,28 +169,57 @@ async fn create_token(
 ) -> Result<(StatusCode, axum::Json<TokenCreated>), ApiError> {
     let owner = token_owner(&caller)?;
     let label = required_line("label", &request.label, MAX_TOKEN_LABEL)?;
+    let role = token_role(owner, request.role)?;
     let secret = Secret::new_token();
-    let store_id = match owner {
-        TokenOwner::Store(id) => Some(id),
-        TokenOwner::Staff => None,
-    };
     let token = NewToken {
-        role: caller.role(),
-        store_id,
+        role,
+        store_id: owner.store_id(),
         label: &label,
         hash: &secret.hash(),
     };
-    let info = ctx
+    let creation = ctx
         .storage
         .create_token(token, &caller.actor(), OffsetDateTime::now_utc())
         .await?;
-    tracing::info!(token_id = info.id, "token created");
+    let info = match creation {
+        TokenCreation::Created(info) => info,
+        TokenCreation::TooMany => {
+            return Err(ApiError::conflict(
+                "too_many_tokens",
+                format!(
+                    "this store already holds {MAX_STORE_TOKENS} tokens, the most it may; \
+                     revoke one it no longer uses (DELETE /v1/me/tokens/{{id}})"
+                ),
+            ))
+        }
+    };
+    tracing::info!(token_id = info.id, role = %role, "token created");
     let created = TokenCreated {
         id: info.id,
         label: info.label,
         token: secret.expose().to_owned(),
     };
     Ok((StatusCode::CREATED, axum::Json(created)))
+}
+
+/// The role a new token gets: a store's are store tokens (asking for a
+/// staff role is a matter of permission: 403); an admin's staff tokens are
+/// moderators unless `admin` is asked for.
+fn token_role(owner: TokenOwner, asked: Option<Role>) -> Result<Role, ApiError> {
+    match (owner, asked) {
+        (TokenOwner::Store(_), None | Some(Role::Store)) => Ok(Role::Store),
+        (TokenOwner::Store(_), Some(role)) => Err(ApiError::forbidden(
+            "forbidden",
+            format!("a store's tokens are store tokens; it cannot make a {role} token"),
+        )),
+        (TokenOwner::Staff, None | Some(Role::Moderator)) => Ok(Role::Moderator),
+        (TokenOwner::Staff, Some(Role::Admin)) => Ok(Role::Admin),
+        (TokenOwner::Staff, Some(Role::Store)) => Err(Invalid::new(
+            "role",
+            "must be moderator or admin: store tokens come from an approved pledge",
+        )
+        .into()),
+    }
 }
 
 /// Revoke one token at once; streams using it are closed with 4001.

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ClientIp, Json};
+use super::extract::{suspended, ClientIp, Json};
 use super::{ApiContext, ApiError};
 use crate::db::ClaimOutcome;
 use crate::domain::secret::Secret;
@@ -50,7 +50,9 @@ async fn apply(
     Ok((StatusCode::CREATED, axum::Json(created)).into_response())
 }
 
-/// Claim the store's first token with the claim secret, once approved.
+/// Claim a token with the claim secret, once approved: the store's first
+/// (the pledge's secret), or a fresh one after reinstatement (the secret
+/// staff were given then); once per claim secret.
 #[utoipa::path(
     post, path = "/v1/pledge/{store_id}/claim", tag = "membership",
     params(("store_id" = i64, Path, description = "The `store_id` the pledge answered")),
@@ -60,7 +62,7 @@ async fn apply(
         (status = 202, description = "Still pending", body = ClaimResponse),
         (status = 403, description = "The pledge was rejected (`pledge_rejected`) or the store is suspended (`store_suspended`)"),
         (status = 404, description = "No pledge with this store id and claim secret"),
-        (status = 409, description = "The token was already handed out (`already_claimed`)"),
+        (status = 409, description = "The token for this claim secret was already handed out (`already_claimed`)"),
     )
 )]
 async fn claim(
@@ -93,13 +95,10 @@ async fn claim(
                 None => "the pledge was rejected".to_owned(),
             },
         )),
-        ClaimOutcome::Suspended => Err(ApiError::forbidden(
-            "store_suspended",
-            "this store is suspended; contact the association",
-        )),
+        ClaimOutcome::Suspended { reason } => Err(suspended(reason.as_deref())),
         ClaimOutcome::AlreadyClaimed => Err(ApiError::conflict(
             "already_claimed",
-            "the token for this pledge was already handed out; an existing device can make more with POST /v1/me/tokens",
+            "the token for this claim secret was already handed out; an existing device can make more with POST /v1/me/tokens, and staff hand out a new claim secret when they reinstate a store",
         )),
         ClaimOutcome::Issued => {
             tracing::info!(store_id, "store token claimed");
