@@ -26,6 +26,8 @@ pub enum ApiError {
     Conflict { code: &'static str, detail: String },
     #[error("request body is larger than the limit of 64 KiB")]
     TooLarge,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// Logged in full, never shown to the client.
     #[error(transparent)]
     Database(#[from] DbError),
@@ -68,6 +70,9 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             ApiError::Database(error) if error.is_unavailable() => {
                 (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
             }

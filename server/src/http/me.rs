@@ -139,6 +139,10 @@ async fn create_token(
 ) -> Result<(StatusCode, axum::Json<TokenCreated>), ApiError> {
     let owner = token_owner(&caller)?;
     let label = required_text("label", &request.label, MAX_TOKEN_LABEL)?;
+    ctx.limits.token_requested(super::limits::Account::of(
+        caller.store.as_ref().map(|store| store.id),
+        caller.token.id,
+    ))?;
     let secret = Secret::new_token();
     let store_id = match owner {
         TokenOwner::Store(id) => Some(id),
