@@ -83,6 +83,8 @@ fn build_binary(bin: &str) -> PathBuf {
 /// A running `p4p-server` with its own database; killed when dropped.
 pub struct TestServer {
     pub url: String,
+    /// The operators' listener (`--metrics-bind`), when it was asked for.
+    pub metrics_url: Option<String>,
     pub database_url: String,
     pub dir: tempfile::TempDir,
     child: Option<Child>,
@@ -246,6 +248,7 @@ impl TestServer {
         }
         let mut server = TestServer {
             url: String::new(),
+            metrics_url: None,
             database_url,
             dir,
             child: None,
@@ -313,7 +316,32 @@ impl TestServer {
             .strip_prefix("p4p-server listening on ")
             .unwrap_or_else(|| panic!("unexpected first line: {line}"));
         self.url = url.to_owned();
+        self.metrics_url = None;
+        if args.contains(&"--metrics-bind") {
+            let line = tokio::time::timeout(PATIENCE, lines.next_line())
+                .await
+                .expect("p4p-server did not say where it serves metrics")
+                .expect("read stdout")
+                .unwrap_or_else(|| panic!("p4p-server exited: {}", self.logs()));
+            let metrics = line
+                .strip_prefix("p4p-server metrics on ")
+                .and_then(|url| url.strip_suffix("/metrics"))
+                .unwrap_or_else(|| panic!("unexpected second line: {line}"));
+            self.metrics_url = Some(metrics.to_owned());
+        }
         self.child = Some(child);
+    }
+
+    /// A client of the operators' listener (`--metrics-bind 127.0.0.1:0`).
+    pub fn operators(&self) -> Api {
+        Api {
+            client: reqwest::Client::new(),
+            base: self
+                .metrics_url
+                .clone()
+                .expect("a server started with --metrics-bind"),
+            token: None,
+        }
     }
 
     pub fn log_path(&self) -> PathBuf {

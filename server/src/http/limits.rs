@@ -157,6 +157,12 @@ impl Account {
 
 /// Replays one account runs at once; the others wait their turn.
 const REPLAYS_PER_ACCOUNT: usize = 1;
+/// The events an account's replays may read, at once and then per second:
+/// what a replay costs is the events it reads (most of which a store's
+/// place filters out). A member resuming, even from 0 on a large network,
+/// starts at once; one replaying over and over is slowed to this pace.
+const REPLAY_EVENTS_AT_ONCE: u32 = 20_000;
+const REPLAY_EVENTS_PER_SECOND: u32 = 2_000;
 
 /// Every limit the server keeps, shared by all requests.
 pub struct Limits {
@@ -176,8 +182,10 @@ pub struct Limits {
     /// Replays running at once on this node, in all (as many as it has
     /// cores: a replay is busy work) ...
     replays: Arc<Semaphore>,
-    /// ... and per account.
+    /// ... and per account, ...
     replaying: Mutex<HashMap<Account, Arc<Semaphore>>>,
+    /// ... within each account's budget of events read.
+    replay_budget: DefaultKeyedRateLimiter<Account>,
     pub request_timeout: Duration,
     allowed_origins: Vec<String>,
     trusted_proxies: Vec<ipnet::IpNet>,
@@ -215,6 +223,7 @@ impl Limits {
             open_streams: Arc::default(),
             replays: Arc::new(Semaphore::new(replays_at_once())),
             replaying: Mutex::default(),
+            replay_budget: RateLimiter::keyed(replay_budget()),
             request_timeout: Duration::from_secs(args.request_timeout_secs),
             allowed_origins: args
                 .allowed_origins
@@ -362,17 +371,26 @@ impl Limits {
         })
     }
 
-    /// Waits for `account`'s turn to replay: one replay per account at
-    /// once, and no more on the node than it has cores, so that one member
-    /// replaying from 0 on many streams costs the others at most a core's
-    /// share. The replay runs while the turn is held.
-    pub async fn replay_turn(&self, account: Account) -> ReplayTurn {
+    /// Waits for `account`'s turn to replay `events` events: one replay
+    /// per account at once, within the account's budget of events read,
+    /// and no more on the node than half its cores, so that one member
+    /// replaying from 0 on many streams costs the others little. The
+    /// replay runs while the turn is held.
+    pub async fn replay_turn(&self, account: Account, events: i64) -> ReplayTurn {
         let own = lock(&self.replaying)
             .entry(account)
             .or_insert_with(|| Arc::new(Semaphore::new(REPLAYS_PER_ACCOUNT)))
             .clone();
         // Neither semaphore is ever closed.
         let own = own.acquire_owned().await.ok();
+        let cost = u32::try_from(events.max(1))
+            .unwrap_or(u32::MAX)
+            .min(REPLAY_EVENTS_AT_ONCE);
+        let cost = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
+        // A cost within the burst always fits, after a wait.
+        while let Ok(Err(not_until)) = self.replay_budget.check_key_n(&account, cost) {
+            tokio::time::sleep(not_until.wait_time_from(DefaultClock::default().now())).await;
+        }
         let node = self.replays.clone().acquire_owned().await.ok();
         ReplayTurn {
             _own: own,
@@ -413,12 +431,22 @@ impl Limits {
         self.guessing.forget_idle();
         // An account's semaphore nobody holds or waits for.
         lock(&self.replaying).retain(|_, turns| Arc::strong_count(turns) > 1);
+        self.replay_budget.retain_recent();
+        self.replay_budget.shrink_to_fit();
     }
 }
 
-/// As many replays at once as the node has cores.
+/// Replays at once on the node: half its cores (at least one), so that
+/// requests always have the other half.
 fn replays_at_once() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    (cores / 2).max(1)
+}
+
+fn replay_budget() -> Quota {
+    const AT_ONCE: NonZeroU32 = NonZeroU32::new(REPLAY_EVENTS_AT_ONCE).expect("not zero");
+    const PER_SECOND: NonZeroU32 = NonZeroU32::new(REPLAY_EVENTS_PER_SECOND).expect("not zero");
+    Quota::per_second(PER_SECOND).allow_burst(AT_ONCE)
 }
 
 /// The streams open on this node, by token and by store.
@@ -616,28 +644,45 @@ mod tests {
     #[tokio::test]
     async fn replays_take_turns_per_account() {
         let limits = Arc::new(limits(&[]));
-        let first = limits.replay_turn(Account::Store(1)).await;
-        // The same store waits for its turn; another store does not.
-        let waiting = {
+        let first = limits.replay_turn(Account::Store(1), 10).await;
+        // The same store waits for its turn (another store may too, for
+        // the node's: half its cores).
+        let turn = |store| {
             let limits = limits.clone();
-            tokio::spawn(async move { limits.replay_turn(Account::Store(1)).await })
+            tokio::spawn(async move { limits.replay_turn(Account::Store(store), 10).await })
         };
-        let other = tokio::time::timeout(
-            Duration::from_secs(5),
-            limits.replay_turn(Account::Store(2)),
-        )
-        .await
-        .expect("another store's turn");
+        let same = turn(1);
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!waiting.is_finished(), "two turns at once for one store");
+        assert!(!same.is_finished(), "two turns at once for one store");
+        let other = turn(2);
         drop(first);
-        let second = tokio::time::timeout(Duration::from_secs(5), waiting)
-            .await
-            .expect("its turn came")
-            .expect("task");
-        drop((second, other));
+        for waiting in [other, same] {
+            let turn = tokio::time::timeout(Duration::from_secs(5), waiting)
+                .await
+                .expect("its turn came")
+                .expect("task");
+            drop(turn);
+        }
         limits.forget_idle();
         assert!(lock(&limits.replaying).is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_account_replaying_over_and_over_is_slowed_to_its_budget() {
+        let limits = limits(&[]);
+        let started = tokio::time::Instant::now();
+        // A replay from 0 of a large network starts at once...
+        drop(limits.replay_turn(Account::Store(1), 5_000_000).await);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // ...and the next one waits for the budget to refill, while
+        // another account's does not.
+        let other = tokio::time::Instant::now();
+        drop(limits.replay_turn(Account::Store(2), 1_000).await);
+        assert!(other.elapsed() < Duration::from_secs(1));
+        let again = tokio::time::Instant::now();
+        drop(limits.replay_turn(Account::Store(1), 1_000).await);
+        let waited = again.elapsed();
+        assert!(waited >= Duration::from_millis(400), "{waited:?}");
     }
 
     #[test]

@@ -288,7 +288,7 @@ async fn serve(
         // The replay waits its turn (one per account, a few per node); a
         // close meanwhile skips it, and the loop below sends the close.
         let turn = tokio::select! {
-            turn = ctx.limits.replay_turn(account) => Some(turn),
+            turn = ctx.limits.replay_turn(account, registration.head - since) => Some(turn),
             _ = closer.closed() => None,
         };
         if turn.is_none() {
