@@ -654,6 +654,33 @@ impl Api {
             .await
     }
 
+    /// Sends exactly these headers (and the token) with `body`: no
+    /// Content-Type unless given, for requests that get it wrong.
+    pub async fn send_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Vec<u8>>,
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request
+            .body(body.into())
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("request: {error}"));
+        reply_of(response)
+            .await
+            .unwrap_or_else(|error| panic!("response: {error}"))
+    }
+
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>) -> Reply {
         self.try_send(method, path, body)
             .await
@@ -686,22 +713,7 @@ impl Api {
                 .header("content-type", "application/json")
                 .body(body);
         }
-        let response = request.send().await?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let content_type = headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let text = response.text().await?;
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Ok(Reply {
-            status,
-            content_type,
-            body,
-            headers,
-        })
+        reply_of(request.send().await?).await
     }
 
     /// Posts an alert; asserts 201 and returns it.
@@ -710,6 +722,25 @@ impl Api {
         assert_eq!(reply.status, 201, "{reply:?}");
         reply.body
     }
+}
+
+/// A response read whole: JSON when it is JSON, else its text.
+async fn reply_of(response: reqwest::Response) -> Result<Reply, reqwest::Error> {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = response.text().await?;
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Ok(Reply {
+        status,
+        content_type,
+        body,
+        headers,
+    })
 }
 
 /// A casing alert at a place with a radius.

@@ -63,11 +63,14 @@ pub struct CappedListener {
     open: Arc<Semaphore>,
     /// Refusals being answered; each holds a descriptor too.
     refusing: Arc<Semaphore>,
-    by_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    by_address: ByAddress,
     limits: ConnectionLimits,
     /// Whether the last connection was refused (to log once per episode).
     at_cap: bool,
 }
+
+/// Connections open by client address.
+type ByAddress = Arc<Mutex<HashMap<IpAddr, usize>>>;
 
 /// Refusals answered at once; beyond them a connection is closed without
 /// an answer. Part of the descriptor reserve of [`default_connection_cap`].
@@ -224,7 +227,7 @@ async fn refuse(mut stream: TcpStream, refusal: Refusal) {
 /// One place in an address's share, given back when dropped.
 #[derive(Debug, Default)]
 pub struct AddressShare {
-    counted: Option<(IpAddr, Arc<Mutex<HashMap<IpAddr, usize>>>)>,
+    counted: Option<(IpAddr, ByAddress)>,
 }
 
 impl Drop for AddressShare {
