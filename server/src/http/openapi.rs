@@ -205,6 +205,10 @@ fn shared_answers(operation: &mut Operation) {
     if reads_body {
         add(413, "The body is larger than 64 KiB");
         add(
+            415,
+            "The body is not sent as `Content-Type: application/json` (`unsupported_media_type`)",
+        );
+        add(
             422,
             "The body is JSON of the wrong shape, or a value is out of its limits; `detail` names the field",
         );
@@ -216,9 +220,13 @@ fn shared_answers(operation: &mut Operation) {
         );
         add(
             429,
-            "Too many failed authentications from this address (`code`: `rate_limited`)",
+            "Too many failed authentications from this address, or the address already holds as many connections as it may (`code`: `rate_limited`)",
         );
     }
+    add(
+        429,
+        "This address already holds as many connections as it may (`code`: `rate_limited`)",
+    );
     add(
         503,
         "The database is unavailable (`database_unavailable`), the request took longer than the server's limit (`timeout`), or the server is at its connection cap (`too_many_connections`)",
