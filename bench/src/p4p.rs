@@ -45,6 +45,8 @@ impl P4p {
             .args(["--probation-alerts", "0"])
             // The benchmark posts and connects far faster than any store.
             .args(["--rate-limits", "off"])
+            // Every benchmark stream comes from 127.0.0.1.
+            .args(["--connections-per-address", "0"])
             .args(extra)
             // p4p-server reads P4P_LOG (RUST_LOG is ignored).
             .env("P4P_LOG", "warn");

@@ -42,6 +42,12 @@ pub struct ServeArgs {
     #[arg(long, env = "P4P_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,
 
+    /// Address and port to serve `GET /metrics` on, for operators only
+    /// (e.g. 127.0.0.1:9090; port 0 picks a free one). The public listener
+    /// never serves metrics. Default: metrics are not served.
+    #[arg(long, env = "P4P_METRICS_BIND")]
+    pub metrics_bind: Option<String>,
+
     /// Frames a stream may have waiting before its client counts as too
     /// slow and is closed with 4008 (it resumes with `since`, losing nothing).
     #[arg(long, env = "P4P_STREAM_QUEUE", default_value_t = 1024, value_parser = queue_length)]
@@ -126,6 +132,12 @@ pub struct LimitArgs {
           value_parser = clap::value_parser!(u32).range(0..))]
     pub failed_auths_per_address_per_hour: u32,
 
+    /// Tokens one store may make per hour (POST /v1/me/tokens; each admin
+    /// token has its own allowance too).
+    #[arg(long, env = "P4P_TOKENS_PER_STORE_PER_HOUR", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(0..))]
+    pub tokens_per_store_per_hour: u32,
+
     /// New stream connections one token may open per hour (reconnections
     /// included).
     #[arg(long, env = "P4P_STREAM_CONNECTS_PER_TOKEN_PER_HOUR", default_value_t = 120,
@@ -137,11 +149,30 @@ pub struct LimitArgs {
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub streams_per_token: u32,
 
+    /// Streams one store's tokens may hold open at once, in all (a few
+    /// devices and browser tabs).
+    #[arg(long, env = "P4P_STREAMS_PER_STORE", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub streams_per_store: u32,
+
     /// Connections (HTTP and streams) open at once; more are answered 503
     /// and closed. 0: the open-file limit less a reserve for the database
     /// and logs.
     #[arg(long, env = "P4P_MAX_CONNECTIONS", default_value_t = 0)]
     pub max_connections: u32,
+
+    /// Connections one client address (an IPv6 client: its /64) may hold
+    /// open at once; more are answered 429 and closed. The address is the
+    /// TCP peer: trusted proxies are exempt (limit per client on the
+    /// proxy). 0: no cap but --max-connections.
+    #[arg(long, env = "P4P_CONNECTIONS_PER_ADDRESS", default_value_t = 64)]
+    pub connections_per_address: u32,
+
+    /// Seconds a client has to send a request's whole head (also between
+    /// requests on a kept-alive connection); a slower one is disconnected.
+    #[arg(long, env = "P4P_HEADER_READ_TIMEOUT_SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub header_read_timeout_secs: u64,
 
     /// Seconds a request may take before it is answered 503 (streams are
     /// timed by the ping interval instead, once upgraded).

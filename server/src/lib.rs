@@ -26,7 +26,8 @@ use db::{Actor, NewToken, Storage};
 use domain::place::Area;
 use domain::secret::Secret;
 use fanout::Hub;
-use http::limits::{CappedListener, Limits};
+use http::connections::{CappedListener, ConnectionLimits};
+use http::limits::Limits;
 use http::{ApiContext, StreamSettings};
 
 /// How long shutdown waits for open streams to take their close frames.
@@ -88,21 +89,35 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;
     let address = listener.local_addr()?;
-    let connection_cap = match args.limits.max_connections {
-        0 => http::limits::default_connection_cap(args.database_pool),
-        cap => cap as usize,
+    let limits = connection_limits(args);
+    let connection_cap = limits.cap;
+    let connections_per_address = limits.per_address;
+    let listener = CappedListener::new(listener, limits);
+    let operators = match &args.metrics_bind {
+        Some(bind) => Some(
+            TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {bind}"))?,
+        ),
+        None => None,
     };
-    // Streams hear from their clients at least once per ping interval.
-    let idle = Duration::from_secs(args.ping_interval_secs * 2 + args.limits.request_timeout_secs);
-    let listener = CappedListener::new(listener, connection_cap, idle);
-    tracing::info!(%address, database = %redact(database_url), head, ?policy, connection_cap, "p4p-server listening");
+    tracing::info!(%address, database = %redact(database_url), head, ?policy, connection_cap, connections_per_address, "p4p-server listening");
     // Tests and scripts read the address from this line.
     println!("p4p-server listening on http://{address}");
+    if let Some(operators) = operators {
+        let metrics_address = operators.local_addr()?;
+        tracing::info!(%metrics_address, "serving metrics to operators");
+        // ...and the metrics address from this one, the second.
+        println!("p4p-server metrics on http://{metrics_address}/metrics");
+        let app = http::operator_router(ctx.clone());
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(operators, app).await {
+                tracing::error!(%error, "the metrics listener failed");
+            }
+        });
+    }
 
-    let app = http::router(ctx).into_make_service_with_connect_info::<http::limits::ClientAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    http::connections::serve(listener, http::router(ctx), shutdown_signal()).await?;
     tracing::info!("shutting down: closing streams with 1001");
     hub.close_all(close_code::GOING_AWAY, "server shutting down");
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
@@ -110,6 +125,22 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
+}
+
+/// The caps on connections, from the command line.
+fn connection_limits(args: &ServeArgs) -> ConnectionLimits {
+    let limits = &args.limits;
+    ConnectionLimits {
+        cap: match limits.max_connections {
+            0 => http::connections::default_connection_cap(args.database_pool),
+            cap => cap as usize,
+        },
+        per_address: limits.connections_per_address as usize,
+        exempt: limits.trusted_proxies.clone(),
+        // Streams hear from their clients at least once per ping interval.
+        idle: Duration::from_secs(args.ping_interval_secs * 2 + limits.request_timeout_secs),
+        header_read_timeout: Duration::from_secs(limits.header_read_timeout_secs),
+    }
 }
 
 /// Lets the rate limits forget the keys that have their whole allowance

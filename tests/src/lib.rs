@@ -83,6 +83,8 @@ fn build_binary(bin: &str) -> PathBuf {
 /// A running `p4p-server` with its own database; killed when dropped.
 pub struct TestServer {
     pub url: String,
+    /// The operators' listener (`--metrics-bind`), when it was asked for.
+    pub metrics_url: Option<String>,
     pub database_url: String,
     pub dir: tempfile::TempDir,
     child: Option<Child>,
@@ -246,6 +248,7 @@ impl TestServer {
         }
         let mut server = TestServer {
             url: String::new(),
+            metrics_url: None,
             database_url,
             dir,
             child: None,
@@ -392,7 +395,32 @@ impl TestServer {
             .strip_prefix("p4p-server listening on ")
             .unwrap_or_else(|| panic!("unexpected first line: {line}"));
         self.url = url.to_owned();
+        self.metrics_url = None;
+        if args.contains(&"--metrics-bind") {
+            let line = tokio::time::timeout(PATIENCE, lines.next_line())
+                .await
+                .expect("p4p-server did not say where it serves metrics")
+                .expect("read stdout")
+                .unwrap_or_else(|| panic!("p4p-server exited: {}", self.logs()));
+            let metrics = line
+                .strip_prefix("p4p-server metrics on ")
+                .and_then(|url| url.strip_suffix("/metrics"))
+                .unwrap_or_else(|| panic!("unexpected second line: {line}"));
+            self.metrics_url = Some(metrics.to_owned());
+        }
         self.child = Some(child);
+    }
+
+    /// A client of the operators' listener (`--metrics-bind 127.0.0.1:0`).
+    pub fn operators(&self) -> Api {
+        Api {
+            client: reqwest::Client::new(),
+            base: self
+                .metrics_url
+                .clone()
+                .expect("a server started with --metrics-bind"),
+            token: None,
+        }
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -648,6 +676,7 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// A response read whole: JSON when it is JSON, else its text.
     async fn read(response: reqwest::Response) -> Result<Reply, reqwest::Error> {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -722,7 +751,8 @@ impl Api {
         self.send(reqwest::Method::DELETE, path, None).await
     }
 
-    /// Sends a request with extra headers (`If-Match`, `Idempotency-Key`).
+    /// Sends a JSON body (if any) with extra headers (`If-Match`,
+    /// `Idempotency-Key`).
     pub async fn send_with(
         &self,
         method: &str,
@@ -730,7 +760,31 @@ impl Api {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let Some(body) = body else {
+            return self.send_with_headers(method, path, headers, "").await;
+        };
+        let mut with_type = headers.to_vec();
+        with_type.push(("content-type", "application/json"));
+        self.send_with_headers(method, path, &with_type, body.to_string())
+            .await
+    }
+
+    /// Sends raw bytes as the body, for malformed and oversized input.
+    pub async fn post_raw(&self, path: &str, body: impl Into<Vec<u8>>) -> Reply {
+        self.send(reqwest::Method::POST, path, Some(body.into()))
+            .await
+    }
+
+    /// Sends exactly these headers (and the token) with `body`: no
+    /// Content-Type unless given, for requests that get it wrong.
+    pub async fn send_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Vec<u8>>,
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
@@ -738,19 +792,14 @@ impl Api {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        let response = request.send().await.expect("request");
-        Reply::read(response).await.expect("response")
-    }
-
-    /// Sends raw bytes as the body, for malformed and oversized input.
-    pub async fn post_raw(&self, path: &str, body: impl Into<Vec<u8>>) -> Reply {
-        self.send(reqwest::Method::POST, path, Some(body.into()))
+        let response = request
+            .body(body.into())
+            .send()
             .await
+            .unwrap_or_else(|error| panic!("request: {error}"));
+        Reply::read(response)
+            .await
+            .unwrap_or_else(|error| panic!("response: {error}"))
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>) -> Reply {

@@ -2,6 +2,8 @@
 //! stores nothing; caps on streams and connections; oversized and too
 //! frequent client messages; request timeouts; browser origins.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use p4p_tests::places::*;
@@ -146,10 +148,11 @@ async fn guessing_tokens_gets_the_address_held() {
     let refused = server.api(Some("p4p_guess3")).get("/v1/me").await;
     refused.problem(429, "rate_limited");
     let wait = retry_after(&refused, 3_600);
-    // Held: even a good token is not looked up from this address now, and
-    // streams are refused the same way.
+    // Held: a token this address never presented is not looked up now,
+    // even a good one, and streams are refused the same way.
+    let unseen = server.staff_token("moderator");
     server
-        .api(Some(&staff))
+        .api(Some(&unseen))
         .get("/v1/me")
         .await
         .problem(429, "rate_limited");
@@ -161,8 +164,197 @@ async fn guessing_tokens_gets_the_address_held() {
         .await
         .problem(401, "unauthorized");
     println!(
-        "failed auths per address: 3 answered 401, then 429 (Retry-After {wait} s) for every token"
+        "failed auths per address: 3 answered 401, then 429 (Retry-After {wait} s) for every token not seen valid from the address"
     );
+}
+
+#[tokio::test]
+async fn a_guesser_behind_the_shops_nat_cannot_lock_out_the_shops_tokens() {
+    // The shop and the guesser share 127.0.0.1 (one NAT); the guesser sends
+    // 61 bad tokens, then 2 a minute, as in the review.
+    let server = TestServer::start_with(&["--rate-limits", "on"]).await;
+    let staff = server.staff_token("moderator");
+    let shop = server
+        .member(&staff, "Corner Jewelers", MANHATTAN, 25.0)
+        .await;
+    let shop_api = server.api(Some(&shop.token));
+    assert_eq!(shop_api.get("/v1/me").await.status, 200);
+    // A second device of the shop, used once, then revoked.
+    let tablet = shop_api
+        .post("/v1/me/tokens", &json!({ "label": "old tablet" }))
+        .await;
+    assert_eq!(tablet.status, 201, "{tablet:?}");
+    let (tablet_id, tablet) = (tablet.i64("id"), tablet.str("token").to_owned());
+    assert_eq!(server.api(Some(&tablet)).get("/v1/me").await.status, 200);
+    let revoked = shop_api.delete(&format!("/v1/me/tokens/{tablet_id}")).await;
+    assert_eq!(revoked.status, 200, "{revoked:?}");
+
+    let mut unauthorized = 0;
+    let mut limited = 0;
+    for n in 0..61 {
+        match server
+            .api(Some(&format!("p4p_guess{n:040}")))
+            .get("/v1/me")
+            .await
+            .status
+        {
+            401 => unauthorized += 1,
+            429 => limited += 1,
+            other => panic!("a guess answered {other}"),
+        }
+    }
+    let fresh_guesses = ["p4p_fresh_guess_a", "p4p_fresh_guess_b"];
+    for guess in fresh_guesses {
+        server
+            .api(Some(guess))
+            .get("/v1/me")
+            .await
+            .problem(429, "rate_limited");
+    }
+    // The shop's token, seen valid from this address, still answers 200,
+    // and opens its stream.
+    let mut answered = 0;
+    for _ in 0..5 {
+        assert_eq!(shop_api.get("/v1/me").await.status, 200);
+        answered += 1;
+    }
+    let mut stream = server.stream(&shop.token, None).await;
+    hello_head(&stream.next().await);
+    // The revoked tablet token does not pass; nor does a good token this
+    // address never presented, until the hold ends.
+    server
+        .api(Some(&tablet))
+        .get("/v1/me")
+        .await
+        .problem(429, "rate_limited");
+    let unseen = server.staff_token("moderator");
+    server
+        .api(Some(&unseen))
+        .get("/v1/me")
+        .await
+        .problem(429, "rate_limited");
+    // From another address that token is fine.
+    let elsewhere = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().ok())
+        .build()
+        .expect("client");
+    let reply = elsewhere
+        .get(format!("{}/v1/me", server.url))
+        .bearer_auth(&unseen)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(reply.status(), 200);
+    println!(
+        "a guesser behind the shop's NAT: 61 guesses ({unauthorized} answered 401, {limited} 429), \
+         fresh guesses 429; the shop's token answered 200 {answered} times and opened its stream; \
+         a revoked token and one never seen from the address: 429"
+    );
+}
+
+#[tokio::test]
+async fn minting_tokens_is_rate_limited_for_stores_and_admins() {
+    let server =
+        TestServer::start_with(&["--rate-limits", "on", "--tokens-per-store-per-hour", "3"]).await;
+    let staff = server.staff_token("moderator");
+    let store = server.member(&staff, "Main Street", MANHATTAN, 25.0).await;
+    let other = server.member(&staff, "Newark Gold", NEWARK, 25.0).await;
+    let api = server.api(Some(&store.token));
+    // A bad label takes nothing.
+    api.post("/v1/me/tokens", &json!({ "label": "" }))
+        .await
+        .problem(422, "invalid_input");
+    let mut minted = Vec::new();
+    for n in 0..3 {
+        let reply = api
+            .post("/v1/me/tokens", &json!({ "label": format!("device {n}") }))
+            .await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+        minted.push(reply.str("token").to_owned());
+    }
+    // Neither the store's token nor a token it minted can go on.
+    for token in [&store.token, &minted[0]] {
+        let refused = server
+            .api(Some(token))
+            .post("/v1/me/tokens", &json!({ "label": "one more" }))
+            .await;
+        refused.problem(429, "rate_limited");
+        let wait = retry_after(&refused, 3_600);
+        assert!(wait > 60, "Retry-After {wait}");
+    }
+    let listed = api.get("/v1/me/tokens").await;
+    assert_eq!(
+        listed.body["tokens"].as_array().map(Vec::len),
+        Some(4),
+        "{listed:?}"
+    );
+    // Another store has its own allowance; an admin token is limited too.
+    let reply = server
+        .api(Some(&other.token))
+        .post("/v1/me/tokens", &json!({ "label": "till" }))
+        .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let admin = server.api(Some(&server.staff_token("admin")));
+    for n in 0..3 {
+        let reply = admin
+            .post(
+                "/v1/me/tokens",
+                &json!({ "label": format!("staff {n}"), "role": "moderator" }),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+    }
+    admin
+        .post("/v1/me/tokens", &json!({ "label": "staff 3" }))
+        .await
+        .problem(429, "rate_limited");
+    println!("tokens per store per hour 3: a store's 4th token and an admin's 4th refused 429");
+}
+
+#[tokio::test]
+async fn a_store_opening_more_streams_than_allowed_gets_429() {
+    let server =
+        TestServer::start_with(&["--streams-per-token", "2", "--streams-per-store", "3"]).await;
+    let staff = server.staff_token("moderator");
+    let store = server.member(&staff, "Main Street", MANHATTAN, 25.0).await;
+    let api = server.api(Some(&store.token));
+    let second = api
+        .post("/v1/me/tokens", &json!({ "label": "tablet" }))
+        .await;
+    assert_eq!(second.status, 201, "{second:?}");
+    let second = second.str("token").to_owned();
+    let mut open = Vec::new();
+    for token in [&store.token, &store.token, &second] {
+        let mut stream = server.stream(token, None).await;
+        hello_head(&stream.next().await);
+        open.push(stream);
+    }
+    // The second token has a stream left of its own, but the store has none.
+    assert_eq!(server.try_stream(&second, None).await.err(), Some(429));
+    // Staff and another store are not affected.
+    let other = server.member(&staff, "Newark Gold", NEWARK, 25.0).await;
+    let mut elsewhere = server.stream(&other.token, None).await;
+    hello_head(&elsewhere.next().await);
+    let mut staff_stream = server.stream(&staff, None).await;
+    hello_head(&staff_stream.next().await);
+    // Closing one of the store's streams makes room.
+    open.remove(0).close().await;
+    let mut reopened = None;
+    for _ in 0..100 {
+        if let Ok(stream) = server.try_stream(&second, None).await {
+            reopened = Some(stream);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut reopened = reopened.expect("room once a stream closed");
+    hello_head(&reopened.next().await);
+    api.post_alert(&casing_at("still live", MANHATTAN, 25.0))
+        .await;
+    for stream in open.iter_mut().chain([&mut reopened]) {
+        assert_eq!(stream.next().await["type"], "alert");
+    }
+    println!("streams per store 3 (per token 2): the store's 4th stream refused 429, room again once one closed");
 }
 
 #[tokio::test]
@@ -481,6 +673,9 @@ async fn the_default_connection_cap_keeps_below_the_open_file_limit() {
         .arg("--")
         .arg(server_binary())
         .args(["--bind", "127.0.0.1:0", "--database-url", &database])
+        // All 400 come from 127.0.0.1, and hold on for the whole test.
+        .args(["--connections-per-address", "0"])
+        .args(["--header-read-timeout-secs", "60"])
         .env("P4P_LOG", "info")
         .stdout(std::process::Stdio::piped())
         .stderr(log)
@@ -626,4 +821,155 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_allowance() {
         ),
         429
     );
+}
+
+/// What the members saw over a while: every status, request latencies,
+/// alerts posted and how many of them the listening member received.
+#[derive(Default)]
+struct MembersSaw {
+    statuses: std::collections::BTreeMap<u16, u64>,
+    latencies: Vec<Duration>,
+    posted: usize,
+    delivered: usize,
+}
+
+impl MembersSaw {
+    fn figures(&mut self) -> String {
+        self.latencies.sort();
+        let at = |p: f64| {
+            let i = ((self.latencies.len().max(1) - 1) as f64 * p).round() as usize;
+            self.latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+        };
+        format!(
+            "{} requests {:?}, p50 {:.1} ms, p99 {:.1} ms; {} alerts posted, {} delivered",
+            self.latencies.len(),
+            self.statuses,
+            at(0.5),
+            at(0.99),
+            self.posted,
+            self.delivered
+        )
+    }
+}
+
+/// Members read, post and listen for `how_long`, as shops do.
+async fn members_at_work(
+    server: &TestServer,
+    poster: &Member,
+    listener: &Member,
+    stream: &mut Stream,
+    how_long: Duration,
+) -> MembersSaw {
+    let mut saw = MembersSaw::default();
+    let reader = server.api(Some(&listener.token));
+    let author = server.api(Some(&poster.token));
+    let started = std::time::Instant::now();
+    while started.elapsed() < how_long {
+        for path in ["/v1/me", "/v1/alerts?limit=20"] {
+            let asked = std::time::Instant::now();
+            let reply = reader.get(path).await;
+            saw.latencies.push(asked.elapsed());
+            *saw.statuses.entry(reply.status).or_default() += 1;
+        }
+        let asked = std::time::Instant::now();
+        let posted = author
+            .post("/v1/alerts", &casing_at("member's alert", MANHATTAN, 25.0))
+            .await;
+        saw.latencies.push(asked.elapsed());
+        *saw.statuses.entry(posted.status).or_default() += 1;
+        if posted.status == 201 {
+            saw.posted += 1;
+            let frame = stream.next().await;
+            if frame["type"] == "alert" && frame["alert"]["id"] == posted.body["id"] {
+                saw.delivered += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    saw
+}
+
+#[tokio::test]
+async fn forty_replays_from_zero_by_one_store_leave_the_other_members_served() {
+    const HISTORY: usize = 1_000;
+    const REPLAYS: usize = 40;
+    const WHILE: Duration = Duration::from_secs(4);
+    // Caps high enough that only the replays' turns bound the attack.
+    let server =
+        TestServer::start_with(&["--streams-per-store", "40", "--streams-per-token", "40"]).await;
+    let staff = server.staff_token("moderator");
+    let poster = server.member(&staff, "Poster", MANHATTAN, 25.0).await;
+    let listener = server.member(&staff, "Listener", BROOKLYN, 25.0).await;
+    let attacker = server.member(&staff, "Stolen Token", MANHATTAN, 50.0).await;
+    let posting: Vec<_> = (0..8)
+        .map(|n| {
+            let api = server.api(Some(&poster.token));
+            tokio::spawn(async move {
+                for i in 0..HISTORY / 8 {
+                    api.post_alert(&casing_at(&format!("history {n}.{i}"), MANHATTAN, 25.0))
+                        .await;
+                }
+            })
+        })
+        .collect();
+    for posting in posting {
+        posting.await.expect("history");
+    }
+    let mut stream = server.stream(&listener.token, None).await;
+    hello_head(&stream.next().await);
+    let mut quiet = members_at_work(&server, &poster, &listener, &mut stream, WHILE).await;
+
+    // 40 streams of one store replay from 0, over and over.
+    let frames = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let replays = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut attack = Vec::new();
+    for _ in 0..REPLAYS {
+        let (url, token) = (server.url.clone(), attacker.token.clone());
+        let (frames, replays) = (frames.clone(), replays.clone());
+        attack.push(tokio::spawn(async move {
+            loop {
+                let Ok(mut replay) = stream_at(&url, &token, Some(0)).await else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let Ok(Some(hello)) = replay.next_within(PATIENCE).await else {
+                    continue;
+                };
+                let head = hello_head(&hello);
+                // Its turn may be long in coming: it waits.
+                while let Ok(Some(frame)) = replay.next_within(Duration::from_secs(120)).await {
+                    frames.fetch_add(1, Ordering::Relaxed);
+                    if frame["seq"].as_i64().is_some_and(|seq| seq >= head) {
+                        replays.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                }
+                replay.close().await;
+            }
+        }));
+    }
+    let mut attacked = members_at_work(&server, &poster, &listener, &mut stream, WHILE).await;
+    for task in &attack {
+        task.abort();
+    }
+    println!(
+        "members without the attack: {}\nmembers during {REPLAYS} replays from 0 of {HISTORY} alerts by one store: {}\nthe attacking store: {} replays done, {} frames received in {} s",
+        quiet.figures(),
+        attacked.figures(),
+        replays.load(Ordering::Relaxed),
+        frames.load(Ordering::Relaxed),
+        WHILE.as_secs()
+    );
+    for saw in [&quiet, &attacked] {
+        assert!(
+            saw.statuses
+                .keys()
+                .all(|status| (200..300).contains(status)),
+            "{:?}",
+            saw.statuses
+        );
+        assert_eq!(saw.delivered, saw.posted);
+        assert!(saw.posted > 0);
+    }
+    assert!(frames.load(Ordering::Relaxed) > 0, "the attack never ran");
 }

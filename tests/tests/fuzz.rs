@@ -147,6 +147,9 @@ fn fuzz(server: &TestServer, who: &str, token: &str, config: &Path) -> Outcome {
             // The stream is exercised by the stream tests instead.
             "--exclude-path",
             "/v1/stream",
+            // Served on the operators' listener (--metrics-bind), not here.
+            "--exclude-path",
+            "/metrics",
         ])
         .env("PYTHONIOENCODING", "utf-8")
         // schemathesis keeps a cache in `.schemathesis/` of its working

@@ -1,6 +1,8 @@
 //! Every limit and bad input of docs/API.md answers the right status and a
 //! problem document naming the field; nothing bad is stored.
 
+use std::time::Duration;
+
 use p4p_tests::places::*;
 use p4p_tests::*;
 use serde_json::{json, Value};
@@ -289,4 +291,126 @@ async fn unknown_routes_and_methods_answer_problem_documents() {
     let health = server.anonymous().get("/healthz").await;
     assert_eq!(health.status, 200);
     assert!(server.readyz_becomes(200).await, "ready once it serves");
+}
+
+#[tokio::test]
+async fn a_json_body_without_the_json_content_type_is_refused_with_415() {
+    let (server, staff, _store) = TestServer::with_store().await;
+    let pledge = pledge_body("Form Jewelers", MANHATTAN, 25.0).to_string();
+    // What a cross-site HTML form can send, and no type at all.
+    let form = "store_name=Forged&accept_pledge=true";
+    for (content_type, body) in [
+        (Some("application/x-www-form-urlencoded"), form.to_owned()),
+        (Some("text/plain"), pledge.clone()),
+        (Some("multipart/form-data; boundary=x"), pledge.clone()),
+        (Some("application/jsonp"), pledge.clone()),
+        (None, pledge.clone()),
+    ] {
+        let headers: Vec<(&str, &str)> = content_type
+            .map(|value| ("content-type", value))
+            .into_iter()
+            .collect();
+        let detail = server
+            .anonymous()
+            .send_with_headers("POST", "/v1/pledge", &headers, body)
+            .await
+            .problem(415, "unsupported_media_type");
+        assert!(detail.contains("Content-Type"), "{detail}");
+    }
+    let staff_api = server.api(Some(&staff));
+    let pending = staff_api.get("/v1/stores?status=pending").await;
+    assert_eq!(pending.body["stores"], json!([]), "nothing was stored");
+    // JSON with parameters, in any case, is JSON.
+    for content_type in ["application/json; charset=utf-8", "Application/JSON"] {
+        let mut body = pledge_body(content_type, MANHATTAN, 25.0);
+        body["store_name"] = json!(format!("Typed {}", content_type.len()));
+        let reply = server
+            .anonymous()
+            .send_with_headers(
+                "POST",
+                "/v1/pledge",
+                &[("content-type", content_type)],
+                body.to_string(),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+    }
+    // Where the body is optional, an empty one needs no type; a body does.
+    let (id, _) = server.pledge("Quiet Jewelers", NEWARK, 25.0).await;
+    staff_api
+        .send_with_headers(
+            "POST",
+            &format!("/v1/stores/{id}/reject"),
+            &[("content-type", "text/plain")],
+            r#"{"reason": "forged"}"#,
+        )
+        .await
+        .problem(415, "unsupported_media_type");
+    let approved = staff_api
+        .send_with_headers("POST", &format!("/v1/stores/{id}/approve"), &[], "")
+        .await;
+    assert_eq!(approved.status, 200, "{approved:?}");
+}
+
+#[tokio::test]
+async fn a_client_request_id_is_logged_only_when_short_and_safe() {
+    let server = TestServer::start().await;
+    let api = server.anonymous();
+    let echoed = |reply: &Reply| {
+        reply
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .expect("an X-Request-Id answered")
+            .to_owned()
+    };
+    let safe = "shop-till.42_a";
+    let reply = api
+        .send_with_headers("GET", "/healthz", &[("x-request-id", safe)], "")
+        .await;
+    assert_eq!(echoed(&reply), safe);
+    // A forged log line, a flood, and two ids at once are each replaced.
+    let forged = "x\" status=200 caller=\"store:1";
+    let long = "a".repeat(65);
+    let mut made = Vec::new();
+    for given in [forged, long.as_str(), "a b", "<script>"] {
+        let reply = api
+            .send_with_headers("GET", "/healthz", &[("x-request-id", given)], "")
+            .await;
+        let id = echoed(&reply);
+        assert_ne!(id, given);
+        assert!(
+            id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+            "{id}"
+        );
+        made.push(id);
+    }
+    let twice = reqwest::Client::new()
+        .get(format!("{}/healthz", server.url))
+        .header("x-request-id", "first")
+        .header("x-request-id", "second")
+        .send()
+        .await
+        .expect("answer");
+    let ids: Vec<_> = twice.headers().get_all("x-request-id").iter().collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert!(ids[0] != "first" && ids[0] != "second");
+    // The log has the safe id and the made ones, never the forged.
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = server.logs();
+        if made.iter().all(|id| logs.contains(id.as_str())) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(logs.contains(safe));
+    for id in &made {
+        assert!(logs.contains(id.as_str()), "{id} not logged");
+    }
+    assert!(
+        !logs.contains("status=200 caller="),
+        "a forged line:\n{logs}"
+    );
+    assert!(!logs.contains(&long));
 }

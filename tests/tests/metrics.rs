@@ -118,9 +118,16 @@ fn parse_line(line: &str) -> Option<Series> {
     })
 }
 
+/// Starts a server that serves metrics to operators on a port of its own.
+async fn metered(args: &[&str]) -> TestServer {
+    let mut args = args.to_vec();
+    args.extend(["--metrics-bind", "127.0.0.1:0"]);
+    TestServer::start_with(&args).await
+}
+
 async fn scrape(server: &TestServer) -> Scrape {
-    let reply = server.anonymous().get("/metrics").await;
-    assert_eq!(reply.status, 200, "unauthenticated: {reply:?}");
+    let reply = server.operators().get("/metrics").await;
+    assert_eq!(reply.status, 200, "on the operators' listener: {reply:?}");
     assert!(
         reply.content_type.starts_with("text/plain"),
         "{}",
@@ -165,7 +172,7 @@ fn alerts(scrape: &Scrape, kind: &str, status: &str) -> f64 {
 
 #[tokio::test]
 async fn every_series_moves_with_what_the_server_does() {
-    let server = TestServer::start_with(&["--moderation", "pre"]).await;
+    let server = metered(&["--moderation", "pre"]).await;
     let staff = server.staff_token("moderator");
     let poster = server.member(&staff, "Poster", MANHATTAN, 25.0).await;
     // Far from every alert here: its stream gets no frame.
@@ -290,8 +297,8 @@ async fn every_series_moves_with_what_the_server_does() {
     );
     assert_eq!(requests(&after, "GET", "/v1/alerts/{id}", "401"), 1.0);
     assert_eq!(requests(&after, "GET", "unmatched", "404"), 1.0);
-    // This scrape is counted once answered: the two before it are.
-    assert!(requests(&after, "GET", "/metrics", "200") >= 2.0);
+    // Scrapes come to the operators' listener, which times nothing.
+    assert_eq!(requests(&after, "GET", "/metrics", "200"), 0.0);
     assert!(requests(&after, "GET", "/v1/stream", "101") >= 2.0);
     let buckets: Vec<&str> = after
         .matching(
@@ -336,7 +343,7 @@ async fn every_series_moves_with_what_the_server_does() {
 
 #[tokio::test]
 async fn a_client_too_slow_for_its_queue_is_counted_as_dropped_frames_and_a_4008_close() {
-    let server = TestServer::start_with(&["--stream-queue", "4"]).await;
+    let server = metered(&["--stream-queue", "4"]).await;
     let staff = server.staff_token("moderator");
     let poster = server.member(&staff, "Poster", MANHATTAN, 25.0).await;
     let reader = server.member(&staff, "Reader", BROOKLYN, 25.0).await;
@@ -379,7 +386,9 @@ async fn a_client_too_slow_for_its_queue_is_counted_as_dropped_frames_and_a_4008
 
 #[tokio::test]
 async fn without_the_database_the_other_series_still_answer_and_the_error_is_counted() {
-    let (server, _staff, store) = TestServer::with_store().await;
+    let server = metered(&[]).await;
+    let staff = server.staff_token("moderator");
+    let store = server.member(&staff, "Main Street", MANHATTAN, 25.0).await;
     server
         .api(Some(&store.token))
         .post_alert(&casing_at("counted", MANHATTAN, 5.0))
@@ -430,4 +439,40 @@ async fn without_the_database_the_other_series_still_answer_and_the_error_is_cou
     if let Some(database) = &database {
         psql(&format!("ALTER DATABASE {database} ALLOW_CONNECTIONS true"));
     }
+}
+
+#[tokio::test]
+async fn the_public_listener_never_serves_metrics() {
+    // Without --metrics-bind, metrics are served nowhere...
+    let server = TestServer::start().await;
+    let staff = server.staff_token("admin");
+    for api in [server.anonymous(), server.api(Some(&staff))] {
+        api.get("/metrics").await.problem(404, "not_found");
+    }
+    // ...and with it, only on the operators' address.
+    let server = metered(&[]).await;
+    server
+        .anonymous()
+        .get("/metrics")
+        .await
+        .problem(404, "not_found");
+    let scraped = scrape(&server).await;
+    assert!(scraped.has("p4p_http_request_duration_seconds_count"));
+    // The operators' listener serves nothing else.
+    server
+        .operators()
+        .get("/v1/me")
+        .await
+        .problem(404, "not_found");
+    // The document still lists it, said to be the operators'.
+    let document = server.anonymous().get("/v1/openapi.json").await;
+    let described = document.body["paths"]["/metrics"]["get"]["description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(described.contains("--metrics-bind"), "{described}");
+    println!(
+        "public /metrics: 404; operators' {}: 200",
+        server.metrics_url.as_deref().unwrap_or("-")
+    );
 }

@@ -32,6 +32,8 @@ pub enum ApiError {
     KeyReused(String),
     #[error("request body is larger than the limit of 64 KiB")]
     TooLarge,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// Logged in full, never shown to the client.
     #[error(transparent)]
     Database(#[from] DbError),
@@ -78,6 +80,9 @@ impl ApiError {
             }
             ApiError::KeyReused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
             ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             ApiError::Database(error) if error.is_unavailable() => {
                 (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
             }

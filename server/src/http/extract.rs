@@ -16,14 +16,17 @@ use crate::db::Actor;
 use crate::domain::secret::{Secret, SecretHash};
 use crate::domain::Invalid;
 
-/// A JSON request body. Syntax errors are 400; well-formed JSON of the
-/// wrong shape is 422, naming the field.
+/// A JSON request body, sent as `Content-Type: application/json` (else
+/// 415: a cross-site HTML form cannot send that type, so it cannot post
+/// here). Syntax errors are 400; well-formed JSON of the wrong shape is
+/// 422, naming the field.
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned + Serialize, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        says_json(request.headers())?;
         let bytes = body(request, state).await?;
         parse_json(&bytes).map(Json)
     }
@@ -48,18 +51,45 @@ impl<T: DeserializeOwned + Serialize, S: Send + Sync> FromRequest<S> for Sent<T>
     }
 }
 
-/// A JSON body that may be left out: an empty body, or `null`, is `T::default()`.
+/// A JSON body that may be left out: an empty body (of any type, or none)
+/// is `T::default()`; any other body is a [`Json`] one, `null` included.
 pub struct OptionalJson<T>(pub T);
 
 impl<T: DeserializeOwned + Serialize + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let declared = says_json(request.headers());
         let bytes = body(request, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        declared?;
+        if bytes.trim_ascii() == b"null" {
             return Ok(OptionalJson(T::default()));
         }
         parse_json(&bytes).map(OptionalJson)
+    }
+}
+
+/// Whether the request says its body is JSON: `application/json`, in any
+/// case, with or without parameters (`; charset=utf-8`); else 415.
+fn says_json(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let declared = headers
+        .get(header::CONTENT_TYPE)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    let essence = declared
+        .as_deref()
+        .map(|value| value.split(';').next().unwrap_or_default().trim());
+    match essence {
+        Some(essence) if essence.eq_ignore_ascii_case("application/json") => Ok(()),
+        Some(_) => Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type {:?} is not JSON: send the body as Content-Type: application/json",
+            declared.unwrap_or_default()
+        ))),
+        None => Err(ApiError::UnsupportedMediaType(
+            "Content-Type is missing: send the body as Content-Type: application/json".to_owned(),
+        )),
     }
 }
 
@@ -312,8 +342,9 @@ fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
     }
 }
 
-/// Looks the token up, unless its client address is held for guessing;
-/// an unknown or revoked token counts against the address.
+/// Looks the token up, unless its client address is held for guessing
+/// (and the token is not one seen valid from it); an unknown or revoked
+/// token counts against the address.
 async fn authenticate(
     ctx: &ApiContext,
     token: Option<&str>,
@@ -322,15 +353,18 @@ async fn authenticate(
     let token = token.ok_or(ApiError::Unauthorized(
         "a bearer token is required: Authorization: Bearer p4p_…",
     ))?;
-    ctx.limits.may_authenticate(address)?;
     let token_hash = Secret::presented(token).hash();
+    ctx.limits.may_authenticate(address, &token_hash)?;
     let Some(credential) = ctx.storage.credential(&token_hash).await? else {
         let unknown = ApiError::Unauthorized("unknown or revoked token");
-        return Err(ctx.limits.authentication_failed(address, unknown));
+        return Err(ctx
+            .limits
+            .authentication_failed(address, &token_hash, unknown));
     };
     ctx.storage
         .token_used(&credential.token, time::OffsetDateTime::now_utc())
         .await;
+    ctx.limits.authenticated(address, &token_hash);
     let caller = Caller {
         token: credential.token,
         store: credential.store,
@@ -368,5 +402,38 @@ mod tests {
             "body is invalid: expected an object"
         );
         assert!(parse_json::<MePatch>(br#"{"location": {"lat": 1, "lon": 2}}"#).is_ok());
+    }
+
+    #[test]
+    fn only_application_json_says_json() {
+        let with = |value: Option<&str>| {
+            let mut headers = axum::http::HeaderMap::new();
+            if let Some(value) = value {
+                headers.insert(header::CONTENT_TYPE, value.parse().expect("a value"));
+            }
+            says_json(&headers)
+        };
+        for json in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON;charset=UTF-8",
+        ] {
+            assert!(with(Some(json)).is_ok(), "{json}");
+        }
+        for other in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/jsonp",
+            "application/json-patch+json",
+            "",
+        ] {
+            let refused = with(Some(other)).expect_err(other);
+            assert!(
+                matches!(refused, ApiError::UnsupportedMediaType(_)),
+                "{other}"
+            );
+        }
+        assert!(with(None).is_err());
     }
 }

@@ -1,16 +1,15 @@
 //! Defences against floods and abuse: rate limits (429 with `Retry-After`),
-//! the cap on a token's live streams, request timeouts, the total
-//! connection cap (503), and the browser origins allowed to open streams.
+//! the hold on addresses that guess tokens, the caps on a token's and a
+//! store's live streams, the turns replays take, request timeouts, and
+//! the browser origins allowed to open streams. The caps on connections
+//! live in `connections`.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::hash::Hash;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
@@ -18,12 +17,13 @@ use axum::middleware::Next;
 use axum::response::Response;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::connections::ClientAddr;
+use super::guessing::GuessingHold;
 use super::{ApiContext, ApiError};
 use crate::config::{LimitArgs, Switch};
+use crate::domain::secret::SecretHash;
 
 /// The rate limits, each named as in `p4p_rate_limited_total{limit=...}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +34,8 @@ pub enum Limit {
     FailedAuthsPerAddress,
     StreamConnectsPerToken,
     StreamsPerToken,
+    StreamsPerStore,
+    TokensPerAccount,
 }
 
 impl Limit {
@@ -45,6 +47,8 @@ impl Limit {
             Limit::FailedAuthsPerAddress => "failed_auths_per_address",
             Limit::StreamConnectsPerToken => "stream_connects_per_token",
             Limit::StreamsPerToken => "streams_per_token",
+            Limit::StreamsPerStore => "streams_per_store",
+            Limit::TokensPerAccount => "tokens_per_account",
         }
     }
 
@@ -64,6 +68,10 @@ impl Limit {
             Limit::StreamsPerToken => {
                 "this token already holds as many open streams as it may; close one first"
             }
+            Limit::StreamsPerStore => {
+                "this store's tokens already hold as many open streams as a store may; close one first"
+            }
+            Limit::TokensPerAccount => "this account has made its allowance of tokens for the hour",
         }
     }
 }
@@ -129,19 +137,55 @@ impl<K: Hash + Eq + Clone> Hourly<K> {
     }
 }
 
+/// Who a limit counts against when a token acts: its store, for store
+/// tokens (every device of a store shares the store's allowance); the
+/// token itself, for staff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Account {
+    Store(i64),
+    Staff { token_id: i64 },
+}
+
+impl Account {
+    pub fn of(store_id: Option<i64>, token_id: i64) -> Account {
+        match store_id {
+            Some(id) => Account::Store(id),
+            None => Account::Staff { token_id },
+        }
+    }
+}
+
+/// Replays one account runs at once; the others wait their turn.
+const REPLAYS_PER_ACCOUNT: usize = 1;
+/// The events an account's replays may read, at once and then per second:
+/// what a replay costs is the events it reads (most of which a store's
+/// place filters out). A member resuming, even from 0 on a large network,
+/// starts at once; one replaying over and over is slowed to this pace.
+const REPLAY_EVENTS_AT_ONCE: u32 = 20_000;
+const REPLAY_EVENTS_PER_SECOND: u32 = 2_000;
+
 /// Every limit the server keeps, shared by all requests.
 pub struct Limits {
     alerts: Hourly<i64>,
     alert_edits: Hourly<i64>,
     pledges: Hourly<IpAddr>,
     failed_auths: Hourly<IpAddr>,
-    /// Addresses that used up their failed authentications, and until when
-    /// every token they present is refused without being looked up.
-    guessing: Mutex<HashMap<IpAddr, Instant>>,
+    /// Addresses that used up their failed authentications, and the tokens
+    /// that still pass their hold.
+    guessing: GuessingHold,
+    tokens: Hourly<Account>,
     stream_connects: Hourly<i64>,
     streams_per_token: u32,
-    /// Open streams by token id.
-    open_streams: Arc<Mutex<HashMap<i64, u32>>>,
+    streams_per_store: u32,
+    /// Open streams by token id, and by store id.
+    open_streams: Arc<Mutex<OpenStreams>>,
+    /// Replays running at once on this node, in all (as many as it has
+    /// cores: a replay is busy work) ...
+    replays: Arc<Semaphore>,
+    /// ... and per account, ...
+    replaying: Mutex<HashMap<Account, Arc<Semaphore>>>,
+    /// ... within each account's budget of events read.
+    replay_budget: DefaultKeyedRateLimiter<Account>,
     pub request_timeout: Duration,
     allowed_origins: Vec<String>,
     trusted_proxies: Vec<ipnet::IpNet>,
@@ -167,14 +211,19 @@ impl Limits {
                 args.failed_auths_per_address_per_hour,
                 on,
             ),
-            guessing: Mutex::default(),
+            guessing: GuessingHold::default(),
+            tokens: Hourly::new(Limit::TokensPerAccount, args.tokens_per_store_per_hour, on),
             stream_connects: Hourly::new(
                 Limit::StreamConnectsPerToken,
                 args.stream_connects_per_token_per_hour,
                 on,
             ),
             streams_per_token: args.streams_per_token,
+            streams_per_store: args.streams_per_store,
             open_streams: Arc::default(),
+            replays: Arc::new(Semaphore::new(replays_at_once())),
+            replaying: Mutex::default(),
+            replay_budget: RateLimiter::keyed(replay_budget()),
             request_timeout: Duration::from_secs(args.request_timeout_secs),
             allowed_origins: args
                 .allowed_origins
@@ -239,22 +288,25 @@ impl Limits {
     }
 
     /// Before a token is looked up: refused while `address` is held for
-    /// guessing.
-    pub fn may_authenticate(&self, address: Option<IpAddr>) -> Result<(), ApiError> {
+    /// guessing, unless `token` has been seen valid from it recently.
+    pub fn may_authenticate(
+        &self,
+        address: Option<IpAddr>,
+        token: &SecretHash,
+    ) -> Result<(), ApiError> {
         let Some(address) = address else {
             return Ok(());
         };
-        let mut guessing = lock(&self.guessing);
-        match guessing.get(&address) {
-            Some(until) if *until > Instant::now() => Err(refused(
-                Limit::FailedAuthsPerAddress,
-                until.saturating_duration_since(Instant::now()),
-            )),
-            Some(_) => {
-                guessing.remove(&address);
-                Ok(())
-            }
+        match self.guessing.holds(address, token) {
+            Some(wait) => Err(refused(Limit::FailedAuthsPerAddress, wait)),
             None => Ok(()),
+        }
+    }
+
+    /// `token` was found valid from `address`: it will pass a hold there.
+    pub fn authenticated(&self, address: Option<IpAddr>, token: &SecretHash) {
+        if let (Some(address), true) = (address, self.failed_auths.limiter.is_some()) {
+            self.guessing.authenticated(address, token);
         }
     }
 
@@ -263,23 +315,29 @@ impl Limits {
     pub fn authentication_failed(
         &self,
         address: Option<IpAddr>,
+        token: &SecretHash,
         unauthorized: ApiError,
     ) -> ApiError {
         let Some(address) = address else {
             return unauthorized;
         };
+        self.guessing.failed(address, token);
         match self.failed_auths.take(&address) {
             Ok(()) => unauthorized,
             Err(refusal) => {
                 if let ApiError::RateLimited { retry_after, .. } = &refusal {
-                    let mut guessing = lock(&self.guessing);
-                    let now = Instant::now();
-                    guessing.retain(|_, until| *until > now);
-                    guessing.insert(address, now + *retry_after);
+                    self.guessing.hold(address, *retry_after);
                 }
                 refusal
             }
         }
+    }
+
+    /// An account makes a token (`POST /v1/me/tokens`): stores and admins
+    /// alike, so that a stolen token cannot mint its way past the
+    /// per-token limits.
+    pub fn token_requested(&self, account: Account) -> Result<(), ApiError> {
+        self.tokens.take(&account)
     }
 
     /// A token opens a stream: counted against its hourly connections and
@@ -287,21 +345,57 @@ impl Limits {
     pub fn stream_opened(
         &self,
         token_id: i64,
+        store_id: Option<i64>,
         ping_interval: Duration,
     ) -> Result<StreamGuard, ApiError> {
         let mut open = lock(&self.open_streams);
-        let count = open.get(&token_id).copied().unwrap_or(0);
-        if count >= self.streams_per_token {
-            // A dead connection of this token is found within two pings.
+        // A dead connection is found within two pings.
+        if open.by_token.get(&token_id).copied().unwrap_or(0) >= self.streams_per_token {
             return Err(refused(Limit::StreamsPerToken, ping_interval * 2));
+        }
+        if let Some(store_id) = store_id {
+            if open.by_store.get(&store_id).copied().unwrap_or(0) >= self.streams_per_store {
+                return Err(refused(Limit::StreamsPerStore, ping_interval * 2));
+            }
         }
         // Only a connection that may open takes from the hourly allowance.
         self.stream_connects.take(&token_id)?;
-        open.insert(token_id, count + 1);
+        *open.by_token.entry(token_id).or_insert(0) += 1;
+        if let Some(store_id) = store_id {
+            *open.by_store.entry(store_id).or_insert(0) += 1;
+        }
         Ok(StreamGuard {
             token_id,
+            store_id,
             open_streams: self.open_streams.clone(),
         })
+    }
+
+    /// Waits for `account`'s turn to replay `events` events: one replay
+    /// per account at once, within the account's budget of events read,
+    /// and no more on the node than half its cores, so that one member
+    /// replaying from 0 on many streams costs the others little. The
+    /// replay runs while the turn is held.
+    pub async fn replay_turn(&self, account: Account, events: i64) -> ReplayTurn {
+        let own = lock(&self.replaying)
+            .entry(account)
+            .or_insert_with(|| Arc::new(Semaphore::new(REPLAYS_PER_ACCOUNT)))
+            .clone();
+        // Neither semaphore is ever closed.
+        let own = own.acquire_owned().await.ok();
+        let cost = u32::try_from(events.max(1))
+            .unwrap_or(u32::MAX)
+            .min(REPLAY_EVENTS_AT_ONCE);
+        let cost = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
+        // A cost within the burst always fits, after a wait.
+        while let Ok(Err(not_until)) = self.replay_budget.check_key_n(&account, cost) {
+            tokio::time::sleep(not_until.wait_time_from(DefaultClock::default().now())).await;
+        }
+        let node = self.replays.clone().acquire_owned().await.ok();
+        ReplayTurn {
+            _own: own,
+            _node: node,
+        }
     }
 
     /// A stream upgrade from a browser page is allowed only from the
@@ -333,28 +427,68 @@ impl Limits {
         self.pledges.forget_idle();
         self.failed_auths.forget_idle();
         self.stream_connects.forget_idle();
-        let now = Instant::now();
-        lock(&self.guessing).retain(|_, until| *until > now);
+        self.tokens.forget_idle();
+        self.guessing.forget_idle();
+        // An account's semaphore nobody holds or waits for.
+        lock(&self.replaying).retain(|_, turns| Arc::strong_count(turns) > 1);
+        self.replay_budget.retain_recent();
+        self.replay_budget.shrink_to_fit();
     }
 }
 
-/// Counts one open stream of a token until dropped.
+/// Replays at once on the node: half its cores (at least one), so that
+/// requests always have the other half.
+fn replays_at_once() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    (cores / 2).max(1)
+}
+
+fn replay_budget() -> Quota {
+    const AT_ONCE: NonZeroU32 = NonZeroU32::new(REPLAY_EVENTS_AT_ONCE).expect("not zero");
+    const PER_SECOND: NonZeroU32 = NonZeroU32::new(REPLAY_EVENTS_PER_SECOND).expect("not zero");
+    Quota::per_second(PER_SECOND).allow_burst(AT_ONCE)
+}
+
+/// The streams open on this node, by token and by store.
+#[derive(Debug, Default)]
+struct OpenStreams {
+    by_token: HashMap<i64, u32>,
+    by_store: HashMap<i64, u32>,
+}
+
+/// Counts one open stream of a token (and of its store) until dropped.
 #[derive(Debug)]
 pub struct StreamGuard {
     token_id: i64,
-    open_streams: Arc<Mutex<HashMap<i64, u32>>>,
+    store_id: Option<i64>,
+    open_streams: Arc<Mutex<OpenStreams>>,
 }
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
         let mut open = lock(&self.open_streams);
-        if let Some(count) = open.get_mut(&self.token_id) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                open.remove(&self.token_id);
-            }
+        let open = &mut *open;
+        count_down(&mut open.by_token, self.token_id);
+        if let Some(store_id) = self.store_id {
+            count_down(&mut open.by_store, store_id);
         }
     }
+}
+
+fn count_down(counts: &mut HashMap<i64, u32>, key: i64) {
+    if let Some(count) = counts.get_mut(&key) {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            counts.remove(&key);
+        }
+    }
+}
+
+/// A turn to replay, held while the replay runs.
+#[derive(Debug)]
+pub struct ReplayTurn {
+    _own: Option<OwnedSemaphorePermit>,
+    _node: Option<OwnedSemaphorePermit>,
 }
 
 /// A poisoned lock only means another request panicked while holding it;
@@ -380,7 +514,7 @@ pub async fn timeout(State(ctx): State<ApiContext>, request: Request, next: Next
 }
 
 /// An IPv6 address as its /64; an IPv4 address as it is.
-fn per_subscriber(address: IpAddr) -> IpAddr {
+pub(crate) fn per_subscriber(address: IpAddr) -> IpAddr {
     match address {
         IpAddr::V4(_) => address,
         IpAddr::V6(v6) => {
@@ -390,259 +524,23 @@ fn per_subscriber(address: IpAddr) -> IpAddr {
     }
 }
 
-/// The peer of a connection, for `ConnectInfo`.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub SocketAddr);
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, CappedListener>>
-    for ClientAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, CappedListener>) -> ClientAddr {
-        ClientAddr(*stream.remote_addr())
-    }
-}
-
-/// A listener that holds at most `cap` connections open at once and
-/// answers the ones beyond with a 503 problem document, instead of
-/// running the process out of file descriptors. A refused connection is
-/// answered once its client has sent its request's head, for at most 2 s.
-pub struct CappedListener {
-    inner: TcpListener,
-    open: Arc<Semaphore>,
-    /// Refusals being answered; each holds a descriptor too.
-    refusing: Arc<Semaphore>,
-    /// Whether the last connection was refused (to log once per episode).
-    at_cap: bool,
-    idle: Duration,
-}
-
-/// Refusals answered at once; beyond them a connection is closed without
-/// an answer. Part of the descriptor reserve of [`default_connection_cap`].
-const REFUSING: usize = 32;
-
-/// What a refused connection is told, whole.
-const REFUSAL_BODY: &str = r#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"the server is at its connection limit; try again shortly","code":"too_many_connections"}"#;
-
-impl CappedListener {
-    /// `idle`: how long a connection may send nothing before it is closed
-    /// (a stream's client answers every ping, so it must exceed the ping
-    /// interval).
-    pub fn new(inner: TcpListener, cap: usize, idle: Duration) -> CappedListener {
-        CappedListener {
-            inner,
-            open: Arc::new(Semaphore::new(cap)),
-            refusing: Arc::new(Semaphore::new(REFUSING)),
-            at_cap: false,
-            idle,
-        }
-    }
-}
-
-impl axum::serve::Listener for CappedListener {
-    type Io = Counted;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Counted, SocketAddr) {
-        loop {
-            let (stream, address) = match self.inner.accept().await {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of descriptors or a connection reset before it
-                    // was taken: wait a little rather than spin.
-                    tracing::warn!(%error, "cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            match self.open.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    if std::mem::take(&mut self.at_cap) {
-                        tracing::info!("below the connection limit again");
-                    }
-                    let counted = Counted {
-                        stream,
-                        _permit: permit,
-                        idle: self.idle,
-                        last_moved: tokio::time::Instant::now(),
-                        silent_until: Box::pin(tokio::time::sleep(self.idle)),
-                    };
-                    return (counted, address);
-                }
-                Err(_) => {
-                    metrics::counter!(crate::metrics::RATE_LIMITED, "limit" => "connections")
-                        .increment(1);
-                    if !std::mem::replace(&mut self.at_cap, true) {
-                        tracing::warn!("at the connection limit: refusing connections with 503");
-                    }
-                    tracing::debug!(%address, "refusing a connection");
-                    // Beyond the refusals being answered, the connection is
-                    // closed at once: answering must not run out of
-                    // descriptors either.
-                    if let Ok(refusing) = self.refusing.clone().try_acquire_owned() {
-                        tokio::spawn(async move {
-                            refuse(stream).await;
-                            drop(refusing);
-                        });
-                    }
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-}
-
-/// Answers a connection beyond the cap once its client has sent the head
-/// of its request (an answer before the request confuses HTTP clients),
-/// then closes it. A client that sends nothing is dropped after a while.
-async fn refuse(mut stream: TcpStream) {
-    let mut head = Vec::with_capacity(1024);
-    let read_head = async {
-        let mut buffer = [0u8; 1024];
-        while head.len() < 8 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            match stream.read(&mut buffer).await {
-                Ok(0) | Err(_) => return false,
-                Ok(n) => head.extend_from_slice(&buffer[..n]),
-            }
-        }
-        true
-    };
-    if !matches!(
-        tokio::time::timeout(Duration::from_secs(2), read_head).await,
-        Ok(true)
-    ) {
-        return;
-    }
-    let response = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\nretry-after: 5\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{REFUSAL_BODY}",
-        REFUSAL_BODY.len()
-    );
-    let write = async {
-        stream.write_all(response.as_bytes()).await?;
-        stream.shutdown().await
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(2), write).await;
-}
-
-/// A connection that holds its place under the cap until dropped (also
-/// after an upgrade to a stream, which keeps the connection). A connection
-/// on which nothing moved for the idle time, neither a byte read nor one
-/// written, is disconnected: one that never finishes its request, or an
-/// idle keep-alive, must not hold a place for ever. Writes count so that a
-/// long replay, during which the client has nothing to say, is not cut.
-pub struct Counted {
-    stream: TcpStream,
-    _permit: OwnedSemaphorePermit,
-    idle: Duration,
-    /// When a byte last moved (writes only note it: they are the hot path).
-    last_moved: tokio::time::Instant,
-    silent_until: Pin<Box<tokio::time::Sleep>>,
-}
-
-impl Counted {
-    fn moved(&mut self) {
-        self.last_moved = tokio::time::Instant::now();
-    }
-}
-
-impl AsyncRead for Counted {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = &mut *self;
-        loop {
-            match Pin::new(&mut this.stream).poll_read(cx, buf) {
-                Poll::Ready(result) => {
-                    this.moved();
-                    return Poll::Ready(result);
-                }
-                Poll::Pending => {}
-            }
-            if this.silent_until.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            // The timer went off: only idle if nothing moved since it was set.
-            let deadline = this.last_moved + this.idle;
-            if deadline <= tokio::time::Instant::now() {
-                return Poll::Ready(Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "nothing moved on the connection for too long",
-                )));
-            }
-            this.silent_until.as_mut().reset(deadline);
-        }
-    }
-}
-
-impl AsyncWrite for Counted {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let written = Pin::new(&mut self.stream).poll_write(cx, buf);
-        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-            self.moved();
-        }
-        written
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let written = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
-        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-            self.moved();
-        }
-        written
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-}
-
-/// The connection cap when none is set: the open-file limit (raised to
-/// its hard limit first) less a reserve for the database, logs and
-/// migrations.
-pub fn default_connection_cap(database_pool: u32) -> usize {
-    const RESERVE: u64 = 128;
-    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) => limit.min(Semaphore::MAX_PERMITS as u64),
-        Err(error) => {
-            tracing::warn!(%error, "cannot read the open-file limit; assuming 1024");
-            1024
-        }
-    };
-    let reserve = RESERVE + 2 * u64::from(database_pool);
-    usize::try_from(limit.saturating_sub(reserve).max(16)).unwrap_or(usize::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use std::net::SocketAddr;
+
+    use crate::domain::secret::Secret;
 
     fn limits(args: &[&str]) -> Limits {
         let mut argv = vec!["p4p-server"];
         argv.extend(args);
         let cli = crate::config::Cli::try_parse_from(argv).expect("arguments");
         Limits::new(&cli.serve.limits)
+    }
+
+    fn hash(token: &str) -> SecretHash {
+        Secret::presented(token).hash()
     }
 
     fn retry_after(error: ApiError) -> Duration {
@@ -682,19 +580,109 @@ mod tests {
             "1",
         ]);
         let address: IpAddr = "192.0.2.1".parse().expect("address");
+        let guess = hash("p4p_guess");
         for _ in 0..10 {
             limits.alert_posted(1).expect("off");
             limits.pledge_sent(Some(address)).expect("off");
-            let failed = limits.authentication_failed(Some(address), ApiError::Unauthorized("x"));
+            limits.token_requested(Account::Store(1)).expect("off");
+            let failed =
+                limits.authentication_failed(Some(address), &guess, ApiError::Unauthorized("x"));
             assert!(matches!(failed, ApiError::Unauthorized(_)));
-            limits.may_authenticate(Some(address)).expect("off");
+            limits.may_authenticate(Some(address), &guess).expect("off");
         }
         let ping = Duration::from_secs(30);
-        let open = limits.stream_opened(1, ping).expect("the first stream");
-        let refused = limits.stream_opened(1, ping).expect_err("the cap stays");
+        let open = limits
+            .stream_opened(1, Some(1), ping)
+            .expect("the first stream");
+        let refused = limits
+            .stream_opened(1, Some(1), ping)
+            .expect_err("the cap stays");
         assert_eq!(retry_after(refused), ping * 2);
         drop(open);
-        limits.stream_opened(1, ping).expect("room again");
+        limits.stream_opened(1, Some(1), ping).expect("room again");
+    }
+
+    #[test]
+    fn a_store_holds_at_most_its_streams_whatever_its_tokens() {
+        let limits = limits(&["--streams-per-token", "2", "--streams-per-store", "3"]);
+        let ping = Duration::from_secs(30);
+        // Store 1's tokens 10, 11 and 12: three streams in all.
+        let a = limits.stream_opened(10, Some(1), ping).expect("1");
+        let _b = limits.stream_opened(10, Some(1), ping).expect("2");
+        let _c = limits.stream_opened(11, Some(1), ping).expect("3");
+        let refused = limits.stream_opened(12, Some(1), ping).expect_err("a 4th");
+        assert_eq!(retry_after(refused), ping * 2);
+        // Another store, and staff, are not affected.
+        let _other = limits.stream_opened(20, Some(2), ping).expect("store 2");
+        let _staff = limits.stream_opened(30, None, ping).expect("staff");
+        let _staff2 = limits.stream_opened(30, None, ping).expect("staff");
+        drop(a);
+        let _d = limits.stream_opened(12, Some(1), ping).expect("room again");
+    }
+
+    #[test]
+    fn minting_tokens_takes_from_the_account_s_hourly_allowance() {
+        let limits = limits(&["--tokens-per-store-per-hour", "2"]);
+        for _ in 0..2 {
+            limits.token_requested(Account::Store(1)).expect("within");
+        }
+        let wait = retry_after(limits.token_requested(Account::Store(1)).expect_err("over"));
+        assert!(wait > Duration::from_secs(60), "{wait:?}");
+        limits
+            .token_requested(Account::Store(2))
+            .expect("another store");
+        // An admin token is its own account.
+        let admin = Account::of(None, 5);
+        limits.token_requested(admin).expect("1");
+        limits.token_requested(admin).expect("2");
+        limits.token_requested(admin).expect_err("3");
+        limits
+            .token_requested(Account::of(None, 6))
+            .expect("another admin");
+    }
+
+    #[tokio::test]
+    async fn replays_take_turns_per_account() {
+        let limits = Arc::new(limits(&[]));
+        let first = limits.replay_turn(Account::Store(1), 10).await;
+        // The same store waits for its turn (another store may too, for
+        // the node's: half its cores).
+        let turn = |store| {
+            let limits = limits.clone();
+            tokio::spawn(async move { limits.replay_turn(Account::Store(store), 10).await })
+        };
+        let same = turn(1);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!same.is_finished(), "two turns at once for one store");
+        let other = turn(2);
+        drop(first);
+        for waiting in [other, same] {
+            let turn = tokio::time::timeout(Duration::from_secs(5), waiting)
+                .await
+                .expect("its turn came")
+                .expect("task");
+            drop(turn);
+        }
+        limits.forget_idle();
+        assert!(lock(&limits.replaying).is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_account_replaying_over_and_over_is_slowed_to_its_budget() {
+        let limits = limits(&[]);
+        let started = tokio::time::Instant::now();
+        // A replay from 0 of a large network starts at once...
+        drop(limits.replay_turn(Account::Store(1), 5_000_000).await);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // ...and the next one waits for the budget to refill, while
+        // another account's does not.
+        let other = tokio::time::Instant::now();
+        drop(limits.replay_turn(Account::Store(2), 1_000).await);
+        assert!(other.elapsed() < Duration::from_secs(1));
+        let again = tokio::time::Instant::now();
+        drop(limits.replay_turn(Account::Store(1), 1_000).await);
+        let waited = again.elapsed();
+        assert!(waited >= Duration::from_millis(400), "{waited:?}");
     }
 
     #[test]
@@ -702,87 +690,42 @@ mod tests {
         let limits = limits(&["--failed-auths-per-address-per-hour", "2"]);
         let guesser: IpAddr = "192.0.2.1".parse().expect("address");
         let neighbour: IpAddr = "192.0.2.2".parse().expect("address");
-        for _ in 0..2 {
+        let good = hash("p4p_good");
+        let other_good = hash("p4p_other_good");
+        limits.authenticated(Some(guesser), &good);
+        limits.authenticated(Some(neighbour), &other_good);
+        for n in 0..2 {
+            let guess = hash(&format!("p4p_guess{n}"));
             limits
-                .may_authenticate(Some(guesser))
+                .may_authenticate(Some(guesser), &guess)
                 .expect("not held yet");
-            let failed = limits.authentication_failed(Some(guesser), ApiError::Unauthorized("x"));
+            let failed =
+                limits.authentication_failed(Some(guesser), &guess, ApiError::Unauthorized("x"));
             assert!(matches!(failed, ApiError::Unauthorized(_)));
         }
-        let failed = limits.authentication_failed(Some(guesser), ApiError::Unauthorized("x"));
+        let guess = hash("p4p_guess2");
+        let failed =
+            limits.authentication_failed(Some(guesser), &guess, ApiError::Unauthorized("x"));
         assert!(retry_after(failed) > Duration::from_secs(60));
-        let held = limits.may_authenticate(Some(guesser)).expect_err("held");
+        let held = limits
+            .may_authenticate(Some(guesser), &hash("p4p_guess3"))
+            .expect_err("held");
         assert!(retry_after(held) > Duration::from_secs(60));
+        // A token seen valid from this address passes; one seen valid
+        // only elsewhere does not.
         limits
-            .may_authenticate(Some(neighbour))
+            .may_authenticate(Some(guesser), &good)
+            .expect("seen valid from here");
+        limits
+            .may_authenticate(Some(guesser), &other_good)
+            .expect_err("held");
+        limits
+            .may_authenticate(Some(neighbour), &guess)
             .expect("another address");
         limits.forget_idle();
         limits
-            .may_authenticate(Some(guesser))
+            .may_authenticate(Some(guesser), &guess)
             .expect_err("still held");
-    }
-
-    /// A connection under the cap, accepted from a real loopback client.
-    async fn counted(idle: Duration) -> (Counted, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = listener.local_addr().expect("address");
-        let client = TcpStream::connect(address).await.expect("connect");
-        let (stream, _) = listener.accept().await.expect("accept");
-        let permit = Arc::new(Semaphore::new(1))
-            .try_acquire_owned()
-            .expect("a place");
-        let counted = Counted {
-            stream,
-            _permit: permit,
-            idle,
-            last_moved: tokio::time::Instant::now(),
-            silent_until: Box::pin(tokio::time::sleep(idle)),
-        };
-        (counted, client)
-    }
-
-    #[tokio::test]
-    async fn a_connection_is_idle_only_when_nothing_moves_either_way() {
-        let idle = Duration::from_millis(300);
-        // The client says nothing while the server keeps writing (a long
-        // replay): for four idle times, the read stays open.
-        let (mut server_side, _client) = counted(idle).await;
-        let mut buffer = [0u8; 16];
-        let started = tokio::time::Instant::now();
-        let mut read_at = None;
-        let mut writes = 0;
-        while started.elapsed() < idle * 4 {
-            tokio::select! {
-                read = server_side.read(&mut buffer) => {
-                    read_at = Some((started.elapsed(), read.map_err(|e| e.kind())));
-                    break;
-                }
-                () = tokio::time::sleep(idle / 6) => {
-                    server_side.write_all(b"frame").await.expect("write");
-                    writes += 1;
-                }
-            }
-        }
-        assert!(
-            read_at.is_none(),
-            "cut while writing: {read_at:?} after {writes} writes"
-        );
-        // Once nothing moves, the idle time later the read fails.
-        let read = tokio::time::timeout(idle * 4, server_side.read(&mut buffer))
-            .await
-            .expect("the idle connection was not cut");
-        assert_eq!(
-            read.map_err(|e| e.kind()),
-            Err(std::io::ErrorKind::TimedOut)
-        );
-        // A client that speaks keeps it open, of course.
-        let (mut server_side, mut client2) = counted(idle).await;
-        for _ in 0..8 {
-            tokio::time::sleep(idle / 3).await;
-            client2.write_all(b"pong").await.expect("write");
-            let n = server_side.read(&mut buffer).await.expect("read");
-            assert!(n > 0);
-        }
     }
 
     #[test]

@@ -170,6 +170,10 @@ async fn create_token(
     let owner = token_owner(&caller)?;
     let label = required_line("label", &request.label, MAX_TOKEN_LABEL)?;
     let role = token_role(owner, request.role)?;
+    ctx.limits.token_requested(super::limits::Account::of(
+        caller.store.as_ref().map(|store| store.id),
+        caller.token.id,
+    ))?;
     let secret = Secret::new_token();
     let token = NewToken {
         role,

@@ -3,8 +3,10 @@
 
 mod alerts;
 mod audit;
+pub mod connections;
 mod error;
 mod extract;
+mod guessing;
 pub mod limits;
 mod me;
 mod moderation;
@@ -20,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request, Response};
+use axum::http::{HeaderName, HeaderValue, Request, Response};
 use axum::{Extension, Router};
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -102,9 +104,59 @@ pub(crate) fn endpoints() -> OpenApiRouter<ApiContext> {
         .merge(openapi::router())
 }
 
+/// What only operators reach, on `--metrics-bind`: `GET /metrics`.
+fn operator_endpoints() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().merge(ops::operator_router())
+}
+
+/// Every endpoint of both listeners, as the OpenAPI document lists them.
+#[cfg(test)]
+pub(crate) fn all_endpoints() -> OpenApiRouter<ApiContext> {
+    endpoints().merge(operator_endpoints())
+}
+
+/// The operators' listener: metrics, nothing else.
+pub fn operator_router(ctx: ApiContext) -> Router {
+    let (routes, _) = operator_endpoints().split_for_parts();
+    routes
+        .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
+        .with_state(ctx)
+        .layer(axum::middleware::map_response(error::problem_documents))
+}
+
+/// The longest `X-Request-Id` a client may choose.
+const MAX_REQUEST_ID: usize = 64;
+
+/// Whether a client's `X-Request-Id` may be logged as given: 1 to 64 of
+/// `[A-Za-z0-9._-]`, so that it can neither forge a log line nor flood one.
+fn is_safe_request_id(id: &HeaderValue) -> bool {
+    let id = id.as_bytes();
+    (1..=MAX_REQUEST_ID).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Drops a client's `X-Request-Id` that may not be logged as given (and a
+/// repeated one), so that a new one is made in its place.
+async fn unsafe_request_ids_replaced(
+    mut request: axum::extract::Request,
+) -> axum::extract::Request {
+    let headers = request.headers_mut();
+    let ids = headers.get_all("x-request-id");
+    let mut given = ids.iter();
+    let keep = matches!((given.next(), given.next()), (Some(id), None) if is_safe_request_id(id));
+    if !keep {
+        headers.remove("x-request-id");
+    }
+    request
+}
+
 pub fn router(ctx: ApiContext) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    let (routes, document) = endpoints().split_for_parts();
+    let (routes, mut document) = endpoints().split_for_parts();
+    // The document lists the operators' endpoints too (said to be theirs).
+    document.merge(operator_endpoints().into_openapi());
     routes
         .layer(Extension(openapi::Document::new(document)))
         .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
@@ -140,5 +192,26 @@ pub fn router(ctx: ApiContext) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(axum::middleware::map_request(unsafe_request_ids_replaced))
         .layer(axum::middleware::from_fn(crate::metrics::record_request))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_short_ids_of_safe_characters_are_kept() {
+        let safe = |id: &str| is_safe_request_id(&HeaderValue::from_str(id).expect("a value"));
+        assert!(safe("a"));
+        assert!(safe("req-42_b.c"));
+        assert!(safe(&"x".repeat(64)));
+        assert!(!safe(""));
+        assert!(!safe(&"x".repeat(65)));
+        for bad in ["a b", "a\tb", "id\"quoted", "<script>", "a=b", "a/b"] {
+            assert!(!safe(bad), "{bad:?}");
+        }
+        let raw = HeaderValue::from_bytes(b"id\xc3\xa9").expect("obs-text is a value");
+        assert!(!is_safe_request_id(&raw));
+    }
 }

@@ -205,6 +205,10 @@ fn shared_answers(operation: &mut Operation) {
     if reads_body {
         add(413, "The body is larger than 64 KiB");
         add(
+            415,
+            "The body is not sent as `Content-Type: application/json` (`unsupported_media_type`)",
+        );
+        add(
             422,
             "The body is JSON of the wrong shape, or a value is out of its limits; `detail` names the field",
         );
@@ -216,9 +220,13 @@ fn shared_answers(operation: &mut Operation) {
         );
         add(
             429,
-            "Too many failed authentications from this address (`code`: `rate_limited`)",
+            "Too many failed authentications from this address, or the address already holds as many connections as it may (`code`: `rate_limited`)",
         );
     }
+    add(
+        429,
+        "This address already holds as many connections as it may (`code`: `rate_limited`)",
+    );
     add(
         503,
         "The database is unavailable (`database_unavailable`), the request took longer than the server's limit (`timeout`), or the server is at its connection cap (`too_many_connections`)",
@@ -281,7 +289,7 @@ mod tests {
     /// methods are not `None`. Should a new axum print it otherwise, this
     /// finds nothing and the test fails; it cannot pass by accident.
     fn served() -> BTreeSet<(String, String)> {
-        let (router, _) = crate::http::endpoints().split_for_parts();
+        let (router, _) = crate::http::all_endpoints().split_for_parts();
         let debug = format!("{router:?}");
         // The router's own routes, not those of axum's fallback router.
         let debug = debug
@@ -322,7 +330,7 @@ mod tests {
     fn every_route_the_router_serves_is_documented_and_only_those() {
         let served = served();
         assert!(!served.is_empty(), "reading the router's routes failed");
-        let documented = documented(&finished(crate::http::endpoints().into_openapi()));
+        let documented = documented(&finished(crate::http::all_endpoints().into_openapi()));
         let undocumented: Vec<_> = served.difference(&documented).collect();
         let unserved: Vec<_> = documented.difference(&served).collect();
         assert!(
@@ -337,7 +345,7 @@ mod tests {
 
     #[test]
     fn every_error_answer_is_a_problem_document_and_every_operation_can_be_unavailable() {
-        let openapi = finished(crate::http::endpoints().into_openapi());
+        let openapi = finished(crate::http::all_endpoints().into_openapi());
         for (path, item) in &openapi.paths.paths {
             for operation in [&item.get, &item.post, &item.patch, &item.delete]
                 .into_iter()

@@ -1,4 +1,5 @@
-//! Liveness, readiness and metrics.
+//! Liveness and readiness on the public listener; metrics on the
+//! operators' (`--metrics-bind`) only.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -12,7 +13,11 @@ pub fn router() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::new()
         .routes(routes!(live))
         .routes(routes!(ready))
-        .routes(routes!(scrape))
+}
+
+/// Served on `--metrics-bind`, never on the public listener.
+pub fn operator_router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(scrape))
 }
 
 /// Live while the process serves.
@@ -46,10 +51,13 @@ async fn ready(State(ctx): State<ApiContext>) -> Result<(StatusCode, &'static st
     Ok((StatusCode::OK, "ready"))
 }
 
-/// The Prometheus text format. Unauthenticated, like `/healthz`: it holds
-/// counts, never an id, a token or a path with one.
+/// The Prometheus text format, for operators: served only on the address
+/// `--metrics-bind` names (none by default), which only operators reach;
+/// the public listener answers 404. It holds counts, never an id, a token
+/// or a path with one.
 #[utoipa::path(
     get, path = "/metrics", tag = "operations",
+    description = "Served only on the operators' address (`--metrics-bind`), never on the public listener (404 there).",
     responses((status = 200, description = "The server's metrics in the Prometheus text format (version 0.0.4)", content_type = "text/plain", body = String))
 )]
 async fn scrape(State(ctx): State<ApiContext>) -> impl IntoResponse {

@@ -18,6 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{Caller, Query, StreamCaller};
+use super::limits::Account;
 use super::{ApiContext, ApiError};
 use crate::domain::delivery::Listener;
 use crate::domain::place::Area;
@@ -99,9 +100,11 @@ async fn connect(
         token_id: caller.token.id,
         audience: audience_of(&caller),
     };
+    let store_id = caller.store.as_ref().map(|store| store.id);
     let open = ctx
         .limits
-        .stream_opened(caller.token.id, ctx.stream.ping_interval)?;
+        .stream_opened(caller.token.id, store_id, ctx.stream.ping_interval)?;
+    let account = Account::of(store_id, caller.token.id);
     let span = tracing::Span::current();
     Ok(upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
@@ -115,7 +118,7 @@ async fn connect(
                 let ended = match subscribe(&ctx, &caller, subscription).await {
                     Ok((registration, audience)) => {
                         tracing::info!(head = registration.head, since = params.since, "stream connected");
-                        serve(&ctx, socket, registration, caller.role(), audience, params.since).await
+                        serve(&ctx, socket, registration, caller.role(), audience, account, params.since).await
                     }
                     Err(refusal) => refuse(socket, refusal, ctx.stream.ping_interval).await,
                 };
@@ -252,6 +255,7 @@ async fn serve(
     mut registration: Registration,
     role: Role,
     audience: Audience,
+    account: Account,
     since: Option<i64>,
 ) -> String {
     let (mut sink, mut incoming) = socket.split();
@@ -281,6 +285,15 @@ async fn serve(
     let closer = registration.closer.clone();
     let mut delivered = registration.head;
     if let Some(since) = since {
+        // The replay waits its turn (one per account, a few per node); a
+        // close meanwhile skips it, and the loop below sends the close.
+        let turn = tokio::select! {
+            turn = ctx.limits.replay_turn(account, registration.head - since) => Some(turn),
+            _ = closer.closed() => None,
+        };
+        if turn.is_none() {
+            return close_now(&mut sink, &closer, interval).await;
+        }
         if let Err(ended) = replay(
             ctx,
             &mut sink,
@@ -294,6 +307,7 @@ async fn serve(
         {
             return ended;
         }
+        drop(turn);
         delivered = delivered.max(since);
     }
 
@@ -354,6 +368,13 @@ async fn serve(
             }
         }
     }
+}
+
+/// Sends the close `closer` was asked for.
+async fn close_now(sink: &mut Sink, closer: &Closer, limit: Duration) -> String {
+    let (code, reason) = closer.closed().await;
+    close(sink, code, reason, limit).await;
+    format!("closed by the server: {code} {reason}")
 }
 
 /// Clients only answer pings and close; a client sending more than this
