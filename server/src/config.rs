@@ -42,6 +42,13 @@ pub struct ServeArgs {
     #[arg(long, env = "P4P_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,
 
+    /// The address users reach this server at, e.g. https://p4p.example.org
+    /// (behind a proxy that terminates TLS). It is the base of absolute
+    /// links, makes cookies `Secure` when it is https, and its origin may
+    /// always open streams. Default: the bind address over http.
+    #[arg(long, env = "P4P_PUBLIC_URL", value_parser = PublicUrl::parse)]
+    pub public_url: Option<PublicUrl>,
+
     /// Address and port to serve `GET /metrics` on, for operators only
     /// (e.g. 127.0.0.1:9090; port 0 picks a free one). The public listener
     /// never serves metrics. Default: metrics are not served.
@@ -258,5 +265,101 @@ fn parse_staff_role(value: &str) -> Result<Role, String> {
             Err("store tokens come from an approved pledge; use admin or moderator".to_owned())
         }
         role => Ok(role),
+    }
+}
+
+/// Where users reach the server (`--public-url`): an http or https URL with
+/// no query or fragment, kept without a trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    https: bool,
+    /// `scheme://host[:port]`, lower case: what browsers send as `Origin`.
+    origin: String,
+    /// The origin and any path prefix, without a trailing slash.
+    base: String,
+}
+
+impl PublicUrl {
+    pub fn parse(text: &str) -> Result<PublicUrl, String> {
+        let uri: axum::http::Uri = text
+            .trim()
+            .parse()
+            .map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return Err(format!("`{text}` must start with http:// or https://")),
+        };
+        let Some(authority) = uri.authority() else {
+            return Err(format!("`{text}` names no host"));
+        };
+        if uri.query().is_some() || text.contains('#') {
+            return Err(format!("`{text}` must have no query or fragment"));
+        }
+        let scheme = if https { "https" } else { "http" };
+        let origin = format!("{scheme}://{}", authority.as_str().to_ascii_lowercase());
+        let base = format!("{origin}{}", uri.path().trim_end_matches('/'));
+        Ok(PublicUrl {
+            https,
+            origin,
+            base,
+        })
+    }
+
+    /// The default: the address the server listens on, over http.
+    pub fn of_bind(address: std::net::SocketAddr) -> PublicUrl {
+        let origin = format!("http://{address}");
+        PublicUrl {
+            https: false,
+            base: origin.clone(),
+            origin,
+        }
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.https
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// An absolute link to `path` (which starts with `/`) on this server.
+    pub fn link(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+#[cfg(test)]
+mod public_url_tests {
+    use super::PublicUrl;
+
+    #[test]
+    fn the_public_url_gives_the_origin_links_and_whether_it_is_https() {
+        let url = PublicUrl::parse("https://P4P.example.org/").expect("valid");
+        assert!(url.is_https());
+        assert_eq!(url.origin(), "https://p4p.example.org");
+        assert_eq!(
+            url.link("/verify/abc"),
+            "https://p4p.example.org/verify/abc"
+        );
+        let prefixed = PublicUrl::parse("http://example.org:8443/p4p/").expect("valid");
+        assert!(!prefixed.is_https());
+        assert_eq!(prefixed.origin(), "http://example.org:8443");
+        assert_eq!(
+            prefixed.link("/v1/feed.atom"),
+            "http://example.org:8443/p4p/v1/feed.atom"
+        );
+        for bad in [
+            "ftp://example.org",
+            "example.org",
+            "https://example.org/?a=1",
+            "https://x.org/#f",
+            "",
+        ] {
+            assert!(PublicUrl::parse(bad).is_err(), "{bad}");
+        }
+        let bound = PublicUrl::of_bind("127.0.0.1:8080".parse().expect("address"));
+        assert_eq!(bound.origin(), "http://127.0.0.1:8080");
     }
 }

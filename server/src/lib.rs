@@ -59,6 +59,14 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
             hears_other_nodes.clone(),
         ));
     }
+    let listener = TcpListener::bind(&args.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.bind))?;
+    let address = listener.local_addr()?;
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| config::PublicUrl::of_bind(address));
     let ctx = ApiContext {
         storage,
         hub: hub.clone(),
@@ -68,9 +76,10 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         store_moves,
         policy,
         hears_other_nodes,
-        limits: Arc::new(Limits::new(&args.limits)),
+        limits: Arc::new(Limits::new(&args.limits).with_own_origin(public_url.origin())),
         metrics,
         in_progress: Arc::default(),
+        public_url,
     };
     if args.limits.rate_limits == config::Switch::Off {
         tracing::warn!(
@@ -85,10 +94,6 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         policy,
         Duration::from_secs(args.erase_interval_secs),
     ));
-    let listener = TcpListener::bind(&args.bind)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.bind))?;
-    let address = listener.local_addr()?;
     let limits = connection_limits(args);
     let connection_cap = limits.cap;
     let connections_per_address = limits.per_address;
@@ -101,7 +106,7 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    tracing::info!(%address, database = %redact(database_url), head, ?policy, connection_cap, connections_per_address, "p4p-server listening");
+    tracing::info!(%address, public_url = %ctx.public_url.link(""), database = %redact(database_url), head, ?policy, connection_cap, connections_per_address, "p4p-server listening");
     // Tests and scripts read the address from this line.
     println!("p4p-server listening on http://{address}");
     if let Some(operators) = operators {

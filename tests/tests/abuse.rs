@@ -489,7 +489,8 @@ async fn browser_origins_must_be_allowed() {
     // Without an Origin (not a browser) nothing changes.
     let mut plain = server.stream(&store.token, None).await;
     hello_head(&plain.next().await);
-    // With no allow-list at all, every browser origin is refused.
+    // With no allow-list at all, every browser origin is refused but the
+    // server's own: its bind address over http by default.
     let (server, _staff, store) = TestServer::with_store().await;
     assert_eq!(
         server
@@ -498,6 +499,44 @@ async fn browser_origins_must_be_allowed() {
             .err(),
         Some(403)
     );
+    let mut own = server
+        .try_stream_with(&store.token, &[("Origin", &server.url)])
+        .await
+        .expect("the server's own origin");
+    hello_head(&own.next().await);
+}
+
+/// `--public-url` (API.md, Settings): the origin users reach the server at
+/// may always open streams, whatever `--allowed-origins` says.
+#[tokio::test]
+async fn the_public_urls_origin_may_always_open_streams() {
+    let server = TestServer::start_with(&[
+        "--public-url",
+        "https://p4p.example.org/",
+        "--allowed-origins",
+        "https://console.example.org",
+    ])
+    .await;
+    let staff = server.staff_token("moderator");
+    let store = server.member(&staff, "Main Street", MANHATTAN, 25.0).await;
+    for allowed in ["https://p4p.example.org", "https://console.example.org"] {
+        let mut stream = server
+            .try_stream_with(&store.token, &[("Origin", allowed)])
+            .await
+            .unwrap_or_else(|status| panic!("{allowed}: {status}"));
+        hello_head(&stream.next().await);
+    }
+    for refused in ["http://p4p.example.org", "https://p4p.example.org.evil.com"] {
+        assert_eq!(
+            server
+                .try_stream_with(&store.token, &[("Origin", refused)])
+                .await
+                .err(),
+            Some(403),
+            "{refused}"
+        );
+    }
+    assert!(server.logs().contains("public_url=https://p4p.example.org"));
 }
 
 #[tokio::test]

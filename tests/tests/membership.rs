@@ -327,8 +327,8 @@ async fn a_store_moves_its_area_of_interest() {
     let api = server.api(Some(&store.token));
     let moved = api.patch("/v1/me", &json!({ "radius_km": 80 })).await;
     assert_eq!(moved.status, 200, "{moved:?}");
-    assert_eq!(moved.body["store"]["radius_km"], 80.0);
-    assert_eq!(moved.body["store"]["location"]["lat"], MANHATTAN.0);
+    assert_eq!(moved.body["radius_km"], 80.0);
+    assert_eq!(moved.body["location"]["lat"], MANHATTAN.0);
     api.patch("/v1/me", &json!({ "radius_km": 501 }))
         .await
         .problem(422, "invalid_input");

@@ -30,12 +30,9 @@ async fn a_far_store_that_moves_next_to_a_crime_receives_nothing_from_there_unti
         )
         .await;
     assert_eq!(asked.status, 202, "{asked:?}");
-    assert_eq!(asked.body["store"]["location"]["lat"], BOSTON.0);
-    assert_eq!(
-        asked.body["store"]["pending_move"]["location"]["lat"],
-        MANHATTAN.0
-    );
-    assert!(asked.body["store"]["pending_move"]["requested_at"].is_string());
+    assert_eq!(asked.body["location"]["lat"], BOSTON.0);
+    assert_eq!(asked.body["pending_move"]["location"]["lat"], MANHATTAN.0);
+    assert!(asked.body["pending_move"]["requested_at"].is_string());
     let me = server.api(Some(&far.token)).get("/v1/me").await;
     assert_eq!(me.body["store"]["location"]["lat"], BOSTON.0, "{me:?}");
 
@@ -135,20 +132,14 @@ async fn a_second_request_replaces_the_first_and_a_rejected_move_leaves_the_stor
         )
         .await;
     assert_eq!(second.status, 202, "{second:?}");
-    assert_eq!(second.body["store"]["radius_km"], 60.0);
-    assert_eq!(second.body["store"]["location"]["lat"], MANHATTAN.0);
-    assert_eq!(
-        second.body["store"]["pending_move"]["location"]["lat"],
-        BROOKLYN.0
-    );
+    assert_eq!(second.body["radius_km"], 60.0);
+    assert_eq!(second.body["location"]["lat"], MANHATTAN.0);
+    assert_eq!(second.body["pending_move"]["location"]["lat"], BROOKLYN.0);
     // A radius alone is done at once (200); the move still waits.
     let radius = api.patch("/v1/me", &json!({ "radius_km": 40 })).await;
     assert_eq!(radius.status, 200, "{radius:?}");
-    assert_eq!(radius.body["store"]["radius_km"], 40.0);
-    assert_eq!(
-        radius.body["store"]["pending_move"]["location"]["lat"],
-        BROOKLYN.0
-    );
+    assert_eq!(radius.body["radius_km"], 40.0);
+    assert_eq!(radius.body["pending_move"]["location"]["lat"], BROOKLYN.0);
     let hello = server.stream(&store.token, None).await.next().await;
     assert_eq!(hello["radius_km"], 40.0, "{hello}");
     assert_eq!(hello["location"]["lat"], MANHATTAN.0, "{hello}");
@@ -215,7 +206,7 @@ async fn asking_for_the_current_place_withdraws_a_pending_move() {
         )
         .await;
     assert_eq!(withdrawn.status, 200, "{withdrawn:?}");
-    assert!(withdrawn.body["store"]["pending_move"].is_null());
+    assert!(withdrawn.body["pending_move"].is_null());
 }
 
 #[tokio::test]

@@ -400,6 +400,13 @@ impl Limits {
 
     /// A stream upgrade from a browser page is allowed only from the
     /// configured origins; clients that send no Origin are not browsers.
+    /// The server's own origin (its public URL's) may always open streams,
+    /// whatever `--allowed-origins` says (API.md, the web app).
+    pub fn with_own_origin(mut self, origin: &str) -> Limits {
+        self.allowed_origins.push(origin.to_ascii_lowercase());
+        self
+    }
+
     pub fn origin_allowed(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
             return Ok(());

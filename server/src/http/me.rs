@@ -61,8 +61,8 @@ async fn show(caller: Caller) -> axum::Json<Me> {
     request_body = MePatch,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The caller, with its store's new radius; also when `location` is the store's current place, which withdraws a pending move", body = Me),
-        (status = 202, description = "The caller, whose store's `pending_move` holds the place asked for; `location` and the streams stay where they were until a moderator approves", body = Me),
+        (status = 200, description = "The store, with its new radius; also when `location` is the store's current place, which withdraws a pending move", body = OwnStore),
+        (status = 202, description = "The store, whose `pending_move` holds the place asked for; `location` and the streams stay where they were until a moderator approves", body = OwnStore),
         (status = 403, description = "Staff have no area; a pending or suspended store may not move"),
         (status = 422, description = "`radius_km` or `location` out of range, or neither given"),
     )
@@ -71,7 +71,7 @@ async fn update(
     State(ctx): State<ApiContext>,
     caller: Caller,
     Json(patch): Json<MePatch>,
-) -> Result<(StatusCode, axum::Json<Me>), ApiError> {
+) -> Result<(StatusCode, axum::Json<OwnStore>), ApiError> {
     let store = caller.require_store("change a store's area of interest")?;
     if patch.location.is_none() && patch.radius_km.is_none() {
         return Err(Invalid::new("body", "give radius_km, location or both").into());
@@ -109,12 +109,7 @@ async fn update(
         (Some(_), Some(_)) => StatusCode::ACCEPTED,
         _ => StatusCode::OK,
     };
-    let me = Me {
-        role: caller.role(),
-        store: Some(own_store(&changed)),
-        token: caller.token.clone(),
-    };
-    Ok((status, axum::Json(me)))
+    Ok((status, axum::Json(own_store(&changed))))
 }
 
 /// Stores manage their own tokens; admins manage the staff's.

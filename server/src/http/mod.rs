@@ -59,6 +59,9 @@ pub struct ApiContext {
     pub metrics: crate::metrics::Metrics,
     /// The `Idempotency-Key`s whose first request is still running here.
     pub in_progress: Arc<safe_writes::InProgress>,
+    /// Where users reach the server (`--public-url`): absolute links, and
+    /// the origin that may always open streams.
+    pub public_url: crate::config::PublicUrl,
 }
 
 /// Runs a write in its own task and hands the events it committed to the
