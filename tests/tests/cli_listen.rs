@@ -134,11 +134,6 @@ async fn a_suspended_store_waits_and_comes_back_with_the_token_in_the_config_fil
         .run_cli(home.path(), &["login", "--token", &store.token])
         .await
         .expect_ok("Logged in");
-    let spare = server
-        .api(Some(&store.token))
-        .post("/v1/me/tokens", &json!({ "label": "after reinstatement" }))
-        .await;
-    let spare = spare.str("token").to_owned();
 
     let mut listen = server.spawn_listen(home.path(), &FAST_RETRY);
     stderr_until(&mut listen, "connected").await;
@@ -159,16 +154,19 @@ async fn a_suspended_store_waits_and_comes_back_with_the_token_in_the_config_fil
     let again = listen.drain_stderr().await;
     assert!(!again.contains("suspended"), "said once: {again}");
 
-    // The store claims a new token (here: saves another one) and staff
-    // reinstate it: the listener takes the config file's token and listens.
-    server
-        .run_cli(home.path(), &["login", "--token", &spare])
-        .await
-        .expect_ok("Logged in");
-    server
+    // Staff reinstate it (every old token dies) and hand it a claim
+    // secret; the store claims a new token, which the CLI saves in its
+    // config file: the listener takes it and listens again.
+    let reinstated = server
         .api(Some(&staff))
         .post(&format!("/v1/stores/{}/reinstate", store.id), &json!({}))
         .await;
+    let secret = reinstated.str("claim_secret").to_owned();
+    let id = store.id.to_string();
+    server
+        .run_cli(home.path(), &["pledge", "claim", &id, "--secret", &secret])
+        .await
+        .expect_ok("");
     let said = stderr_until(&mut listen, "connected").await;
     assert!(said.contains("new token"), "{said}");
     server
