@@ -297,7 +297,13 @@ impl PublicUrl {
             return Err(format!("`{text}` must have no query or fragment"));
         }
         let scheme = if https { "https" } else { "http" };
-        let origin = format!("{scheme}://{}", authority.as_str().to_ascii_lowercase());
+        // As browsers send it: without the scheme's default port.
+        let default_port = if https { 443 } else { 80 };
+        let host = match authority.port_u16() {
+            Some(port) if port == default_port => authority.host().to_owned(),
+            _ => authority.as_str().to_owned(),
+        };
+        let origin = format!("{scheme}://{}", host.to_ascii_lowercase());
         let base = format!("{origin}{}", uri.path().trim_end_matches('/'));
         Ok(PublicUrl {
             https,
@@ -359,6 +365,8 @@ mod public_url_tests {
         ] {
             assert!(PublicUrl::parse(bad).is_err(), "{bad}");
         }
+        let default_port = PublicUrl::parse("https://example.org:443").expect("valid");
+        assert_eq!(default_port.origin(), "https://example.org");
         let bound = PublicUrl::of_bind("127.0.0.1:8080".parse().expect("address"));
         assert_eq!(bound.origin(), "http://127.0.0.1:8080");
     }

@@ -473,6 +473,20 @@ impl<'a> NewEvent<'a> {
         }
     }
 
+    /// A published alert taken back to pending: a `retract` (with `reason`)
+    /// where members saw it `before`, and a `pending` for the moderation
+    /// consoles with it as it waits now.
+    fn held(before: &'a Alert, waiting: &'a Alert, reason: &str) -> DbResult<[NewEvent<'a>; 2]> {
+        Ok([
+            NewEvent::plain(
+                EventKind::Retract,
+                before,
+                retract_body(before.id, Some(reason))?,
+            ),
+            NewEvent::plain(EventKind::Pending, waiting, alert_body(waiting)?),
+        ])
+    }
+
     /// An `update` of `after`, saying what changed since `before`, and where
     /// it was when the update moved it.
     fn update(before: &Alert, after: &'a Alert) -> DbResult<NewEvent<'a>> {
@@ -1750,24 +1764,18 @@ impl Alerts for SqlStore {
             .ok_or_else(|| DbError::Corrupt(format!("alert {id} vanished")))?;
         rewrite_bodies(&mut tx, &after).await?;
         // Events last: the counter row is taken after the alert's row.
-        let mut new_events = Vec::new();
-        if after.status == AlertStatus::Published {
-            new_events.push(NewEvent::update(&before, &after)?);
+        let new_events = if after.status == AlertStatus::Published {
+            vec![NewEvent::update(&before, &after)?]
+        } else if held {
+            // Withdrawn where it was seen, until a moderator approves the edit.
+            Vec::from(NewEvent::held(&before, &after, EDITED_REASON)?)
         } else {
-            if held {
-                // Withdrawn where it was seen, until a moderator approves the edit.
-                new_events.push(NewEvent::plain(
-                    EventKind::Retract,
-                    &before,
-                    retract_body(id, Some(EDITED_REASON))?,
-                ));
-            }
-            new_events.push(NewEvent::plain(
+            vec![NewEvent::plain(
                 EventKind::Pending,
                 &after,
                 alert_body(&after)?,
-            ));
-        }
+            )]
+        };
         let events = append_events(&mut tx, new_events, now).await?;
         tx.commit().await?;
         Ok(AlertChange::Done(Box::new((after, events))))
@@ -1940,17 +1948,7 @@ impl Alerts for SqlStore {
         // held as briefly as possible, and always after the alert's row.
         let mut new_events = vec![NewEvent::plain(EventKind::Flag, &alert, flag_body(&flag)?)];
         if let Some(waiting) = &waiting {
-            new_events.push(NewEvent::plain(
-                EventKind::Retract,
-                &alert,
-                retract_body(id, Some(HELD_REASON))?,
-            ));
-            // Moderation consoles see it waiting.
-            new_events.push(NewEvent::plain(
-                EventKind::Pending,
-                waiting,
-                alert_body(waiting)?,
-            ));
+            new_events.extend(NewEvent::held(&alert, waiting, HELD_REASON)?);
         }
         let events = append_events(&mut tx, new_events, now).await?;
         tx.commit().await?;

@@ -330,6 +330,8 @@ async fn erase(
         ));
     }
     let reason = reason(body.reason.as_deref(), true)?.unwrap_or_default();
+    // Past retention it is 404 already; the sweep erases it.
+    visible_alert(&ctx, &caller, id).await?;
     let storage = ctx.storage.clone();
     let actor = caller.actor();
     let now = crate::domain::alert::whole_seconds(OffsetDateTime::now_utc());
