@@ -946,14 +946,18 @@ async fn insert_alerts(tx: &mut AnyConnection, posts: &[QueuedPost]) -> DbResult
             Ok(NewEvent::plain(kind, alert, alert_body(alert)?))
         })
         .collect::<DbResult<Vec<_>>>()?;
+    // One event per post that wrote its alert, in order; none for a taken key.
     let mut events = append_events(tx, events, now).await?.into_iter();
-    Ok(posted
+    posted
         .into_iter()
-        .map(|alert| match (alert, events.next()) {
-            (Some(alert), Some(event)) => Posted::Created(Box::new((alert, vec![event]))),
-            _ => Posted::KeyTaken,
+        .map(|alert| match alert {
+            None => Ok(Posted::KeyTaken),
+            Some(alert) => match events.next() {
+                Some(event) => Ok(Posted::Created(Box::new((alert, vec![event])))),
+                None => Err(DbError::Corrupt(format!("no event for alert {}", alert.id))),
+            },
         })
-        .collect())
+        .collect()
 }
 
 /// Keeps an idempotency key with what a create answers, in its
@@ -1723,8 +1727,13 @@ impl Alerts for SqlStore {
         if !matches!(before.status, AlertStatus::Pending | AlertStatus::Published) {
             return Ok(AlertChange::Conflict(before.status));
         }
-        if edit.if_match.is_none() && before != *edit.seen {
-            return Ok(AlertChange::Stale);
+        // The edit was built on what the handler read: if the alert moved on
+        // since, whatever If-Match allowed, applying it would undo that change.
+        if before != *edit.seen {
+            return Ok(match edit.if_match {
+                Some(_) => AlertChange::PreconditionFailed(before.version),
+                None => AlertChange::Stale,
+            });
         }
         let held = edit.hold && before.status == AlertStatus::Published;
         sqlx::query(&self.sql(
@@ -1870,16 +1879,17 @@ impl Alerts for SqlStore {
         let Some(alert) = fetch_alert_locking(&mut tx, id, true).await? else {
             return Ok(FlagOutcome::NotFound);
         };
-        if alert.status != AlertStatus::Published {
-            return Ok(FlagOutcome::NotFlaggable(alert.status));
-        }
         // The key first: a retry racing its first try on another node waits
-        // for it here and then answers what it made, not `already_flagged`.
+        // for it here and then answers what it made, not `already_flagged`
+        // or, if that flag held the alert, `invalid_transition`.
         if let Some(key) = &idempotency {
             let object = format!("flag:{id}:{store_id}");
             if !remember(&mut tx, key, 201, &object, now).await? {
                 return Ok(FlagOutcome::KeyTaken);
             }
+        }
+        if alert.status != AlertStatus::Published {
+            return Ok(FlagOutcome::NotFlaggable(alert.status));
         }
         let inserted = sqlx::query(&self.sql(
             "INSERT INTO flags (alert_id, store_id, reason, created_at) VALUES (?, ?, ?, ?) \

@@ -16,7 +16,7 @@ use super::moderation::{moderate, outcome_of};
 use super::openapi::RequiredReason;
 use super::safe_writes::{self, if_match, Begun, Versioned};
 use super::{committed, ApiContext, ApiError};
-use crate::db::{AlertQuery, Edit, FlagOutcome, Posted, Remembered, Viewer};
+use crate::db::{AlertQuery, Edit, FlagOutcome, IdempotencyKey, Posted, Remembered, Viewer};
 use crate::domain::alert::{patched, ValidAlert};
 use crate::domain::moderation::{Admission, AlertAction};
 use crate::domain::place::{Area, Place, RadiusKm};
@@ -392,7 +392,10 @@ async fn flag(
         Begun::New { key, _running } => (key, _running),
     };
     let reason = reason(sent.value.reason.as_deref(), true)?.unwrap_or_default();
-    let alert = visible_alert(&ctx, &caller, id).await?;
+    let alert = match visible_alert(&ctx, &caller, id).await {
+        Ok(alert) => alert,
+        Err(refused) => return remembered_flag_or(&ctx, key.as_ref(), refused).await,
+    };
     if alert.store.id == store.id {
         return Err(ApiError::forbidden(
             "forbidden",
@@ -447,6 +450,22 @@ async fn flag(
             "a flag without a key was refused for one".into(),
         )),
     }
+}
+
+/// A keyed flag that can no longer be made (its first try, on another
+/// node, held the alert meanwhile, so it is no longer visible) answers what
+/// the key remembers; otherwise the refusal stands.
+async fn remembered_flag_or(
+    ctx: &ApiContext,
+    key: Option<&IdempotencyKey>,
+    refused: ApiError,
+) -> Result<(StatusCode, axum::Json<Flag>), ApiError> {
+    if let Some(key) = key {
+        if let Some(remembered) = safe_writes::still_remembered(ctx.storage.as_ref(), key).await? {
+            return remembered_flag(ctx, &remembered).await;
+        }
+    }
+    Err(refused)
 }
 
 /// The flag a remembered request made, as it is now.
