@@ -42,7 +42,7 @@ pub fn router() -> OpenApiRouter<ApiContext> {
     post, path = "/v1/alerts", tag = "alerts",
     request_body = NewAlert,
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 visible ASCII characters: the same key from the same store within 24 hours answers the first success again and posts nothing"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 200 visible ASCII characters: the same key from the same store within 24 hours answers the first success again and posts nothing", pattern = "^[!-~]{1,200}$"),
     ),
     security(("bearer" = [])),
     responses(
@@ -207,7 +207,7 @@ pub(super) async fn changeable(
     patch, path = "/v1/alerts/{id}", tag = "alerts",
     params(
         ("id" = i64, Path, description = "The alert"),
-        ("If-Match" = Option<String>, Header, description = "The `ETag` the editor read (`\"3\"`): the edit applies only to that version"),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "The `ETag` the editor read (`\"3\"`): the edit applies only to that version", pattern = r#"^(\*|(W/)?"[1-9][0-9]{0,17}")$"#),
     ),
     request_body = AlertPatch,
     security(("bearer" = [])),
@@ -269,7 +269,7 @@ async fn edit(
     post, path = "/v1/alerts/{id}/retract", tag = "alerts",
     params(
         ("id" = i64, Path, description = "The alert"),
-        ("If-Match" = Option<String>, Header, description = "The `ETag` the caller read: retract only that version"),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "The `ETag` the caller read: retract only that version", pattern = r#"^(\*|(W/)?"[1-9][0-9]{0,17}")$"#),
     ),
     request_body(content = RequiredReason, description = "Why; members are told"),
     security(("bearer" = [])),
@@ -356,7 +356,7 @@ async fn erase(
     post, path = "/v1/alerts/{id}/flags", tag = "alerts",
     params(
         ("id" = i64, Path, description = "The alert"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 visible ASCII characters: a retry with the same key within 24 hours answers the first success again"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 200 visible ASCII characters: a retry with the same key within 24 hours answers the first success again", pattern = "^[!-~]{1,200}$"),
     ),
     request_body(content = RequiredReason, description = "What is wrong with it"),
     security(("bearer" = [])),

@@ -51,7 +51,7 @@ type Moderated = Result<Versioned, ApiError>;
     post, path = "/v1/alerts/{id}/approve", tag = "moderation",
     params(
         ("id" = i64, Path, description = "The alert"),
-        ("If-Match" = Option<String>, Header, description = "The `ETag` the moderator read: act only on that version"),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "The `ETag` the moderator read: act only on that version", pattern = r#"^(\*|(W/)?"[1-9][0-9]{0,17}")$"#),
     ),
     request_body(content = Option<ReasonRequest>, description = "An optional reason, for the audit trail"),
     security(("bearer" = [])),
@@ -78,7 +78,7 @@ async fn approve(
     post, path = "/v1/alerts/{id}/reject", tag = "moderation",
     params(
         ("id" = i64, Path, description = "The alert"),
-        ("If-Match" = Option<String>, Header, description = "The `ETag` the moderator read: act only on that version"),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "The `ETag` the moderator read: act only on that version", pattern = r#"^(\*|(W/)?"[1-9][0-9]{0,17}")$"#),
     ),
     request_body(content = RequiredReason, description = "Why; its author is told"),
     security(("bearer" = [])),
@@ -105,7 +105,7 @@ async fn reject(
     post, path = "/v1/alerts/{id}/verify", tag = "moderation",
     params(
         ("id" = i64, Path, description = "The alert"),
-        ("If-Match" = Option<String>, Header, description = "The `ETag` the moderator read: act only on that version"),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "The `ETag` the moderator read: act only on that version", pattern = r#"^(\*|(W/)?"[1-9][0-9]{0,17}")$"#),
     ),
     request_body(content = Option<ReasonRequest>, description = "An optional note, for the audit trail"),
     security(("bearer" = [])),
