@@ -276,20 +276,33 @@ async fn revoke_token(ctx: &Context, id: i64, token_id: i64) -> anyhow::Result<(
     Ok(())
 }
 
-async fn act(ctx: &Context, id: i64, action: &str, reason: Option<String>) -> anyhow::Result<()> {
+/// Posts a staff action on a store (`approve`, `reinstate`, `approve-move`
+/// ...) and decodes the answer; `None` once `--json` has printed it as sent.
+async fn post_action<T: serde::de::DeserializeOwned>(
+    ctx: &Context,
+    id: i64,
+    action: &str,
+    reason: Option<String>,
+) -> anyhow::Result<Option<T>> {
     let id_text = id.to_string();
     let reply = ctx
         .api()?
-        .post::<_, Store>(
+        .post::<_, T>(
             &["v1", "stores", &id_text, action],
             &ReasonRequest { reason },
         )
         .await?;
     if ctx.json {
         output::json(&reply.json)?;
-        return Ok(());
+        return Ok(None);
     }
-    let store = reply.body;
+    Ok(Some(reply.body))
+}
+
+async fn act(ctx: &Context, id: i64, action: &str, reason: Option<String>) -> anyhow::Result<()> {
+    let Some(store) = post_action::<Store>(ctx, id, action, reason).await? else {
+        return Ok(());
+    };
     output::line(&format!(
         "Store #{} ({}) is now {}.",
         store.id,
@@ -300,27 +313,23 @@ async fn act(ctx: &Context, id: i64, action: &str, reason: Option<String>) -> an
 }
 
 async fn reinstate(ctx: &Context, id: i64, reason: Option<String>) -> anyhow::Result<()> {
-    let id_text = id.to_string();
-    let reply = ctx
-        .api()?
-        .post::<_, ReinstatedStore>(
-            &["v1", "stores", &id_text, "reinstate"],
-            &ReasonRequest { reason },
-        )
-        .await?;
-    if ctx.json {
-        output::json(&reply.json)?;
-        return Ok(());
-    }
-    let ReinstatedStore {
+    let Some(ReinstatedStore {
         store,
         claim_secret,
-    } = reply.body;
+    }) = post_action::<ReinstatedStore>(ctx, id, "reinstate", reason).await?
+    else {
+        return Ok(());
+    };
+    let claim_secret = render::escape(&claim_secret);
     output::line(&format!(
         "Store #{} ({}) is {} again; every token it had is revoked.\n\
          Hand the store this claim secret (shown only this once):\n  {claim_secret}\n\
          With it the store claims a fresh token:\n  p4p --server {} pledge claim {} --secret {claim_secret}",
-        store.id, store.name, store.status, ctx.server, store.id
+        store.id,
+        render::escape(&store.name),
+        store.status,
+        ctx.server,
+        store.id
     ))?;
     Ok(())
 }
@@ -331,19 +340,9 @@ async fn decide_move(
     action: &str,
     reason: Option<String>,
 ) -> anyhow::Result<()> {
-    let id_text = id.to_string();
-    let reply = ctx
-        .api()?
-        .post::<_, Store>(
-            &["v1", "stores", &id_text, action],
-            &ReasonRequest { reason },
-        )
-        .await?;
-    if ctx.json {
-        output::json(&reply.json)?;
+    let Some(store) = post_action::<Store>(ctx, id, action, reason).await? else {
         return Ok(());
-    }
-    let store = reply.body;
+    };
     let verdict = match action {
         "approve-move" => "moved: it now looks",
         _ => "stays where it was, looking",
@@ -351,7 +350,7 @@ async fn decide_move(
     output::line(&format!(
         "Store #{} ({}) {verdict} {} around {}.",
         store.id,
-        store.name,
+        render::escape(&store.name),
         render::km(store.radius_km),
         render::place(store.location)
     ))?;
