@@ -102,12 +102,7 @@ async fn post_alert(
     .await?;
     let Some(posted) = posted else {
         // Another node took the key meanwhile: answer what it posted.
-        let remembered = match &key {
-            Some(key) => safe_writes::still_remembered(ctx.storage.as_ref(), key).await?,
-            None => None,
-        };
-        let remembered = remembered
-            .ok_or_else(|| ApiError::Internal("an idempotency key was taken, then lost".into()))?;
+        let remembered = safe_writes::taken(ctx.storage.as_ref(), key.as_ref()).await?;
         return remembered_alert(&ctx, &caller, &remembered).await;
     };
     tracing::info!(alert_id = posted.id, kind = %posted.kind, status = %posted.status, "alert posted");
@@ -436,19 +431,13 @@ async fn flag(
         }
     })
     .await?;
-    match (flag, &key) {
-        (Some(flag), _) => Ok((StatusCode::CREATED, axum::Json(flag))),
-        (None, Some(key)) => {
-            match safe_writes::still_remembered(ctx.storage.as_ref(), key).await? {
-                Some(remembered) => remembered_flag(&ctx, &remembered).await,
-                None => Err(ApiError::Internal(
-                    "an idempotency key was taken, then lost".into(),
-                )),
-            }
+    match flag {
+        Some(flag) => Ok((StatusCode::CREATED, axum::Json(flag))),
+        // Another node took the key meanwhile: answer the flag it made.
+        None => {
+            let remembered = safe_writes::taken(ctx.storage.as_ref(), key.as_ref()).await?;
+            remembered_flag(&ctx, &remembered).await
         }
-        (None, None) => Err(ApiError::Internal(
-            "a flag without a key was refused for one".into(),
-        )),
     }
 }
 

@@ -164,6 +164,18 @@ pub async fn still_remembered(
     Ok(Some(remembered))
 }
 
+/// What a key the database found taken (by another request, another node)
+/// remembers: a create told "key taken" always had a key, and the first
+/// success it answers is committed.
+pub async fn taken(
+    storage: &dyn Storage,
+    key: Option<&IdempotencyKey>,
+) -> Result<Remembered, ApiError> {
+    let lost = || ApiError::Internal("an idempotency key was taken, then lost".to_owned());
+    let key = key.ok_or_else(lost)?;
+    still_remembered(storage, key).await?.ok_or_else(lost)
+}
+
 /// The status a remembered create answered.
 pub fn status_of(remembered: &Remembered) -> StatusCode {
     StatusCode::from_u16(remembered.status).unwrap_or(StatusCode::CREATED)
