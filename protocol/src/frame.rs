@@ -85,6 +85,9 @@ pub mod close_code {
     pub const POLICY_VIOLATION: u16 = 1008;
     /// The client sent a message larger than 4 KiB.
     pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// The server could not check the stream's credential (its database
+    /// did not answer); reconnect later with `since`.
+    pub const INTERNAL_ERROR: u16 = 1011;
     /// The token was revoked or the store suspended; do not reconnect.
     pub const REVOKED: u16 = 4001;
     /// The client read too slowly; reconnect with `since`, nothing is lost.

@@ -10,22 +10,18 @@ pub mod erasure;
 pub mod fanout;
 pub mod http;
 pub mod metrics;
+pub mod shutdown;
+pub mod staff_token;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use p4p_protocol::{close_code, Role};
-use time::OffsetDateTime;
+use p4p_protocol::close_code;
 use tokio::net::TcpListener;
 
 use config::ServeArgs;
-use db::relay::{Announcement, Heard};
-use db::{Actor, NewToken, Storage};
-use domain::place::Area;
-use domain::secret::Secret;
-use fanout::Hub;
+use fanout::{HubSettings, Network};
 use http::connections::{CappedListener, ConnectionLimits};
 use http::limits::Limits;
 use http::{ApiContext, StreamSettings};
@@ -39,26 +35,20 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
     let metrics = crate::metrics::install().context("cannot install the metrics recorder")?;
     let storage = db::connect(database_url, args.database_pool)
         .await
-        .with_context(|| format!("cannot open the database at {}", redact(database_url)))?;
+        .with_context(|| format!("cannot open the database at {}", db::redact(database_url)))?;
     let head = storage
         .head()
         .await
         .context("cannot read the stream's head")?;
     let policy = args.policy();
-    let hub = Hub::start(storage.clone(), head, args.stream_queue, policy);
-    let store_moves: Arc<tokio::sync::Mutex<()>> = Arc::default();
-    let hears_other_nodes = Arc::new(AtomicBool::new(true));
-    if db::Dialect::of_url(database_url) == Some(db::Dialect::Postgres) {
-        hears_other_nodes.store(false, Ordering::Release);
-        let heard = db::relay::listen(database_url.to_owned());
-        tokio::spawn(follow_other_nodes(
-            heard,
-            hub.clone(),
-            storage.clone(),
-            store_moves.clone(),
-            hears_other_nodes.clone(),
-        ));
-    }
+    // On PostgreSQL, the nodes hear each other through the database.
+    let other_nodes = (db::Dialect::of_url(database_url) == Some(db::Dialect::Postgres))
+        .then(|| database_url.to_owned());
+    let hub = HubSettings {
+        stream_queue: args.stream_queue,
+        policy,
+    };
+    let network = Network::start(storage.clone(), head, hub, other_nodes);
     let listener = TcpListener::bind(&args.bind)
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;
@@ -69,13 +59,11 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| config::PublicUrl::of_bind(address));
     let ctx = ApiContext {
         storage,
-        hub: hub.clone(),
+        network: network.clone(),
         stream: StreamSettings {
             ping_interval: Duration::from_secs(args.ping_interval_secs),
         },
-        store_moves,
         policy,
-        hears_other_nodes,
         limits: Arc::new(Limits::new(&args.limits).with_own_origin(public_url.origin())),
         metrics,
         in_progress: Arc::default(),
@@ -106,7 +94,7 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    tracing::info!(%address, public_url = %ctx.public_url.link(""), database = %redact(database_url), head, ?policy, connection_cap, connections_per_address, "p4p-server listening");
+    tracing::info!(%address, public_url = %ctx.public_url.link(""), database = %db::redact(database_url), head, ?policy, connection_cap, connections_per_address, "p4p-server listening");
     // Tests and scripts read the address from this line.
     println!("p4p-server listening on http://{address}");
     if let Some(operators) = operators {
@@ -122,13 +110,15 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         });
     }
 
-    http::connections::serve(listener, http::router(ctx), shutdown_signal()).await?;
+    http::connections::serve(listener, http::router(ctx), shutdown::signal()).await?;
     tracing::info!("shutting down: closing streams with 1001");
-    hub.close_all(close_code::GOING_AWAY, "server shutting down");
-    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-    while hub.connections() > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    network
+        .close_all(
+            close_code::GOING_AWAY,
+            "server shutting down",
+            SHUTDOWN_GRACE,
+        )
+        .await;
     Ok(())
 }
 
@@ -155,156 +145,5 @@ async fn forget_idle_limits(limits: Arc<Limits>) {
     loop {
         every.tick().await;
         limits.forget_idle();
-    }
-}
-
-/// Applies what the other nodes committed and announced to this node's
-/// hub. After a lost LISTEN connection it re-checks every open stream (a
-/// suspension, revocation or move may have been missed) and catches up on
-/// the events committed meanwhile, then says ready again.
-async fn follow_other_nodes(
-    mut heard: tokio::sync::mpsc::Receiver<Heard>,
-    hub: Arc<Hub>,
-    storage: Arc<dyn Storage>,
-    store_moves: Arc<tokio::sync::Mutex<()>>,
-    ready: Arc<AtomicBool>,
-) {
-    while let Some(heard) = heard.recv().await {
-        match heard {
-            Heard::Committed(seq) => hub.committed_elsewhere(seq),
-            Heard::Listening => {
-                recheck_streams(&hub, storage.as_ref(), &store_moves).await;
-                hub.catch_up();
-                ready.store(true, Ordering::Release);
-            }
-            Heard::Lost => ready.store(false, Ordering::Release),
-            Heard::Announced(Announcement::StoreSuspended(id)) => {
-                hub.close_store(id, close_code::REVOKED, "store suspended")
-            }
-            Heard::Announced(Announcement::TokenRevoked(id)) => {
-                hub.close_token(id, close_code::REVOKED, "token revoked")
-            }
-            Heard::Announced(Announcement::StoreMoved(id)) => {
-                let _moves = store_moves.lock().await;
-                refresh_store(&hub, storage.as_ref(), id).await;
-            }
-        }
-    }
-}
-
-/// Closes the streams whose token or store no longer holds, and re-indexes
-/// the stores that moved.
-async fn recheck_streams(hub: &Hub, storage: &dyn Storage, store_moves: &tokio::sync::Mutex<()>) {
-    let streams = hub.open_streams();
-    let tokens: std::collections::BTreeSet<i64> = streams.iter().map(|(token, _)| *token).collect();
-    for token in tokens {
-        match storage.token_active(token).await {
-            Ok(true) => {}
-            Ok(false) => hub.close_token(token, close_code::REVOKED, "token revoked"),
-            Err(error) => {
-                tracing::error!(%error, token_id = token, "cannot re-check a token");
-                crate::metrics::database_error();
-            }
-        }
-    }
-    let stores: std::collections::BTreeSet<i64> =
-        streams.iter().filter_map(|(_, store)| *store).collect();
-    let _moves = store_moves.lock().await;
-    for store in stores {
-        refresh_store(hub, storage, store).await;
-    }
-}
-
-/// Re-reads a listening store: closes its streams if it is no longer
-/// approved, re-indexes it where it now looks otherwise.
-async fn refresh_store(hub: &Hub, storage: &dyn Storage, id: i64) {
-    match storage.store(id).await {
-        Ok(Some(store)) if store.status == p4p_protocol::StoreStatus::Approved => {
-            hub.move_store(id, Area::of_store(&store))
-        }
-        Ok(_) => hub.close_store(id, close_code::REVOKED, "store suspended"),
-        Err(error) => {
-            tracing::error!(%error, store_id = id, "cannot re-read a store");
-            crate::metrics::database_error();
-        }
-    }
-}
-
-/// `p4p-server token create`: the only way to the first staff token.
-pub async fn create_staff_token(
-    database_url: &str,
-    role: Role,
-    label: &str,
-) -> anyhow::Result<String> {
-    if role == Role::Store {
-        anyhow::bail!(
-            "--role must be admin or moderator: store tokens come from an approved pledge"
-        );
-    }
-    let label = domain::required_line("label", label, 100)?;
-    let storage: Arc<dyn Storage> = db::connect(database_url, 1)
-        .await
-        .with_context(|| format!("cannot open the database at {}", redact(database_url)))?;
-    let secret = Secret::new_token();
-    let token = NewToken {
-        role,
-        store_id: None,
-        label: &label,
-        hash: &secret.hash(),
-    };
-    storage
-        .create_token(token, &Actor::server_host(), OffsetDateTime::now_utc())
-        .await?;
-    Ok(secret.expose().to_owned())
-}
-
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(signal) => signal,
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-                let _ = interrupt.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
-}
-
-/// A database URL fit for logs: any password replaced.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((credentials, host)) = rest.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    match credentials.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn passwords_never_reach_the_logs() {
-        assert_eq!(
-            super::redact("postgres://p4p:secret@db:5432/p4p"),
-            "postgres://p4p:***@db:5432/p4p"
-        );
-        assert_eq!(super::redact("sqlite:p4p.db"), "sqlite:p4p.db");
     }
 }

@@ -18,7 +18,7 @@ async fn main() -> std::process::ExitCode {
     let outcome = match &cli.command {
         None => p4p_server::serve(&cli.database_url, &cli.serve).await,
         Some(Command::Token(TokenCommand::Create { role, label })) => {
-            p4p_server::create_staff_token(&cli.database_url, *role, label)
+            p4p_server::staff_token::create(&cli.database_url, *role, label)
                 .await
                 .map(|token| println!("{token}"))
         }

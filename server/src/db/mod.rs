@@ -1,10 +1,13 @@
 //! The storage layer: the only place with SQL.
 //!
-//! Handlers see the [`Storage`] trait, grouped by concern; each database
-//! (SQLite now, PostgreSQL next) implements it in its own module, so a
-//! backend is added without touching the HTTP layer. Every write that
-//! members must see appends its event in the same transaction, and every
-//! membership action its audit entry.
+//! Handlers see the [`Storage`] trait, grouped by concern (membership,
+//! tokens, alerts, events, idempotency keys, the audit trail, the census);
+//! [`SqlStore`] implements it for SQLite (the embedded default) and
+//! PostgreSQL (several nodes) alike. Every write that members must see
+//! appends its event in the same transaction, and every membership action
+//! its audit entry; the writes whose commits streams must hear of return
+//! [`Committed`], which only `fanout::Network` unwraps. `relay` carries
+//! what one PostgreSQL node tells the others.
 
 pub mod relay;
 mod sql;
@@ -26,6 +29,7 @@ use crate::domain::secret::SecretHash;
 use crate::domain::store::{MembershipAction, MoveDecision, ValidPledge};
 use crate::domain::version::IfMatch;
 
+pub use relay::Announcement;
 pub use sql::{Dialect, SqlStore};
 
 #[derive(Debug, thiserror::Error)]
@@ -227,8 +231,55 @@ pub struct AlertList {
     pub more: bool,
 }
 
-/// An alert changed, with the events that tell the stream.
-pub type Changed = (Alert, Vec<Event>);
+/// What a write committed, with what the network must hear of it: the
+/// events it appended (in `seq` order) and the announcements it made.
+///
+/// The write methods of [`Storage`] whose commits members or streams must
+/// hear of return one. Its value is reached only through
+/// [`Committed::into_parts`], which `fanout::Network` calls as it publishes
+/// the effects: a handler cannot use what a write returned without handing
+/// it to the network, so a new one cannot forget the fanout.
+#[must_use = "what a write committed reaches the network only through fanout::Network::write"]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed<T> {
+    value: T,
+    effects: Effects,
+}
+
+/// What a commit must tell the network.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Effects {
+    /// Events for the hub, in `seq` order.
+    pub events: Vec<Event>,
+    /// Changes to streams: closures and re-indexing.
+    pub announcements: Vec<Announcement>,
+}
+
+impl<T> Committed<T> {
+    pub(crate) fn new(value: T, effects: Effects) -> Committed<T> {
+        Committed { value, effects }
+    }
+
+    /// A commit with nothing to tell.
+    pub(crate) fn quiet(value: T) -> Committed<T> {
+        Committed::new(value, Effects::default())
+    }
+
+    pub(crate) fn with_events(value: T, events: Vec<Event>) -> Committed<T> {
+        Committed::new(
+            value,
+            Effects {
+                events,
+                announcements: Vec::new(),
+            },
+        )
+    }
+
+    /// The value and its effects: for the network that publishes them.
+    pub fn into_parts(self) -> (T, Effects) {
+        (self.value, self.effects)
+    }
+}
 
 /// An edit to apply, checked against the alert as its editor read it.
 #[derive(Debug, Clone, Copy)]
@@ -248,7 +299,7 @@ pub struct Edit<'a> {
 /// What a change to an alert (an edit, a moderation action) came to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AlertChange {
-    Done(Box<Changed>),
+    Done(Box<Alert>),
     NotFound,
     /// The change does not start from the alert's status, named here.
     Conflict(AlertStatus),
@@ -285,7 +336,7 @@ pub struct Remembered {
 /// What posting a new alert came to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Posted {
-    Created(Box<Changed>),
+    Created(Box<Alert>),
     /// Its idempotency key was taken meanwhile (another node, another
     /// request): nothing was written; answer what the key remembers.
     KeyTaken,
@@ -303,7 +354,6 @@ pub enum FlagOutcome {
     Flagged {
         flag: Flag,
         held: bool,
-        events: Vec<Event>,
     },
     /// Its idempotency key was taken meanwhile: nothing was written.
     KeyTaken,
@@ -339,7 +389,7 @@ pub trait Membership: Send + Sync {
         reason: Option<&str>,
         actor: &Actor,
         now: OffsetDateTime,
-    ) -> DbResult<Transition<Store, StoreStatus>>;
+    ) -> DbResult<Committed<Transition<Store, StoreStatus>>>;
     /// Reinstates a suspended store: every token it had is revoked (a
     /// stolen one dies with the rest) and `claim` is its new claim secret,
     /// with which it claims a fresh token.
@@ -350,7 +400,7 @@ pub trait Membership: Send + Sync {
         claim: &SecretHash,
         actor: &Actor,
         now: OffsetDateTime,
-    ) -> DbResult<Transition<Reinstated, StoreStatus>>;
+    ) -> DbResult<Committed<Transition<Reinstated, StoreStatus>>>;
     /// Changes a store's radius at once and records the move it asks for;
     /// `None` if there is no such store.
     async fn change_area(
@@ -358,7 +408,7 @@ pub trait Membership: Send + Sync {
         id: i64,
         change: AreaChange,
         now: OffsetDateTime,
-    ) -> DbResult<Option<Store>>;
+    ) -> DbResult<Committed<Option<Store>>>;
     /// A moderator approves (the store moves) or rejects its pending move.
     async fn decide_move(
         &self,
@@ -367,7 +417,7 @@ pub trait Membership: Send + Sync {
         reason: Option<&str>,
         actor: &Actor,
         now: OffsetDateTime,
-    ) -> DbResult<MoveOutcome>;
+    ) -> DbResult<Committed<MoveOutcome>>;
 }
 
 /// Bearer tokens, kept as hashes.
@@ -399,7 +449,7 @@ pub trait Tokens: Send + Sync {
         id: i64,
         actor: &Actor,
         now: OffsetDateTime,
-    ) -> DbResult<Option<TokenInfo>>;
+    ) -> DbResult<Committed<Option<TokenInfo>>>;
 }
 
 /// Alerts, and the events they make.
@@ -414,7 +464,7 @@ pub trait Alerts: Send + Sync {
         admission: &Admission,
         idempotency: Option<IdempotencyKey>,
         now: OffsetDateTime,
-    ) -> DbResult<Posted>;
+    ) -> DbResult<Committed<Posted>>;
     /// The alert, unless it is erased.
     async fn alert(&self, id: i64) -> DbResult<Option<Alert>>;
     async fn alerts(&self, query: &AlertQuery) -> DbResult<AlertList>;
@@ -429,7 +479,7 @@ pub trait Alerts: Send + Sync {
         edit: Edit<'_>,
         actor: &Actor,
         now: OffsetDateTime,
-    ) -> DbResult<AlertChange>;
+    ) -> DbResult<Committed<AlertChange>>;
     /// Applies a moderation action if the alert is in a status it starts
     /// from and, with `if_match`, at a version it names.
     async fn moderate_alert(
@@ -440,7 +490,7 @@ pub trait Alerts: Send + Sync {
         if_match: Option<&IfMatch>,
         actor: &Actor,
         now: OffsetDateTime,
-    ) -> DbResult<AlertChange>;
+    ) -> DbResult<Committed<AlertChange>>;
     /// A store flags a published alert; `threshold` different stores' flags
     /// move it back to pending.
     async fn flag_alert(
@@ -451,7 +501,7 @@ pub trait Alerts: Send + Sync {
         threshold: u32,
         idempotency: Option<IdempotencyKey>,
         now: OffsetDateTime,
-    ) -> DbResult<FlagOutcome>;
+    ) -> DbResult<Committed<FlagOutcome>>;
     /// A store's flag of an alert, if it made one.
     async fn flag(&self, alert_id: i64, store_id: i64) -> DbResult<Option<Flag>>;
     /// Erases an alert at once (an admin's decision): its text, suspects
@@ -464,7 +514,7 @@ pub trait Alerts: Send + Sync {
         reason: &str,
         actor: &Actor,
         now: OffsetDateTime,
-    ) -> DbResult<Option<Changed>>;
+    ) -> DbResult<Committed<Option<Alert>>>;
     /// Erases up to `limit` alerts that happened before `cutoff` (unix
     /// seconds): retention. Returns the ids erased.
     async fn erase_expired(
@@ -541,4 +591,30 @@ pub struct AlertCount {
 pub trait Census: Send + Sync {
     /// Alerts by kind and status, in one query; pairs without alerts are absent.
     async fn alert_counts(&self) -> DbResult<Vec<AlertCount>>;
+}
+
+/// A database URL fit for logs: any password replaced.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_never_reach_the_logs() {
+        assert_eq!(
+            super::redact("postgres://p4p:secret@db:5432/p4p"),
+            "postgres://p4p:***@db:5432/p4p"
+        );
+        assert_eq!(super::redact("sqlite:p4p.db"), "sqlite:p4p.db");
+    }
 }

@@ -610,8 +610,12 @@ async fn fetch_alert_locking(
     row.as_ref().map(alert_from_row).transpose()
 }
 
-/// Tells every node, at commit (PostgreSQL; one SQLite node has no others).
-async fn announce_in(tx: &mut AnyConnection, announcement: relay::Announcement) -> DbResult<()> {
+/// Tells every node, at commit (PostgreSQL; one SQLite node has no others),
+/// and returns the announcement for this node's own network.
+async fn announce_in(
+    tx: &mut AnyConnection,
+    announcement: relay::Announcement,
+) -> DbResult<relay::Announcement> {
     let dialect = Dialect::of(tx);
     if dialect == Dialect::Postgres {
         sqlx::query(&dialect.sql("SELECT pg_notify(?, ?)"))
@@ -620,7 +624,7 @@ async fn announce_in(tx: &mut AnyConnection, announcement: relay::Announcement) 
             .execute(tx)
             .await?;
     }
-    Ok(())
+    Ok(announcement)
 }
 
 /// The statement for one page of `GET /v1/alerts` before `before_id`,
@@ -819,7 +823,7 @@ struct QueuedPost {
     status_reason: Option<String>,
     now: OffsetDateTime,
     idempotency: Option<IdempotencyKey>,
-    done: oneshot::Sender<DbResult<Posted>>,
+    done: oneshot::Sender<DbResult<Committed<Posted>>>,
 }
 
 /// Group commit: writes every new alert waiting in the queue in one
@@ -895,7 +899,10 @@ impl GroupFailed {
 }
 
 /// Writes `posts` in one transaction, in order.
-async fn write_posts(writer: &AnyPool, posts: &[QueuedPost]) -> Result<Vec<Posted>, GroupFailed> {
+async fn write_posts(
+    writer: &AnyPool,
+    posts: &[QueuedPost],
+) -> Result<Vec<Committed<Posted>>, GroupFailed> {
     let mut tx = writer
         .begin()
         .await
@@ -914,7 +921,10 @@ async fn write_posts(writer: &AnyPool, posts: &[QueuedPost]) -> Result<Vec<Poste
 /// Inserts new alerts and appends their events (`alert` when published,
 /// `pending` when it waits), the counter row taken last. A post whose
 /// idempotency key another request took meanwhile writes nothing.
-async fn insert_alerts(tx: &mut AnyConnection, posts: &[QueuedPost]) -> DbResult<Vec<Posted>> {
+async fn insert_alerts(
+    tx: &mut AnyConnection,
+    posts: &[QueuedPost],
+) -> DbResult<Vec<Committed<Posted>>> {
     let mut posted = Vec::with_capacity(posts.len());
     for post in posts {
         let now = post.now;
@@ -951,9 +961,12 @@ async fn insert_alerts(tx: &mut AnyConnection, posts: &[QueuedPost]) -> DbResult
     posted
         .into_iter()
         .map(|alert| match alert {
-            None => Ok(Posted::KeyTaken),
+            None => Ok(Committed::quiet(Posted::KeyTaken)),
             Some(alert) => match events.next() {
-                Some(event) => Ok(Posted::Created(Box::new((alert, vec![event])))),
+                Some(event) => Ok(Committed::with_events(
+                    Posted::Created(Box::new(alert)),
+                    vec![event],
+                )),
                 None => Err(DbError::Corrupt(format!("no event for alert {}", alert.id))),
             },
         })
@@ -1239,17 +1252,20 @@ impl Membership for SqlStore {
         reason: Option<&str>,
         actor: &Actor,
         now: OffsetDateTime,
-    ) -> DbResult<Transition<Store, StoreStatus>> {
+    ) -> DbResult<Committed<Transition<Store, StoreStatus>>> {
         debug_assert_ne!(action, MembershipAction::Reinstate, "use reinstate_store");
         let mut tx = self.writer.begin().await?;
         let outcome = transition_store(&mut tx, id, action, reason, actor, now).await?;
+        let mut effects = Effects::default();
         if matches!(outcome, Transition::Done(_)) {
             if action == MembershipAction::Suspend {
-                announce_in(&mut tx, relay::Announcement::StoreSuspended(id)).await?;
+                effects
+                    .announcements
+                    .push(announce_in(&mut tx, relay::Announcement::StoreSuspended(id)).await?);
             }
             tx.commit().await?;
         }
-        Ok(outcome)
+        Ok(Committed::new(outcome, effects))
     }
 
     async fn reinstate_store(
@@ -1259,15 +1275,17 @@ impl Membership for SqlStore {
         claim: &SecretHash,
         actor: &Actor,
         now: OffsetDateTime,
-    ) -> DbResult<Transition<Reinstated, StoreStatus>> {
+    ) -> DbResult<Committed<Transition<Reinstated, StoreStatus>>> {
         let mut tx = self.writer.begin().await?;
         let store =
             match transition_store(&mut tx, id, MembershipAction::Reinstate, reason, actor, now)
                 .await?
             {
                 Transition::Done(store) => store,
-                Transition::NotFound => return Ok(Transition::NotFound),
-                Transition::Conflict(status) => return Ok(Transition::Conflict(status)),
+                Transition::NotFound => return Ok(Committed::quiet(Transition::NotFound)),
+                Transition::Conflict(status) => {
+                    return Ok(Committed::quiet(Transition::Conflict(status)))
+                }
             };
         // The new claim secret replaces the old one, which no longer works.
         sqlx::query(
@@ -1284,6 +1302,7 @@ impl Membership for SqlStore {
         .bind(id)
         .fetch_all(&mut *tx)
         .await?;
+        let mut effects = Effects::default();
         for token_id in &revoked_tokens {
             audit(
                 &mut tx,
@@ -1294,13 +1313,16 @@ impl Membership for SqlStore {
                 now,
             )
             .await?;
-            announce_in(&mut tx, relay::Announcement::TokenRevoked(*token_id)).await?;
+            effects
+                .announcements
+                .push(announce_in(&mut tx, relay::Announcement::TokenRevoked(*token_id)).await?);
         }
         tx.commit().await?;
-        Ok(Transition::Done(Reinstated {
+        let reinstated = Reinstated {
             store,
             revoked_tokens,
-        }))
+        };
+        Ok(Committed::new(Transition::Done(reinstated), effects))
     }
 
     async fn change_area(
@@ -1308,10 +1330,10 @@ impl Membership for SqlStore {
         id: i64,
         change: AreaChange,
         now: OffsetDateTime,
-    ) -> DbResult<Option<Store>> {
+    ) -> DbResult<Committed<Option<Store>>> {
         let mut tx = self.writer.begin().await?;
         let Some(store) = store_locked(&mut tx, id).await? else {
-            return Ok(None);
+            return Ok(Committed::quiet(None));
         };
         let radius = change.radius.map_or(store.radius_km, RadiusKm::km);
         let pending = match change.move_to {
@@ -1339,11 +1361,14 @@ impl Membership for SqlStore {
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
+        let mut effects = Effects::default();
         if change.radius.is_some() {
-            announce_in(&mut tx, relay::Announcement::StoreMoved(id)).await?;
+            effects
+                .announcements
+                .push(announce_in(&mut tx, relay::Announcement::StoreMoved(id)).await?);
         }
         tx.commit().await?;
-        Ok(Some(store_from_row(&row)?))
+        Ok(Committed::new(Some(store_from_row(&row)?), effects))
     }
 
     async fn decide_move(
@@ -1353,13 +1378,13 @@ impl Membership for SqlStore {
         reason: Option<&str>,
         actor: &Actor,
         now: OffsetDateTime,
-    ) -> DbResult<MoveOutcome> {
+    ) -> DbResult<Committed<MoveOutcome>> {
         let mut tx = self.writer.begin().await?;
         let Some(store) = store_locked(&mut tx, id).await? else {
-            return Ok(MoveOutcome::NotFound);
+            return Ok(Committed::quiet(MoveOutcome::NotFound));
         };
         let Some(pending) = store.pending_move else {
-            return Ok(MoveOutcome::NoPendingMove);
+            return Ok(Committed::quiet(MoveOutcome::NoPendingMove));
         };
         let moved_to = match decision {
             MoveDecision::Approve => pending.location,
@@ -1394,11 +1419,15 @@ impl Membership for SqlStore {
             now,
         )
         .await?;
+        let mut effects = Effects::default();
         if decision == MoveDecision::Approve {
-            announce_in(&mut tx, relay::Announcement::StoreMoved(id)).await?;
+            effects
+                .announcements
+                .push(announce_in(&mut tx, relay::Announcement::StoreMoved(id)).await?);
         }
         tx.commit().await?;
-        Ok(MoveOutcome::Done(Box::new(store_from_row(&row)?)))
+        let store = Box::new(store_from_row(&row)?);
+        Ok(Committed::new(MoveOutcome::Done(store), effects))
     }
 }
 
@@ -1598,7 +1627,7 @@ impl Tokens for SqlStore {
         id: i64,
         actor: &Actor,
         now: OffsetDateTime,
-    ) -> DbResult<Option<TokenInfo>> {
+    ) -> DbResult<Committed<Option<TokenInfo>>> {
         let mut tx = self.writer.begin().await?;
         let row = sqlx::query(&self.sql(&format!(
             "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? AND {OWNED_BY} \
@@ -1610,7 +1639,7 @@ impl Tokens for SqlStore {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
-            return Ok(None);
+            return Ok(Committed::quiet(None));
         };
         audit(
             &mut tx,
@@ -1621,9 +1650,13 @@ impl Tokens for SqlStore {
             now,
         )
         .await?;
-        announce_in(&mut tx, relay::Announcement::TokenRevoked(id)).await?;
+        let revoked = announce_in(&mut tx, relay::Announcement::TokenRevoked(id)).await?;
         tx.commit().await?;
-        Ok(Some(token_from_row(&row)?))
+        let effects = Effects {
+            announcements: vec![revoked],
+            ..Effects::default()
+        };
+        Ok(Committed::new(Some(token_from_row(&row)?), effects))
     }
 }
 
@@ -1636,7 +1669,7 @@ impl Alerts for SqlStore {
         admission: &Admission,
         idempotency: Option<IdempotencyKey>,
         now: OffsetDateTime,
-    ) -> DbResult<Posted> {
+    ) -> DbResult<Committed<Posted>> {
         let (done, committed) = oneshot::channel();
         let post = QueuedPost {
             author: author.clone(),
@@ -1714,26 +1747,26 @@ impl Alerts for SqlStore {
         edit: Edit<'_>,
         actor: &Actor,
         now: OffsetDateTime,
-    ) -> DbResult<AlertChange> {
+    ) -> DbResult<Committed<AlertChange>> {
         let edited = edit.alert;
         let now = crate::domain::alert::whole_seconds(now);
         let mut tx = self.writer.begin().await?;
         let Some(before) = fetch_alert_locking(&mut tx, id, true).await? else {
-            return Ok(AlertChange::NotFound);
+            return Ok(Committed::quiet(AlertChange::NotFound));
         };
         if let Some(refused) = precondition(&before, edit.if_match) {
-            return Ok(refused);
+            return Ok(Committed::quiet(refused));
         }
         if !matches!(before.status, AlertStatus::Pending | AlertStatus::Published) {
-            return Ok(AlertChange::Conflict(before.status));
+            return Ok(Committed::quiet(AlertChange::Conflict(before.status)));
         }
         // The edit was built on what the handler read: if the alert moved on
         // since, whatever If-Match allowed, applying it would undo that change.
         if before != *edit.seen {
-            return Ok(match edit.if_match {
+            return Ok(Committed::quiet(match edit.if_match {
                 Some(_) => AlertChange::PreconditionFailed(before.version),
                 None => AlertChange::Stale,
-            });
+            }));
         }
         let held = edit.hold && before.status == AlertStatus::Published;
         sqlx::query(&self.sql(
@@ -1787,7 +1820,10 @@ impl Alerts for SqlStore {
         };
         let events = append_events(&mut tx, new_events, now).await?;
         tx.commit().await?;
-        Ok(AlertChange::Done(Box::new((after, events))))
+        Ok(Committed::with_events(
+            AlertChange::Done(Box::new(after)),
+            events,
+        ))
     }
 
     async fn moderate_alert(
@@ -1798,18 +1834,18 @@ impl Alerts for SqlStore {
         if_match: Option<&IfMatch>,
         actor: &Actor,
         now: OffsetDateTime,
-    ) -> DbResult<AlertChange> {
+    ) -> DbResult<Committed<AlertChange>> {
         let (from, to) = action.transition();
         let now = crate::domain::alert::whole_seconds(now);
         let mut tx = self.writer.begin().await?;
         let Some(before) = fetch_alert_locking(&mut tx, id, true).await? else {
-            return Ok(AlertChange::NotFound);
+            return Ok(Committed::quiet(AlertChange::NotFound));
         };
         if let Some(refused) = precondition(&before, if_match) {
-            return Ok(refused);
+            return Ok(Committed::quiet(refused));
         }
         if !from.contains(&before.status) {
-            return Ok(AlertChange::Conflict(before.status));
+            return Ok(Committed::quiet(AlertChange::Conflict(before.status)));
         }
         sqlx::query(&self.sql(
             "UPDATE alerts SET status = ?, status_reason = CASE WHEN ? THEN ? ELSE status_reason END, \
@@ -1862,7 +1898,10 @@ impl Alerts for SqlStore {
         };
         let events = append_events(&mut tx, new_event.into_iter().collect(), now).await?;
         tx.commit().await?;
-        Ok(AlertChange::Done(Box::new((alert, events))))
+        Ok(Committed::with_events(
+            AlertChange::Done(Box::new(alert)),
+            events,
+        ))
     }
 
     async fn flag_alert(
@@ -1873,11 +1912,11 @@ impl Alerts for SqlStore {
         threshold: u32,
         idempotency: Option<IdempotencyKey>,
         now: OffsetDateTime,
-    ) -> DbResult<FlagOutcome> {
+    ) -> DbResult<Committed<FlagOutcome>> {
         let now = crate::domain::alert::whole_seconds(now);
         let mut tx = self.writer.begin().await?;
         let Some(alert) = fetch_alert_locking(&mut tx, id, true).await? else {
-            return Ok(FlagOutcome::NotFound);
+            return Ok(Committed::quiet(FlagOutcome::NotFound));
         };
         // The key first: a retry racing its first try on another node waits
         // for it here and then answers what it made, not `already_flagged`
@@ -1885,11 +1924,11 @@ impl Alerts for SqlStore {
         if let Some(key) = &idempotency {
             let object = format!("flag:{id}:{store_id}");
             if !remember(&mut tx, key, 201, &object, now).await? {
-                return Ok(FlagOutcome::KeyTaken);
+                return Ok(Committed::quiet(FlagOutcome::KeyTaken));
             }
         }
         if alert.status != AlertStatus::Published {
-            return Ok(FlagOutcome::NotFlaggable(alert.status));
+            return Ok(Committed::quiet(FlagOutcome::NotFlaggable(alert.status)));
         }
         let inserted = sqlx::query(&self.sql(
             "INSERT INTO flags (alert_id, store_id, reason, created_at) VALUES (?, ?, ?, ?) \
@@ -1902,7 +1941,7 @@ impl Alerts for SqlStore {
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {
-            return Ok(FlagOutcome::AlreadyFlagged);
+            return Ok(Committed::quiet(FlagOutcome::AlreadyFlagged));
         }
         let flag = Flag {
             alert_id: id,
@@ -1962,7 +2001,10 @@ impl Alerts for SqlStore {
         }
         let events = append_events(&mut tx, new_events, now).await?;
         tx.commit().await?;
-        Ok(FlagOutcome::Flagged { flag, held, events })
+        Ok(Committed::with_events(
+            FlagOutcome::Flagged { flag, held },
+            events,
+        ))
     }
 
     async fn flag(&self, alert_id: i64, store_id: i64) -> DbResult<Option<Flag>> {
@@ -1990,11 +2032,11 @@ impl Alerts for SqlStore {
         reason: &str,
         actor: &Actor,
         now: OffsetDateTime,
-    ) -> DbResult<Option<Changed>> {
+    ) -> DbResult<Committed<Option<Alert>>> {
         let now = crate::domain::alert::whole_seconds(now);
         let mut tx = self.writer.begin().await?;
         let Some(alert) = fetch_alert_locking(&mut tx, id, true).await? else {
-            return Ok(None);
+            return Ok(Committed::quiet(None));
         };
         erase_in(&mut tx, id, ERASED_REASON, now).await?;
         audit(
@@ -2019,7 +2061,7 @@ impl Alerts for SqlStore {
         let events = append_events(&mut tx, new_events, now).await?;
         tx.commit().await?;
         self.checkpoint_erasure().await;
-        Ok(Some((alert, events)))
+        Ok(Committed::with_events(Some(alert), events))
     }
 
     async fn erase_expired(

@@ -114,13 +114,15 @@ pub struct Hub {
     queue_capacity: usize,
     /// Stores get nothing about alerts past its retention.
     policy: Policy,
-    committed: mpsc::UnboundedSender<Committed>,
+    committed: mpsc::UnboundedSender<Dispatch>,
     /// Frames not queued because a queue was full.
     dropped: metrics::Counter,
+    /// Woken when the last connection leaves.
+    emptied: Notify,
 }
 
 /// What the dispatcher hears of.
-enum Committed {
+enum Dispatch {
     /// An event this node committed.
     Here(Event),
     /// Another node committed up to this seq.
@@ -146,6 +148,7 @@ impl Hub {
             policy,
             committed,
             dropped: metrics::counter!(crate::metrics::FRAMES_DROPPED),
+            emptied: Notify::new(),
         });
         tokio::spawn(dispatcher(Arc::downgrade(&hub), storage, events));
         hub
@@ -155,18 +158,18 @@ impl Hub {
     pub fn committed(&self, event: Event) {
         // The dispatcher ends only with the hub, so the send cannot fail
         // while anyone still holds the hub.
-        let _ = self.committed.send(Committed::Here(event));
+        let _ = self.committed.send(Dispatch::Here(event));
     }
 
     /// Another node committed events up to `seq`: read and deliver them.
     pub fn committed_elsewhere(&self, seq: i64) {
-        let _ = self.committed.send(Committed::Elsewhere(seq));
+        let _ = self.committed.send(Dispatch::Elsewhere(seq));
     }
 
     /// Reads and delivers whatever was committed and not yet delivered, as
     /// after a lost connection to the other nodes.
     pub fn catch_up(&self) {
-        let _ = self.committed.send(Committed::Anything);
+        let _ = self.committed.send(Dispatch::Anything);
     }
 
     /// The newest `seq` dispatched.
@@ -217,6 +220,24 @@ impl Hub {
         match connection.store_id {
             None => subscribers.staff.retain(|staff| *staff != id),
             Some(store_id) => subscribers.remove_from_store(id, store_id),
+        }
+        if subscribers.connections.is_empty() {
+            self.emptied.notify_waiters();
+        }
+    }
+
+    /// Returns once no stream is open.
+    pub async fn all_closed(&self) {
+        loop {
+            let emptied = self.emptied.notified();
+            tokio::pin!(emptied);
+            // Registered before the count is read: a last close between
+            // the two still wakes it.
+            emptied.as_mut().enable();
+            if self.connections() == 0 {
+                return;
+            }
+            emptied.await;
         }
     }
 
@@ -384,20 +405,20 @@ impl Subscribers {
 async fn dispatcher(
     hub: Weak<Hub>,
     storage: Arc<dyn Storage>,
-    mut events: mpsc::UnboundedReceiver<Committed>,
+    mut events: mpsc::UnboundedReceiver<Dispatch>,
 ) {
     while let Some(committed) = events.recv().await {
         let Some(hub) = hub.upgrade() else {
             return;
         };
         let until = match committed {
-            Committed::Here(event) if event.seq == hub.head() + 1 => {
+            Dispatch::Here(event) if event.seq == hub.head() + 1 => {
                 hub.dispatch(&event);
                 continue;
             }
-            Committed::Here(event) => event.seq,
-            Committed::Elsewhere(seq) => seq,
-            Committed::Anything => newest(storage.as_ref()).await,
+            Dispatch::Here(event) => event.seq,
+            Dispatch::Elsewhere(seq) => seq,
+            Dispatch::Anything => newest(storage.as_ref()).await,
         };
         if until > hub.head() {
             catch_up(&hub, storage.as_ref(), until).await;

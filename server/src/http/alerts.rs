@@ -15,7 +15,7 @@ use super::extract::{Caller, Json, OptionalJson, Query, Sent};
 use super::moderation::{moderate, outcome_of};
 use super::openapi::RequiredReason;
 use super::safe_writes::{self, if_match, Begun, Versioned};
-use super::{committed, ApiContext, ApiError};
+use super::{ApiContext, ApiError};
 use crate::db::{AlertQuery, Edit, FlagOutcome, IdempotencyKey, Posted, Remembered, Viewer};
 use crate::domain::alert::{patched, ValidAlert};
 use crate::domain::moderation::{Admission, AlertAction};
@@ -87,26 +87,21 @@ async fn post_alert(
     let admission = status_of_new_alert(&ctx, store.id).await?;
     let storage = ctx.storage.clone();
     let keep = key.clone();
-    let posted = committed(&ctx, async move {
-        match storage
-            .post_alert(&author, &alert, &admission, keep, now)
-            .await?
-        {
-            Posted::Created(created) => {
-                let (alert, events) = *created;
-                Ok((Some(alert), events))
-            }
-            Posted::KeyTaken => Ok((None, Vec::new())),
-        }
-    })
-    .await?;
-    let Some(posted) = posted else {
+    let posted = ctx
+        .network
+        .write(async move {
+            storage
+                .post_alert(&author, &alert, &admission, keep, now)
+                .await
+        })
+        .await?;
+    let Posted::Created(posted) = posted else {
         // Another node took the key meanwhile: answer what it posted.
         let remembered = safe_writes::taken(ctx.storage.as_ref(), key.as_ref()).await?;
         return remembered_alert(&ctx, &caller, &remembered).await;
     };
     tracing::info!(alert_id = posted.id, kind = %posted.kind, status = %posted.status, "alert posted");
-    Ok((StatusCode::CREATED, Versioned(posted)))
+    Ok((StatusCode::CREATED, Versioned(*posted)))
 }
 
 /// The alert a remembered post made, as it is now.
@@ -244,17 +239,20 @@ async fn edit(
     };
     let storage = ctx.storage.clone();
     let actor = caller.actor();
-    let alert = committed(&ctx, async move {
-        let edit = Edit {
-            alert: &edited,
-            seen: &current,
-            if_match: if_match.as_ref(),
-            by_author,
-            hold,
-        };
-        outcome_of(id, "edit", storage.edit_alert(id, edit, &actor, now).await?)
-    })
-    .await?;
+    let outcome = ctx
+        .network
+        .write(async move {
+            let edit = Edit {
+                alert: &edited,
+                seen: &current,
+                if_match: if_match.as_ref(),
+                by_author,
+                hold,
+            };
+            storage.edit_alert(id, edit, &actor, now).await
+        })
+        .await?;
+    let alert = outcome_of(id, "edit", outcome)?;
     tracing::info!(alert_id = id, "alert edited");
     Ok(Versioned(alert))
 }
@@ -331,13 +329,10 @@ async fn erase(
     let actor = caller.actor();
     let now = crate::domain::alert::whole_seconds(OffsetDateTime::now_utc());
     let kept = reason.clone();
-    committed(&ctx, async move {
-        match storage.erase_alert(id, &kept, &actor, now).await? {
-            Some((_, events)) => Ok(((), events)),
-            None => Err(ApiError::NotFound(format!("no alert with id {id}"))),
-        }
-    })
-    .await?;
+    ctx.network
+        .write(async move { storage.erase_alert(id, &kept, &actor, now).await })
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no alert with id {id}")))?;
     tracing::info!(alert_id = id, "alert erased");
     Ok(axum::Json(ErasedAlert {
         alert_id: id,
@@ -400,44 +395,42 @@ async fn flag(
     let storage = ctx.storage.clone();
     let (store_id, threshold) = (store.id, ctx.policy.flag_threshold);
     let keep = key.clone();
-    let flag = committed(&ctx, async move {
-        match storage
-            .flag_alert(
-                id,
-                store_id,
-                &reason,
-                threshold,
-                keep,
-                OffsetDateTime::now_utc(),
-            )
-            .await?
-        {
-            FlagOutcome::Flagged { flag, held, events } => {
-                if held {
-                    tracing::info!(alert_id = id, "alert held for review after flags");
-                }
-                Ok((Some(flag), events))
+    let outcome = ctx
+        .network
+        .write(async move {
+            storage
+                .flag_alert(
+                    id,
+                    store_id,
+                    &reason,
+                    threshold,
+                    keep,
+                    OffsetDateTime::now_utc(),
+                )
+                .await
+        })
+        .await?;
+    match outcome {
+        FlagOutcome::Flagged { flag, held } => {
+            if held {
+                tracing::info!(alert_id = id, "alert held for review after flags");
             }
-            FlagOutcome::KeyTaken => Ok((None, Vec::new())),
-            FlagOutcome::NotFound => Err(ApiError::NotFound(format!("no alert with id {id}"))),
-            FlagOutcome::AlreadyFlagged => Err(ApiError::conflict(
-                "already_flagged",
-                format!("this store already flagged alert {id}"),
-            )),
-            FlagOutcome::NotFlaggable(status) => Err(ApiError::conflict(
-                "invalid_transition",
-                format!("cannot flag alert {id}: it is {status}"),
-            )),
+            Ok((StatusCode::CREATED, axum::Json(flag)))
         }
-    })
-    .await?;
-    match flag {
-        Some(flag) => Ok((StatusCode::CREATED, axum::Json(flag))),
         // Another node took the key meanwhile: answer the flag it made.
-        None => {
+        FlagOutcome::KeyTaken => {
             let remembered = safe_writes::taken(ctx.storage.as_ref(), key.as_ref()).await?;
             remembered_flag(&ctx, &remembered).await
         }
+        FlagOutcome::NotFound => Err(ApiError::NotFound(format!("no alert with id {id}"))),
+        FlagOutcome::AlreadyFlagged => Err(ApiError::conflict(
+            "already_flagged",
+            format!("this store already flagged alert {id}"),
+        )),
+        FlagOutcome::NotFlaggable(status) => Err(ApiError::conflict(
+            "invalid_transition",
+            format!("cannot flag alert {id}: it is {status}"),
+        )),
     }
 }
 

@@ -2,9 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use p4p_protocol::{
-    close_code, Me, MePatch, OwnStore, Role, Store, TokenCreated, TokenList, TokenRequest,
-};
+use p4p_protocol::{Me, MePatch, OwnStore, Role, Store, TokenCreated, TokenList, TokenRequest};
 use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -12,7 +10,7 @@ use utoipa_axum::routes;
 use super::extract::{Caller, Json};
 use super::{ApiContext, ApiError};
 use crate::db::{AreaChange, NewToken, TokenCreation, TokenOwner};
-use crate::domain::place::{Area, Place, RadiusKm};
+use crate::domain::place::{Place, RadiusKm};
 use crate::domain::secret::Secret;
 use crate::domain::store::MAX_STORE_TOKENS;
 use crate::domain::{required_line, Invalid};
@@ -86,15 +84,17 @@ async fn update(
             .map(|location| Place::parse("location", location))
             .transpose()?,
     };
-    let _moves = ctx.store_moves.lock().await;
+    let storage = ctx.storage.clone();
+    let store_id = store.id;
     let changed = ctx
-        .storage
-        .change_area(store.id, change, OffsetDateTime::now_utc())
+        .network
+        .write(async move {
+            storage
+                .change_area(store_id, change, OffsetDateTime::now_utc())
+                .await
+        })
         .await?
         .ok_or_else(|| ApiError::NotFound("this store no longer exists".to_owned()))?;
-    if change.radius.is_some() {
-        ctx.hub.move_store(store.id, Area::of_store(&changed));
-    }
     if let Some(pending) = &changed.pending_move {
         tracing::info!(
             store_id = store.id,
@@ -238,13 +238,17 @@ async fn revoke_token(
     Path(id): Path<i64>,
 ) -> Result<axum::Json<p4p_protocol::TokenInfo>, ApiError> {
     let owner = token_owner(&caller)?;
+    let storage = ctx.storage.clone();
+    let actor = caller.actor();
     let revoked = ctx
-        .storage
-        .revoke_token(owner, id, &caller.actor(), OffsetDateTime::now_utc())
+        .network
+        .write(async move {
+            storage
+                .revoke_token(owner, id, &actor, OffsetDateTime::now_utc())
+                .await
+        })
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no token with id {id} among yours")))?;
-    ctx.hub
-        .close_token(id, close_code::REVOKED, "token revoked");
     tracing::info!(token_id = id, "token revoked");
     Ok(axum::Json(revoked))
 }

@@ -17,7 +17,6 @@ mod safe_writes;
 mod stores;
 mod stream;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,9 +33,8 @@ use utoipa_axum::router::OpenApiRouter;
 pub use error::ApiError;
 
 use crate::db::Storage;
-use crate::domain::delivery::Event;
 use crate::domain::moderation::Policy;
-use crate::fanout::Hub;
+use crate::fanout::Network;
 
 /// docs/API.md: larger request bodies are refused with 413 before parsing.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -44,16 +42,12 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 /// What every handler shares.
 #[derive(Clone)]
 pub struct ApiContext {
+    /// Reads; writes whose commits must be heard go through `network`.
     pub storage: Arc<dyn Storage>,
-    pub hub: Arc<Hub>,
+    /// Publishes what writes committed, and takes stream subscriptions.
+    pub network: Arc<Network>,
     pub stream: StreamSettings,
-    /// Serializes store moves with stream subscriptions, so that the hub
-    /// always ends up with a store's newest area of interest.
-    pub store_moves: Arc<tokio::sync::Mutex<()>>,
     pub policy: Policy,
-    /// False while this node cannot hear the others (PostgreSQL LISTEN
-    /// lost): `/readyz` says not ready.
-    pub hears_other_nodes: Arc<std::sync::atomic::AtomicBool>,
     pub limits: Arc<limits::Limits>,
     /// Renders `GET /metrics`; the stream writers' counters.
     pub metrics: crate::metrics::Metrics,
@@ -62,26 +56,6 @@ pub struct ApiContext {
     /// Where users reach the server (`--public-url`): absolute links, and
     /// the origin that may always open streams.
     pub public_url: crate::config::PublicUrl,
-}
-
-/// Runs a write in its own task and hands the events it committed to the
-/// hub, in order: a client that hangs up mid-request cannot cancel the
-/// delivery of what was committed.
-pub async fn committed<T, W>(ctx: &ApiContext, write: W) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    W: Future<Output = Result<(T, Vec<Event>), ApiError>> + Send + 'static,
-{
-    let hub = ctx.hub.clone();
-    tokio::spawn(async move {
-        let (value, events) = write.await?;
-        for event in events {
-            hub.committed(event);
-        }
-        Ok(value)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("writing task failed: {e}")))?
 }
 
 /// How streams behave.

@@ -11,8 +11,8 @@ use super::alerts::changeable;
 use super::extract::{Caller, OptionalJson};
 use super::openapi::RequiredReason;
 use super::safe_writes::{if_match, precondition_failed, Versioned};
-use super::{committed, ApiContext, ApiError};
-use crate::db::{AlertChange, Changed};
+use super::{ApiContext, ApiError};
+use crate::db::AlertChange;
 use crate::domain::moderation::AlertAction;
 use crate::domain::reason;
 use crate::domain::version::IfMatch;
@@ -155,20 +155,22 @@ pub(super) async fn moderate(
     let reason = reason(reason_given, action.needs_reason())?;
     let storage = ctx.storage.clone();
     let actor = caller.actor();
-    let alert: Alert = committed(ctx, async move {
-        let outcome = storage
-            .moderate_alert(
-                id,
-                action,
-                reason.as_deref(),
-                if_match.as_ref(),
-                &actor,
-                OffsetDateTime::now_utc(),
-            )
-            .await?;
-        outcome_of(id, action.verb(), outcome)
-    })
-    .await?;
+    let outcome = ctx
+        .network
+        .write(async move {
+            storage
+                .moderate_alert(
+                    id,
+                    action,
+                    reason.as_deref(),
+                    if_match.as_ref(),
+                    &actor,
+                    OffsetDateTime::now_utc(),
+                )
+                .await
+        })
+        .await?;
+    let alert = outcome_of(id, action.verb(), outcome)?;
     tracing::info!(
         alert_id = id,
         action = action.audit_name(),
@@ -177,9 +179,9 @@ pub(super) async fn moderate(
     Ok(Versioned(alert))
 }
 
-/// The changed alert and its events, or the refusal of the change, for
-/// the caller that asked to `verb` alert `id`.
-pub(super) fn outcome_of(id: i64, verb: &str, outcome: AlertChange) -> Result<Changed, ApiError> {
+/// The changed alert, or the refusal of the change, for the caller that
+/// asked to `verb` alert `id`.
+pub(super) fn outcome_of(id: i64, verb: &str, outcome: AlertChange) -> Result<Alert, ApiError> {
     match outcome {
         AlertChange::Done(changed) => Ok(*changed),
         AlertChange::NotFound => Err(ApiError::NotFound(format!("no alert with id {id}"))),

@@ -40,10 +40,7 @@ async fn ready(State(ctx): State<ApiContext>) -> Result<(StatusCode, &'static st
         tracing::warn!(%error, "not ready: the database does not answer");
         ApiError::Database(error)
     })?;
-    if !ctx
-        .hears_other_nodes
-        .load(std::sync::atomic::Ordering::Acquire)
-    {
+    if !ctx.network.is_ready() {
         return Err(ApiError::Unavailable(
             "not listening to the other nodes; reconnecting",
         ));
@@ -61,7 +58,7 @@ async fn ready(State(ctx): State<ApiContext>) -> Result<(StatusCode, &'static st
     responses((status = 200, description = "The server's metrics in the Prometheus text format (version 0.0.4)", content_type = "text/plain", body = String))
 )]
 async fn scrape(State(ctx): State<ApiContext>) -> impl IntoResponse {
-    metrics::gauge!(crate::metrics::STREAMS_OPEN).set(ctx.hub.connections() as f64);
+    metrics::gauge!(crate::metrics::STREAMS_OPEN).set(ctx.network.connections() as f64);
     let alerts = match tokio::time::timeout(
         crate::metrics::COUNT_TIMEOUT,
         ctx.storage.alert_counts(),

@@ -3,7 +3,7 @@
 
 use axum::extract::{Path, State};
 use p4p_protocol::{
-    close_code, ReasonRequest, ReinstatedStore, Store, StoreList, StoreStatus, TokenInfo, TokenList,
+    ReasonRequest, ReinstatedStore, Store, StoreList, StoreStatus, TokenInfo, TokenList,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -14,7 +14,7 @@ use super::extract::{Caller, OptionalJson, Query};
 use super::openapi::RequiredReason;
 use super::{ApiContext, ApiError};
 use crate::db::{MoveOutcome, StoreQuery, TokenOwner, Transition};
-use crate::domain::place::Area;
+
 use crate::domain::reason;
 use crate::domain::secret::Secret;
 use crate::domain::store::{MembershipAction, MoveDecision};
@@ -136,20 +136,24 @@ async fn revoke_token(
     Path((id, token_id)): Path<(i64, i64)>,
 ) -> Result<axum::Json<TokenInfo>, ApiError> {
     caller.require_staff("revoke a store's tokens")?;
+    let storage = ctx.storage.clone();
+    let actor = caller.actor();
     let revoked = ctx
-        .storage
-        .revoke_token(
-            TokenOwner::Store(id),
-            token_id,
-            &caller.actor(),
-            OffsetDateTime::now_utc(),
-        )
+        .network
+        .write(async move {
+            storage
+                .revoke_token(
+                    TokenOwner::Store(id),
+                    token_id,
+                    &actor,
+                    OffsetDateTime::now_utc(),
+                )
+                .await
+        })
         .await?
         .ok_or_else(|| {
             ApiError::NotFound(format!("no token with id {token_id} among store {id}'s"))
         })?;
-    ctx.hub
-        .close_token(token_id, close_code::REVOKED, "token revoked");
     tracing::info!(store_id = id, token_id, "store token revoked by staff");
     Ok(axum::Json(revoked))
 }
@@ -248,21 +252,24 @@ async fn reinstate(
     caller.require_staff("reinstate stores")?;
     let reason = reason(body.reason.as_deref(), action.needs_reason())?;
     let claim_secret = Secret::new_claim();
+    let storage = ctx.storage.clone();
+    let actor = caller.actor();
+    let claim = claim_secret.hash();
     let outcome = ctx
-        .storage
-        .reinstate_store(
-            id,
-            reason.as_deref(),
-            &claim_secret.hash(),
-            &caller.actor(),
-            OffsetDateTime::now_utc(),
-        )
+        .network
+        .write(async move {
+            storage
+                .reinstate_store(
+                    id,
+                    reason.as_deref(),
+                    &claim,
+                    &actor,
+                    OffsetDateTime::now_utc(),
+                )
+                .await
+        })
         .await?;
     let reinstated = membership_outcome(id, action, outcome)?;
-    for token_id in &reinstated.revoked_tokens {
-        ctx.hub
-            .close_token(*token_id, close_code::REVOKED, "token revoked");
-    }
     tracing::info!(
         store_id = id,
         revoked_tokens = reinstated.revoked_tokens.len(),
@@ -328,23 +335,24 @@ async fn decide_move(
 ) -> Changed {
     caller.require_staff("decide a store's move")?;
     let reason = reason(body.reason.as_deref(), decision.needs_reason())?;
-    // The hub learns of the move in the order the database took them.
-    let _moves = ctx.store_moves.lock().await;
+    let storage = ctx.storage.clone();
+    let actor = caller.actor();
     let outcome = ctx
-        .storage
-        .decide_move(
-            id,
-            decision,
-            reason.as_deref(),
-            &caller.actor(),
-            OffsetDateTime::now_utc(),
-        )
+        .network
+        .write(async move {
+            storage
+                .decide_move(
+                    id,
+                    decision,
+                    reason.as_deref(),
+                    &actor,
+                    OffsetDateTime::now_utc(),
+                )
+                .await
+        })
         .await?;
     match outcome {
         MoveOutcome::Done(store) => {
-            if decision == MoveDecision::Approve {
-                ctx.hub.move_store(id, Area::of_store(&store));
-            }
             tracing::info!(store_id = id, ?decision, "store move decided");
             Ok(axum::Json(*store))
         }
@@ -365,21 +373,23 @@ async fn change(
 ) -> Changed {
     caller.require_staff(&format!("{} stores", action.verb()))?;
     let reason = reason(body.reason.as_deref(), action.needs_reason())?;
+    let storage = ctx.storage.clone();
+    let actor = caller.actor();
     let outcome = ctx
-        .storage
-        .change_membership(
-            id,
-            action,
-            reason.as_deref(),
-            &caller.actor(),
-            OffsetDateTime::now_utc(),
-        )
+        .network
+        .write(async move {
+            storage
+                .change_membership(
+                    id,
+                    action,
+                    reason.as_deref(),
+                    &actor,
+                    OffsetDateTime::now_utc(),
+                )
+                .await
+        })
         .await?;
     let store = membership_outcome(id, action, outcome)?;
-    if action == MembershipAction::Suspend {
-        ctx.hub
-            .close_store(id, close_code::REVOKED, "store suspended");
-    }
     tracing::info!(
         store_id = id,
         action = action.audit_name(),

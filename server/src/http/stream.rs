@@ -138,24 +138,23 @@ fn audience_of(caller: &Caller) -> Audience {
     }
 }
 
-/// Joins the hub, then checks the token and the store again: a suspension,
-/// revocation or move committed between authentication and joining is seen
-/// here, and any later one reaches the registration. Moves are serialized
-/// with `PATCH /v1/me`, so the hub never keeps an older area.
+/// Joins the network, then checks the token and the store again: a
+/// suspension, revocation or move committed between authentication and
+/// joining is seen here, and any later one reaches the registration. Store
+/// moves wait meanwhile, so the hub never keeps an older area.
 async fn subscribe(
     ctx: &ApiContext,
     caller: &Caller,
     subscription: Subscription,
-) -> Result<(Registration, Audience), &'static str> {
-    let _moves = ctx.store_moves.lock().await;
-    let registration = ctx.hub.subscribe(subscription);
+) -> Result<(Registration, Audience), Refusal> {
+    let subscribing = ctx.network.subscribe(subscription).await;
     let current = match ctx.storage.credential(&caller.token_hash).await {
         Ok(Some(credential)) => credential,
-        Ok(None) => return Err("token revoked"),
+        Ok(None) => return Err(Refusal::TokenRevoked),
         Err(error) => {
             tracing::error!(%error, "cannot check the token again");
             crate::metrics::database_error();
-            return Err("database unavailable");
+            return Err(Refusal::DatabaseUnavailable);
         }
     };
     let current = Caller {
@@ -164,27 +163,50 @@ async fn subscribe(
         token_hash: caller.token_hash.clone(),
     };
     if current.require_active().is_err() {
-        return Err("store suspended");
+        return Err(Refusal::StoreSuspended);
     }
     let audience = audience_of(&current);
     if let (Audience::Store(now), Audience::Store(then)) = (audience, subscription.audience) {
         if now.interest != then.interest {
-            ctx.hub.move_store(now.store_id, now.interest);
+            subscribing.moved(now.store_id, now.interest);
         }
     }
-    Ok((registration, audience))
+    Ok((subscribing.joined(), audience))
 }
 
-/// Closes a stream that may not go on: 4001 for a dead credential, 1011
-/// when the database cannot say.
-async fn refuse(mut socket: WebSocket, refusal: &'static str, limit: Duration) -> String {
-    let code = if refusal == "database unavailable" {
-        1011
-    } else {
-        close_code::REVOKED
-    };
-    close(&mut socket, code, refusal, limit).await;
-    format!("refused: {code} {refusal}")
+/// Why a stream may not go on once it has joined the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    TokenRevoked,
+    StoreSuspended,
+    /// The database could not say whether the credential still holds.
+    DatabaseUnavailable,
+}
+
+impl Refusal {
+    /// 4001 for a dead credential, 1011 when the database cannot say.
+    fn close_code(self) -> u16 {
+        match self {
+            Refusal::TokenRevoked | Refusal::StoreSuspended => close_code::REVOKED,
+            Refusal::DatabaseUnavailable => close_code::INTERNAL_ERROR,
+        }
+    }
+
+    /// The close frame's reason.
+    fn reason(self) -> &'static str {
+        match self {
+            Refusal::TokenRevoked => "token revoked",
+            Refusal::StoreSuspended => "store suspended",
+            Refusal::DatabaseUnavailable => "database unavailable",
+        }
+    }
+}
+
+/// Closes a stream that may not go on.
+async fn refuse(mut socket: WebSocket, refusal: Refusal, limit: Duration) -> String {
+    let (code, reason) = (refusal.close_code(), refusal.reason());
+    close(&mut socket, code, reason, limit).await;
+    format!("refused: {code} {reason}")
 }
 
 /// Sends the server's close frame (counted by code), giving up on a client
