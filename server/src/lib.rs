@@ -177,7 +177,11 @@ async fn follow_other_nodes(
                 hub.catch_up();
                 ready.store(true, Ordering::Release);
             }
-            Heard::Lost => ready.store(false, Ordering::Release),
+            Heard::Lost => {
+                // The relay met a database error (db counts nothing).
+                crate::metrics::database_error();
+                ready.store(false, Ordering::Release)
+            }
             Heard::Announced(Announcement::StoreSuspended(id)) => {
                 hub.close_store(id, close_code::REVOKED, "store suspended")
             }

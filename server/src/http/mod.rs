@@ -9,6 +9,7 @@ mod extract;
 mod guessing;
 pub mod limits;
 mod me;
+mod middleware;
 mod moderation;
 mod openapi;
 mod ops;
@@ -196,7 +197,7 @@ pub fn router(ctx: ApiContext) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .layer(axum::middleware::map_request(unsafe_request_ids_replaced))
-        .layer(axum::middleware::from_fn(crate::metrics::record_request))
+        .layer(axum::middleware::from_fn(middleware::record_request))
 }
 
 #[cfg(test)]
