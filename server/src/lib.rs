@@ -1,7 +1,9 @@
 //! p4p-server: the alert network of the Partner for Protection movement.
 //!
 //! `domain` holds the rules (no I/O), `db` the storage layer (the only SQL),
-//! `fanout` the live delivery, `http` the API. `serve` wires them together.
+//! `fanout` the live delivery, `http` the API, `listener` the connections
+//! it is served on, `metrics` the series it counts. `serve` wires them
+//! together.
 
 pub mod config;
 pub mod db;
@@ -9,6 +11,7 @@ pub mod domain;
 pub mod erasure;
 pub mod fanout;
 pub mod http;
+pub mod listener;
 pub mod metrics;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,9 +29,9 @@ use db::{Actor, NewToken, Storage};
 use domain::place::Area;
 use domain::secret::Secret;
 use fanout::Hub;
-use http::connections::{CappedListener, ConnectionLimits};
 use http::limits::Limits;
-use http::{ApiContext, StreamSettings};
+use http::{ApiContext, Edge, StreamSettings};
+use listener::{CappedListener, ConnectionLimits};
 
 /// How long shutdown waits for open streams to take their close frames.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -76,7 +79,8 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         store_moves,
         policy,
         hears_other_nodes,
-        limits: Arc::new(Limits::new(&args.limits).with_own_origin(public_url.origin())),
+        limits: Arc::new(Limits::new(&args.limits)),
+        edge: Arc::new(Edge::new(&args.limits, &public_url)),
         metrics,
         in_progress: Arc::default(),
         public_url,
@@ -94,7 +98,7 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         policy,
         Duration::from_secs(args.erase_interval_secs),
     ));
-    let limits = connection_limits(args);
+    let limits = ConnectionLimits::from_args(args);
     let connection_cap = limits.cap;
     let connections_per_address = limits.per_address;
     let listener = CappedListener::new(listener, limits);
@@ -122,7 +126,7 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         });
     }
 
-    http::connections::serve(listener, http::router(ctx), shutdown_signal()).await?;
+    crate::listener::serve(listener, http::router(ctx), shutdown_signal()).await?;
     tracing::info!("shutting down: closing streams with 1001");
     hub.close_all(close_code::GOING_AWAY, "server shutting down");
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
@@ -130,22 +134,6 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
-}
-
-/// The caps on connections, from the command line.
-fn connection_limits(args: &ServeArgs) -> ConnectionLimits {
-    let limits = &args.limits;
-    ConnectionLimits {
-        cap: match limits.max_connections {
-            0 => http::connections::default_connection_cap(args.database_pool),
-            cap => cap as usize,
-        },
-        per_address: limits.connections_per_address as usize,
-        exempt: limits.trusted_proxies.clone(),
-        // Streams hear from their clients at least once per ping interval.
-        idle: Duration::from_secs(args.ping_interval_secs * 2 + limits.request_timeout_secs),
-        header_read_timeout: Duration::from_secs(limits.header_read_timeout_secs),
-    }
 }
 
 /// Lets the rate limits forget the keys that have their whole allowance

@@ -204,7 +204,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 }
 
 /// The client address the per-address limits count (see
-/// `Limits::client_of`); `None` only where no connection info exists.
+/// `TrustedProxies::client_of`); `None` only where no connection info exists.
 pub struct ClientIp(pub Option<IpAddr>);
 
 impl FromRequestParts<ApiContext> for ClientIp {
@@ -215,7 +215,9 @@ impl FromRequestParts<ApiContext> for ClientIp {
         ctx: &ApiContext,
     ) -> Result<Self, Self::Rejection> {
         Ok(ClientIp(
-            ctx.limits.client_of(&parts.headers, &parts.extensions),
+            ctx.edge
+                .proxies
+                .client_of(&parts.headers, &parts.extensions),
         ))
     }
 }
@@ -293,7 +295,10 @@ impl FromRequestParts<ApiContext> for Caller {
         ctx: &ApiContext,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?;
-        let client = ctx.limits.client_of(&parts.headers, &parts.extensions);
+        let client = ctx
+            .edge
+            .proxies
+            .client_of(&parts.headers, &parts.extensions);
         authenticate(ctx, token, client).await
     }
 }
@@ -318,7 +323,10 @@ impl FromRequestParts<ApiContext> for StreamCaller {
             Some(token) => Some(token),
             None => bearer(parts)?.map(str::to_owned),
         };
-        let client = ctx.limits.client_of(&parts.headers, &parts.extensions);
+        let client = ctx
+            .edge
+            .proxies
+            .client_of(&parts.headers, &parts.extensions);
         authenticate(ctx, token.as_deref(), client)
             .await
             .map(StreamCaller)
