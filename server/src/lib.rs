@@ -92,7 +92,7 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
              benchmarks and trusted test rigs"
         );
     }
-    tokio::spawn(forget_idle_limits(ctx.limits.clone()));
+    tokio::spawn(Limits::forget_idle_forever(ctx.limits.clone()));
     tokio::spawn(erasure::sweep_forever(
         ctx.storage.clone(),
         policy,
@@ -134,16 +134,6 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
-}
-
-/// Lets the rate limits forget the keys that have their whole allowance
-/// back, so that their memory follows the active clients, not all ever seen.
-async fn forget_idle_limits(limits: Arc<Limits>) {
-    let mut every = tokio::time::interval(Duration::from_secs(60));
-    loop {
-        every.tick().await;
-        limits.forget_idle();
-    }
 }
 
 /// Applies what the other nodes committed and announced to this node's

@@ -18,6 +18,7 @@ mod streams;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -312,6 +313,16 @@ impl Limits {
         self.tokens.forget_idle();
         self.guessing.forget_idle();
         self.replays.forget_idle();
+    }
+
+    /// Forgets idle keys every minute, until the process ends, so that the
+    /// limits' memory follows the active clients, not all ever seen.
+    pub async fn forget_idle_forever(limits: Arc<Limits>) {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            limits.forget_idle();
+        }
     }
 }
 
