@@ -9,6 +9,7 @@ pub mod domain;
 pub mod erasure;
 pub mod fanout;
 pub mod http;
+pub mod listener;
 pub mod metrics;
 pub mod shutdown;
 pub mod staff_token;
@@ -22,9 +23,9 @@ use tokio::net::TcpListener;
 
 use config::ServeArgs;
 use fanout::{HubSettings, Network};
-use http::connections::{CappedListener, ConnectionLimits};
 use http::limits::Limits;
-use http::{ApiContext, StreamSettings};
+use http::{ApiContext, Edge, StreamSettings};
+use listener::{CappedListener, ConnectionLimits};
 
 /// How long shutdown waits for open streams to take their close frames.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -64,10 +65,10 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
             ping_interval: Duration::from_secs(args.ping_interval_secs),
         },
         policy,
-        limits: Arc::new(Limits::new(&args.limits).with_own_origin(public_url.origin())),
+        limits: Arc::new(Limits::new(&args.limits)),
+        edge: Arc::new(Edge::new(&args.limits, public_url)),
         metrics,
         in_progress: Arc::default(),
-        public_url,
     };
     if args.limits.rate_limits == config::Switch::Off {
         tracing::warn!(
@@ -76,13 +77,13 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
              benchmarks and trusted test rigs"
         );
     }
-    tokio::spawn(forget_idle_limits(ctx.limits.clone()));
+    tokio::spawn(Limits::forget_idle_forever(ctx.limits.clone()));
     tokio::spawn(erasure::sweep_forever(
         ctx.storage.clone(),
         policy,
         Duration::from_secs(args.erase_interval_secs),
     ));
-    let limits = connection_limits(args);
+    let limits = ConnectionLimits::from_args(args);
     let connection_cap = limits.cap;
     let connections_per_address = limits.per_address;
     let listener = CappedListener::new(listener, limits);
@@ -94,7 +95,7 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    tracing::info!(%address, public_url = %ctx.public_url.link(""), database = %db::redact(database_url), head, ?policy, connection_cap, connections_per_address, "p4p-server listening");
+    tracing::info!(%address, public_url = %ctx.edge.public_url.link(""), database = %db::redact(database_url), head, ?policy, connection_cap, connections_per_address, "p4p-server listening");
     // Tests and scripts read the address from this line.
     println!("p4p-server listening on http://{address}");
     if let Some(operators) = operators {
@@ -110,7 +111,7 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         });
     }
 
-    http::connections::serve(listener, http::router(ctx), shutdown::signal()).await?;
+    listener::serve(listener, http::router(ctx), shutdown::signal()).await?;
     tracing::info!("shutting down: closing streams with 1001");
     network
         .close_all(
@@ -120,30 +121,4 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         )
         .await;
     Ok(())
-}
-
-/// The caps on connections, from the command line.
-fn connection_limits(args: &ServeArgs) -> ConnectionLimits {
-    let limits = &args.limits;
-    ConnectionLimits {
-        cap: match limits.max_connections {
-            0 => http::connections::default_connection_cap(args.database_pool),
-            cap => cap as usize,
-        },
-        per_address: limits.connections_per_address as usize,
-        exempt: limits.trusted_proxies.clone(),
-        // Streams hear from their clients at least once per ping interval.
-        idle: Duration::from_secs(args.ping_interval_secs * 2 + limits.request_timeout_secs),
-        header_read_timeout: Duration::from_secs(limits.header_read_timeout_secs),
-    }
-}
-
-/// Lets the rate limits forget the keys that have their whole allowance
-/// back, so that their memory follows the active clients, not all ever seen.
-async fn forget_idle_limits(limits: Arc<Limits>) {
-    let mut every = tokio::time::interval(Duration::from_secs(60));
-    loop {
-        every.tick().await;
-        limits.forget_idle();
-    }
 }

@@ -5,20 +5,19 @@
 //! by [`install`] before anything counts. Hot paths (the fanout, stream
 //! writes) keep a [`metrics::Counter`] handle instead of looking one up per
 //! frame.
+//!
+//! A leaf: it knows nothing of the rest of the server. The layers above
+//! count (the HTTP layer times requests and counts the database errors it
+//! answers; the background loops count theirs with [`database_error`]);
+//! the storage layer below counts nothing and only returns its errors.
 
 use std::fmt::Write as _;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request};
-use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::Response;
 use metrics::{describe_counter, describe_gauge, describe_histogram, Counter, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use p4p_protocol::{AlertKind, AlertStatus};
-
-use crate::db::AlertCount;
 
 /// Gauge: open WebSocket streams on this node.
 pub const STREAMS_OPEN: &str = "p4p_streams_open";
@@ -131,44 +130,10 @@ pub fn stream_closed(code: u16) {
     metrics::counter!(STREAM_CLOSES, "code" => code.to_string()).increment(1);
 }
 
-/// Middleware: times every request, labelled with its matched route (an
-/// unknown path is `unmatched`): ids, queries and tokens never become labels.
-pub async fn record_request(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = method_label(request.method());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let response = next.run(request).await;
-    metrics::histogram!(
-        HTTP_REQUEST_DURATION,
-        "method" => method,
-        "route" => route,
-        "status" => response.status().as_u16().to_string(),
-    )
-    .record(started.elapsed());
-    response
-}
-
-/// The method, or `other` for one outside HTTP's usual few: a client must
-/// not mint label values.
-fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    }
-}
-
-/// The `p4p_alerts` family: every known kind and status (0 when none), and
-/// any other pair the database holds.
-pub fn render_alerts(counts: &[AlertCount]) -> String {
+/// The `p4p_alerts` family from `(kind, status, count)` triples: every
+/// known kind and status (0 when none), and any other pair the database
+/// holds.
+pub fn render_alerts<'a>(counts: impl IntoIterator<Item = (&'a str, &'a str, i64)>) -> String {
     let mut pairs: Vec<(&str, &str, i64)> = AlertKind::ALL
         .iter()
         .flat_map(|kind| {
@@ -177,13 +142,13 @@ pub fn render_alerts(counts: &[AlertCount]) -> String {
                 .map(move |status| (kind.as_str(), status.as_str(), 0))
         })
         .collect();
-    for count in counts {
+    for (kind, status, count) in counts {
         let known = pairs
             .iter_mut()
-            .find(|(kind, status, _)| *kind == count.kind && *status == count.status);
+            .find(|pair| pair.0 == kind && pair.1 == status);
         match known {
-            Some(pair) => pair.2 = count.count,
-            None => pairs.push((&count.kind, &count.status, count.count)),
+            Some(pair) => pair.2 = count,
+            None => pairs.push((kind, status, count)),
         }
     }
     let mut out = format!(
@@ -216,18 +181,10 @@ mod tests {
     #[test]
     fn alert_counts_cover_every_kind_and_status() {
         let counts = [
-            AlertCount {
-                kind: "burglary".to_owned(),
-                status: "published".to_owned(),
-                count: 3,
-            },
-            AlertCount {
-                kind: "odd\"kind\\\n".to_owned(),
-                status: "pending".to_owned(),
-                count: 1,
-            },
+            ("burglary", "published", 3),
+            ("odd\"kind\\\n", "pending", 1),
         ];
-        let text = render_alerts(&counts);
+        let text = render_alerts(counts);
         let series: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(
             series.len(),
@@ -237,12 +194,5 @@ mod tests {
         assert!(series.contains(&"p4p_alerts{kind=\"burglary\",status=\"pending\"} 0"));
         assert!(series.contains(&"p4p_alerts{kind=\"odd\\\"kind\\\\\\n\",status=\"pending\"} 1"));
         assert!(text.starts_with("# HELP p4p_alerts "));
-    }
-
-    #[test]
-    fn clients_cannot_mint_method_labels() {
-        assert_eq!(method_label(&Method::GET), "GET");
-        let odd = Method::from_bytes(b"BREW").expect("a valid method token");
-        assert_eq!(method_label(&odd), "other");
     }
 }

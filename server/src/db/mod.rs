@@ -434,11 +434,17 @@ pub trait Tokens: Send + Sync {
     ) -> DbResult<TokenCreation>;
     /// The unrevoked token with this hash.
     async fn credential(&self, hash: &SecretHash) -> DbResult<Option<Credential>>;
-    /// Records that the token authenticated a request: written at most
-    /// once a minute per token, and never holding the request up for long
-    /// (authentication is on every request's path). A failure is logged:
-    /// `last_used_at` is for people, not for access.
-    async fn token_used(&self, token: &TokenInfo, now: OffsetDateTime);
+    /// The write that records that the token authenticated a request, when
+    /// one is due: at most once a minute per token. It borrows nothing, so
+    /// that the caller can run it on its own and not hold the request up
+    /// for long (authentication is on every request's path); what to do
+    /// with a failure is the caller's: `last_used_at` is for people, not
+    /// for access.
+    fn token_used(
+        &self,
+        token: &TokenInfo,
+        now: OffsetDateTime,
+    ) -> Option<futures_util::future::BoxFuture<'static, DbResult<()>>>;
     async fn tokens(&self, owner: TokenOwner) -> DbResult<Vec<TokenInfo>>;
     /// Whether the token exists and is not revoked.
     async fn token_active(&self, id: i64) -> DbResult<bool>;

@@ -60,7 +60,9 @@ pub enum Heard {
     /// Listening again after a start or a lost connection: whatever was
     /// committed meanwhile must be read.
     Listening,
-    /// The connection is lost; notifications may be missed until `Listening`.
+    /// The connection is lost, or could not be made: one database error
+    /// each, for the follower to count. Notifications may be missed until
+    /// `Listening`.
     Lost,
 }
 
@@ -82,7 +84,6 @@ pub fn listen(url: String) -> mpsc::Receiver<Heard> {
                         return;
                     };
                     tracing::warn!(reason = %why, "lost the LISTEN connection; reconnecting");
-                    crate::metrics::database_error();
                     // Only a connection that held for a while resets the backoff.
                     if since.elapsed() > STABLE {
                         delay = Duration::from_millis(100);
@@ -90,7 +91,6 @@ pub fn listen(url: String) -> mpsc::Receiver<Heard> {
                 }
                 Err(error) => {
                     tracing::warn!(%error, "cannot LISTEN; retrying");
-                    crate::metrics::database_error();
                 }
             }
             if heard.send(Heard::Lost).await.is_err() {

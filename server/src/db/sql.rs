@@ -354,8 +354,6 @@ fn token_from_row(row: &AnyRow) -> DbResult<TokenInfo> {
 /// How stale a token's `last_used_at` may be: it is written at most this
 /// often per token, so that authentication (every request) rarely writes.
 const LAST_USED_EVERY: i64 = 60;
-/// How long a request waits for that write; it goes on in the background.
-const LAST_USED_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// When this node last wrote each token's `last_used_at`, so that a burst
 /// of requests with a token whose stored value is stale writes it once,
@@ -1569,13 +1567,17 @@ impl Tokens for SqlStore {
         Ok(Some(Credential { token, store }))
     }
 
-    async fn token_used(&self, token: &TokenInfo, now: OffsetDateTime) {
+    fn token_used(
+        &self,
+        token: &TokenInfo,
+        now: OffsetDateTime,
+    ) -> Option<BoxFuture<'static, DbResult<()>>> {
         let now = unix(now);
         let fresh = token
             .last_used_at
             .is_some_and(|at| unix(at) > now - LAST_USED_EVERY);
         if fresh || !self.token_uses.claim_write(token.id, now) {
-            return;
+            return None;
         }
         let statement = self
             .sql(
@@ -1584,22 +1586,15 @@ impl Tokens for SqlStore {
             )
             .into_owned();
         let (writer, token_id) = (self.writer.clone(), token.id);
-        // Its own task: a request waits at most LAST_USED_WAIT for it, so
-        // that authentication never queues behind the writes (as reads have
-        // their own pool for), and the write is not lost if it waits longer.
-        let write = tokio::spawn(async move {
-            let written = sqlx::query(&statement)
+        Some(Box::pin(async move {
+            sqlx::query(&statement)
                 .bind(now)
                 .bind(token_id)
                 .bind(now - LAST_USED_EVERY)
                 .execute(&writer)
-                .await;
-            if let Err(error) = written {
-                tracing::warn!(%error, token_id, "cannot record a token's use");
-                crate::metrics::database_error();
-            }
-        });
-        let _ = tokio::time::timeout(LAST_USED_WAIT, write).await;
+                .await?;
+            Ok(())
+        }))
     }
 
     async fn tokens(&self, owner: TokenOwner) -> DbResult<Vec<TokenInfo>> {

@@ -241,7 +241,11 @@ async fn follow_other_nodes(mut heard: mpsc::Receiver<Heard>, network: Arc<Netwo
                 network.hub.catch_up();
                 network.hears_other_nodes.store(true, Ordering::Release);
             }
-            Heard::Lost => network.hears_other_nodes.store(false, Ordering::Release),
+            Heard::Lost => {
+                // The relay met a database error (db counts nothing).
+                crate::metrics::database_error();
+                network.hears_other_nodes.store(false, Ordering::Release)
+            }
             Heard::Announced(announcement) => network.apply(announcement).await,
         }
     }

@@ -2,17 +2,19 @@
 //! field: JSON bodies, query strings, and the caller behind a token.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
+use futures_util::future::BoxFuture;
 use p4p_protocol::{Role, Store, StoreStatus, TokenInfo};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{ApiContext, ApiError};
-use crate::db::Actor;
+use crate::db::{Actor, DbResult};
 use crate::domain::secret::{Secret, SecretHash};
 use crate::domain::Invalid;
 
@@ -202,7 +204,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 }
 
 /// The client address the per-address limits count (see
-/// `Limits::client_of`); `None` only where no connection info exists.
+/// `TrustedProxies::client_of`); `None` only where no connection info exists.
 pub struct ClientIp(pub Option<IpAddr>);
 
 impl FromRequestParts<ApiContext> for ClientIp {
@@ -213,7 +215,9 @@ impl FromRequestParts<ApiContext> for ClientIp {
         ctx: &ApiContext,
     ) -> Result<Self, Self::Rejection> {
         Ok(ClientIp(
-            ctx.limits.client_of(&parts.headers, &parts.extensions),
+            ctx.edge
+                .proxies
+                .client_of(&parts.headers, &parts.extensions),
         ))
     }
 }
@@ -291,7 +295,10 @@ impl FromRequestParts<ApiContext> for Caller {
         ctx: &ApiContext,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?;
-        let client = ctx.limits.client_of(&parts.headers, &parts.extensions);
+        let client = ctx
+            .edge
+            .proxies
+            .client_of(&parts.headers, &parts.extensions);
         authenticate(ctx, token, client).await
     }
 }
@@ -316,7 +323,10 @@ impl FromRequestParts<ApiContext> for StreamCaller {
             Some(token) => Some(token),
             None => bearer(parts)?.map(str::to_owned),
         };
-        let client = ctx.limits.client_of(&parts.headers, &parts.extensions);
+        let client = ctx
+            .edge
+            .proxies
+            .client_of(&parts.headers, &parts.extensions);
         authenticate(ctx, token.as_deref(), client)
             .await
             .map(StreamCaller)
@@ -361,9 +371,10 @@ async fn authenticate(
             .limits
             .authentication_failed(address, &token_hash, unknown));
     };
-    ctx.storage
-        .token_used(&credential.token, time::OffsetDateTime::now_utc())
-        .await;
+    let now = time::OffsetDateTime::now_utc();
+    if let Some(write) = ctx.storage.token_used(&credential.token, now) {
+        record_use(write, credential.token.id).await;
+    }
     ctx.limits.authenticated(address, &token_hash);
     let caller = Caller {
         token: credential.token,
@@ -372,6 +383,24 @@ async fn authenticate(
     };
     tracing::Span::current().record("caller", tracing::field::display(caller.actor().0));
     Ok(caller)
+}
+
+/// How long a request waits for its token's use to be recorded.
+const LAST_USED_WAIT: Duration = Duration::from_millis(100);
+
+/// Runs the write that records a token's use in its own task and waits for
+/// it at most [`LAST_USED_WAIT`]: authentication never queues for long
+/// behind the writes (as reads have their own pool for), and the write is
+/// not lost if it waits longer. A failure is logged and counted, never
+/// answered: `last_used_at` is for people, not for access.
+async fn record_use(write: BoxFuture<'static, DbResult<()>>, token_id: i64) {
+    let write = tokio::spawn(async move {
+        if let Err(error) = write.await {
+            tracing::warn!(%error, token_id, "cannot record a token's use");
+            crate::metrics::database_error();
+        }
+    });
+    let _ = tokio::time::timeout(LAST_USED_WAIT, write).await;
 }
 
 #[cfg(test)]

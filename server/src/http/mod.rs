@@ -1,17 +1,22 @@
 //! The HTTP and WebSocket API (docs/API.md): one router per resource, merged
-//! here, sharing one [`ApiContext`].
+//! here, sharing one [`ApiContext`]; the layers around every request
+//! (`middleware`); what the API settles about a request before its handler
+//! ([`Edge`]: the client behind the trusted proxies in `client_addr`, the
+//! origins that may open streams in `origin`); and the rate limits
+//! (`limits`). The connections themselves are the `listener`'s.
 
 mod alerts;
 mod audit;
-pub mod connections;
+mod client_addr;
 mod error;
 mod extract;
-mod guessing;
 pub mod limits;
 mod me;
+mod middleware;
 mod moderation;
 mod openapi;
 mod ops;
+mod origin;
 mod pledge;
 mod safe_writes;
 mod stores;
@@ -21,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, Request, Response};
+use axum::http::{HeaderName, Request, Response};
 use axum::{Extension, Router};
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -30,8 +35,11 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 use utoipa_axum::router::OpenApiRouter;
 
+pub use client_addr::TrustedProxies;
 pub use error::ApiError;
+pub use origin::AllowedOrigins;
 
+use crate::config::{LimitArgs, PublicUrl};
 use crate::db::Storage;
 use crate::domain::moderation::Policy;
 use crate::fanout::Network;
@@ -53,9 +61,9 @@ pub struct ApiContext {
     pub metrics: crate::metrics::Metrics,
     /// The `Idempotency-Key`s whose first request is still running here.
     pub in_progress: Arc<safe_writes::InProgress>,
-    /// Where users reach the server (`--public-url`): absolute links, and
-    /// the origin that may always open streams.
-    pub public_url: crate::config::PublicUrl,
+    /// Where users reach the server, the client behind the proxies, the
+    /// origins that may open streams, the time a request may take.
+    pub edge: Arc<Edge>,
 }
 
 /// How streams behave.
@@ -63,6 +71,33 @@ pub struct ApiContext {
 pub struct StreamSettings {
     /// Pings go out this often; a client silent for two intervals is dropped.
     pub ping_interval: Duration,
+}
+
+/// What the API settles about a request before its handler, besides the
+/// rate limits: who the client is, whether its web page may open streams,
+/// and how long it may take.
+#[derive(Debug, Clone)]
+pub struct Edge {
+    /// Where users reach the server (`--public-url`): absolute links, and
+    /// the origin that may always open streams.
+    pub public_url: PublicUrl,
+    /// Who a request comes from, behind the trusted proxies.
+    pub proxies: TrustedProxies,
+    /// The web origins that may open streams.
+    pub origins: AllowedOrigins,
+    /// How long a request may take before it is answered 503 `timeout`.
+    pub request_timeout: Duration,
+}
+
+impl Edge {
+    pub fn new(args: &LimitArgs, public_url: PublicUrl) -> Edge {
+        Edge {
+            origins: AllowedOrigins::new(&args.allowed_origins, public_url.origin()),
+            public_url,
+            proxies: TrustedProxies::new(args.trusted_proxies.clone()),
+            request_timeout: Duration::from_secs(args.request_timeout_secs),
+        }
+    }
 }
 
 /// Every endpoint the API serves, each registered with its OpenAPI
@@ -101,34 +136,6 @@ pub fn operator_router(ctx: ApiContext) -> Router {
         .layer(axum::middleware::map_response(error::problem_documents))
 }
 
-/// The longest `X-Request-Id` a client may choose.
-const MAX_REQUEST_ID: usize = 64;
-
-/// Whether a client's `X-Request-Id` may be logged as given: 1 to 64 of
-/// `[A-Za-z0-9._-]`, so that it can neither forge a log line nor flood one.
-fn is_safe_request_id(id: &HeaderValue) -> bool {
-    let id = id.as_bytes();
-    (1..=MAX_REQUEST_ID).contains(&id.len())
-        && id
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-/// Drops a client's `X-Request-Id` that may not be logged as given (and a
-/// repeated one), so that a new one is made in its place.
-async fn unsafe_request_ids_replaced(
-    mut request: axum::extract::Request,
-) -> axum::extract::Request {
-    let headers = request.headers_mut();
-    let ids = headers.get_all("x-request-id");
-    let mut given = ids.iter();
-    let keep = matches!((given.next(), given.next()), (Some(id), None) if is_safe_request_id(id));
-    if !keep {
-        headers.remove("x-request-id");
-    }
-    request
-}
-
 pub fn router(ctx: ApiContext) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let (routes, mut document) = endpoints().split_for_parts();
@@ -138,8 +145,8 @@ pub fn router(ctx: ApiContext) -> Router {
         .layer(Extension(openapi::Document::new(document)))
         .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
         .layer(axum::middleware::from_fn_with_state(
-            ctx.clone(),
-            limits::timeout,
+            ctx.edge.request_timeout,
+            middleware::timeout,
         ))
         .with_state(ctx)
         .layer(axum::middleware::map_response(error::problem_documents))
@@ -169,26 +176,8 @@ pub fn router(ctx: ApiContext) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .layer(axum::middleware::map_request(unsafe_request_ids_replaced))
-        .layer(axum::middleware::from_fn(crate::metrics::record_request))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_short_ids_of_safe_characters_are_kept() {
-        let safe = |id: &str| is_safe_request_id(&HeaderValue::from_str(id).expect("a value"));
-        assert!(safe("a"));
-        assert!(safe("req-42_b.c"));
-        assert!(safe(&"x".repeat(64)));
-        assert!(!safe(""));
-        assert!(!safe(&"x".repeat(65)));
-        for bad in ["a b", "a\tb", "id\"quoted", "<script>", "a=b", "a/b"] {
-            assert!(!safe(bad), "{bad:?}");
-        }
-        let raw = HeaderValue::from_bytes(b"id\xc3\xa9").expect("obs-text is a value");
-        assert!(!is_safe_request_id(&raw));
-    }
+        .layer(axum::middleware::map_request(
+            middleware::unsafe_request_ids_replaced,
+        ))
+        .layer(axum::middleware::from_fn(middleware::record_request))
 }

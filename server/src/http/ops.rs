@@ -65,7 +65,11 @@ async fn scrape(State(ctx): State<ApiContext>) -> impl IntoResponse {
     )
     .await
     {
-        Ok(Ok(counts)) => crate::metrics::render_alerts(&counts),
+        Ok(Ok(counts)) => crate::metrics::render_alerts(
+            counts
+                .iter()
+                .map(|count| (count.kind.as_str(), count.status.as_str(), count.count)),
+        ),
         Ok(Err(error)) => {
             tracing::warn!(%error, "metrics without alert counts: the database does not answer");
             crate::metrics::database_error();

@@ -82,7 +82,7 @@ async fn connect(
     Query(params): Query<StreamParams>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    ctx.limits.origin_allowed(&headers)?;
+    ctx.edge.origins.check(&headers)?;
     caller.require_active()?;
     if let Some(since) = params.since {
         if since < 0 {

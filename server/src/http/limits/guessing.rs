@@ -13,8 +13,9 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use crate::domain::secret::SecretHash;
 
@@ -49,7 +50,7 @@ impl GuessingHold {
     pub fn holds(&self, address: IpAddr, token: &SecretHash) -> Option<Duration> {
         let now = Instant::now();
         let until = {
-            let mut held = lock(&self.held);
+            let mut held = self.held.lock();
             match held.get(&address) {
                 Some(until) if *until > now => *until,
                 Some(_) => {
@@ -69,7 +70,7 @@ impl GuessingHold {
         let Some(key) = key_of(token) else {
             return false;
         };
-        lock(&self.known).get(&address).is_some_and(|tokens| {
+        self.known.lock().get(&address).is_some_and(|tokens| {
             tokens
                 .iter()
                 .any(|(known, at)| *known == key && now.duration_since(*at) < REMEMBERED)
@@ -79,7 +80,7 @@ impl GuessingHold {
     /// Holds `address` for `wait`.
     pub fn hold(&self, address: IpAddr, wait: Duration) {
         let now = Instant::now();
-        let mut held = lock(&self.held);
+        let mut held = self.held.lock();
         held.retain(|_, until| *until > now);
         held.insert(address, now + wait);
     }
@@ -90,7 +91,7 @@ impl GuessingHold {
             return;
         };
         let now = Instant::now();
-        let mut known = lock(&self.known);
+        let mut known = self.known.lock();
         if !known.contains_key(&address) && known.len() >= ADDRESSES {
             forget_expired(&mut known, now);
             if known.len() >= ADDRESSES {
@@ -116,7 +117,7 @@ impl GuessingHold {
         let Some(key) = key_of(token) else {
             return;
         };
-        let mut known = lock(&self.known);
+        let mut known = self.known.lock();
         if let Some(tokens) = known.get_mut(&address) {
             tokens.retain(|(known, _)| *known != key);
             if tokens.is_empty() {
@@ -128,13 +129,13 @@ impl GuessingHold {
     /// Drops the holds that ended and the tokens not seen for long.
     pub fn forget_idle(&self) {
         let now = Instant::now();
-        lock(&self.held).retain(|_, until| *until > now);
-        forget_expired(&mut lock(&self.known), now);
+        self.held.lock().retain(|_, until| *until > now);
+        forget_expired(&mut self.known.lock(), now);
     }
 
     #[cfg(test)]
     fn addresses_known(&self) -> usize {
-        lock(&self.known).len()
+        self.known.lock().len()
     }
 }
 
@@ -143,14 +144,6 @@ fn forget_expired(known: &mut HashMap<IpAddr, Vec<(TokenKey, Instant)>>, now: In
         tokens.retain(|(_, at)| now.duration_since(*at) < REMEMBERED);
         !tokens.is_empty()
     });
-}
-
-/// A poisoned lock only means another request panicked while holding it;
-/// what is inside is still whole.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -190,7 +183,7 @@ mod tests {
         for n in 0..100 {
             hold.authenticated(shop, &token(n));
         }
-        assert_eq!(lock(&hold.known)[&shop].len(), TOKENS_PER_ADDRESS);
+        assert_eq!(hold.known.lock()[&shop].len(), TOKENS_PER_ADDRESS);
         hold.hold(shop, Duration::from_secs(600));
         // The most recent ones are the ones kept.
         assert_eq!(hold.holds(shop, &token(99)), None);
