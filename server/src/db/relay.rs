@@ -66,6 +66,13 @@ pub enum Heard {
     Lost,
 }
 
+/// The URL to hear the other nodes on: a PostgreSQL database is shared by
+/// several nodes; a SQLite file by none.
+pub fn url_of(database_url: &str) -> Option<String> {
+    (super::Dialect::of_url(database_url) == Some(super::Dialect::Postgres))
+        .then(|| database_url.to_owned())
+}
+
 /// Listens on both channels for as long as the receiver lives,
 /// reconnecting with backoff (0.1 s doubling to 5 s).
 pub fn listen(url: String) -> mpsc::Receiver<Heard> {

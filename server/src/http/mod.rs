@@ -66,6 +66,37 @@ pub struct ApiContext {
     pub edge: Arc<Edge>,
 }
 
+impl ApiContext {
+    /// The context the handlers of one node share.
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        network: Arc<Network>,
+        args: &crate::config::ServeArgs,
+        public_url: PublicUrl,
+        metrics: crate::metrics::Metrics,
+    ) -> ApiContext {
+        if args.limits.rate_limits == crate::config::Switch::Off {
+            tracing::warn!(
+                "rate limits are OFF (--rate-limits off or P4P_RATE_LIMITS=off): alerts, pledges, \
+                 failed authentications and stream connections are not limited; use this only for \
+                 benchmarks and trusted test rigs"
+            );
+        }
+        ApiContext {
+            storage,
+            network,
+            stream: StreamSettings {
+                ping_interval: Duration::from_secs(args.ping_interval_secs),
+            },
+            policy: args.policy(),
+            limits: Arc::new(limits::Limits::new(&args.limits)),
+            edge: Arc::new(Edge::new(&args.limits, public_url)),
+            metrics,
+            in_progress: Arc::default(),
+        }
+    }
+}
+
 /// How streams behave.
 #[derive(Debug, Clone, Copy)]
 pub struct StreamSettings {
@@ -127,8 +158,28 @@ pub(crate) fn all_endpoints() -> OpenApiRouter<ApiContext> {
     endpoints().merge(operator_endpoints())
 }
 
+/// Binds the operators' listener (`--metrics-bind`), says where on
+/// standard output, and serves it in the background.
+pub async fn serve_operators(bind: &str, ctx: ApiContext) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let operators = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen for metrics on {bind}"))?;
+    let metrics_address = operators.local_addr()?;
+    tracing::info!(%metrics_address, "serving metrics to operators");
+    // Tests and scripts read this line.
+    println!("p4p-server metrics on http://{metrics_address}/metrics");
+    let app = operator_router(ctx);
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(operators, app).await {
+            tracing::error!(%error, "the metrics listener failed");
+        }
+    });
+    Ok(())
+}
+
 /// The operators' listener: metrics, nothing else.
-pub fn operator_router(ctx: ApiContext) -> Router {
+fn operator_router(ctx: ApiContext) -> Router {
     let (routes, _) = operator_endpoints().split_for_parts();
     routes
         .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
