@@ -6,19 +6,19 @@ use p4p_protocol::{AlertKind, AlertStatus, Location, StoreStatus, Timestamp};
 
 /// `--kind`: one of the alert kinds, listed in `--help`.
 pub fn alert_kind() -> impl TypedValueParser<Value = AlertKind> {
-    PossibleValuesParser::new(AlertKind::ALL.map(AlertKind::as_str))
+    PossibleValuesParser::new(AlertKind::ALL.iter().map(|value| value.as_str()))
         .try_map(|text| text.parse::<AlertKind>())
 }
 
 /// `--status` of an alert.
 pub fn alert_status() -> impl TypedValueParser<Value = AlertStatus> {
-    PossibleValuesParser::new(AlertStatus::ALL.map(AlertStatus::as_str))
+    PossibleValuesParser::new(AlertStatus::ALL.iter().map(|value| value.as_str()))
         .try_map(|text| text.parse::<AlertStatus>())
 }
 
 /// `--status` of a store.
 pub fn store_status() -> impl TypedValueParser<Value = StoreStatus> {
-    PossibleValuesParser::new(StoreStatus::ALL.map(StoreStatus::as_str))
+    PossibleValuesParser::new(StoreStatus::ALL.iter().map(|value| value.as_str()))
         .try_map(|text| text.parse::<StoreStatus>())
 }
 
