@@ -8,6 +8,8 @@ use crate::commands::alert_fields::{AlertFields, Descriptions, HalfAPlace};
 use crate::context::Context;
 use crate::render;
 
+// The flags are those of `p4p post` (`alert_fields`), at least one of
+// them; the help of some says what a change to it does.
 #[derive(Debug, clap::Args)]
 #[cfg_attr(test, derive(Default))]
 #[command(
