@@ -1,6 +1,9 @@
 //! The HTTP side of the p4p server, as the CLI uses it: a small typed client
 //! over `reqwest` that knows where the server is, adds the bearer token, and
-//! turns every failure into one [`ApiError`] whose message can be shown as is.
+//! turns every failure into one [`ApiError`] whose message can be shown as
+//! is. Which endpoints there are is said once, in [`paths`].
+
+pub mod paths;
 
 use std::time::Duration;
 
@@ -10,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::secret::Token;
+use paths::Endpoint;
 
 /// Why a call to the server failed; `Display` is the one line to show.
 #[derive(Debug, thiserror::Error)]
@@ -89,19 +93,19 @@ impl ServerUrl {
         self.0.as_str().trim_end_matches('/')
     }
 
-    /// The URL of an endpoint, from its path segments (`["v1", "alerts", "42"]`).
-    pub fn endpoint(&self, segments: &[&str]) -> Url {
+    /// The URL of an endpoint, below this one.
+    pub fn endpoint(&self, endpoint: &Endpoint) -> Url {
         let mut url = self.0.clone();
         // http and https URLs always have path segments (checked in `parse`).
         if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty().extend(segments);
+            path.pop_if_empty().extend(endpoint.segments());
         }
         url
     }
 
     /// The WebSocket URL of the live stream: `ws://` for `http://`, `wss://` for `https://`.
     pub fn stream_url(&self, since: Option<i64>) -> Url {
-        let mut url = self.endpoint(&["v1", "stream"]);
+        let mut url = self.endpoint(&paths::stream());
         let scheme = if self.0.scheme() == "https" {
             "wss"
         } else {
@@ -154,30 +158,30 @@ impl Api {
 
     pub async fn get<T: DeserializeOwned>(
         &self,
-        segments: &[&str],
+        endpoint: &Endpoint,
         query: &[(&str, String)],
     ) -> Result<Reply<T>, ApiError> {
-        let request = self.request(Method::GET, segments).query(query);
+        let request = self.request(Method::GET, endpoint).query(query);
         self.send(request).await?.decode()
     }
 
     pub async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
-        segments: &[&str],
+        endpoint: &Endpoint,
         body: &B,
     ) -> Result<Reply<T>, ApiError> {
-        self.send_json(Method::POST, segments, body, &[]).await
+        self.send_json(Method::POST, endpoint, body, &[]).await
     }
 
     /// Sends a JSON body with extra headers (`If-Match`, `Idempotency-Key`).
     pub async fn send_json<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,
-        segments: &[&str],
+        endpoint: &Endpoint,
         body: &B,
         headers: &[(&str, &str)],
     ) -> Result<Reply<T>, ApiError> {
-        let mut request = self.request(method, segments).json(body);
+        let mut request = self.request(method, endpoint).json(body);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -190,7 +194,7 @@ impl Api {
     /// the server creates it at most once (docs/API.md, Safe writes).
     pub async fn post_once<B: Serialize, T: DeserializeOwned>(
         &self,
-        segments: &[&str],
+        endpoint: &Endpoint,
         body: &B,
         key: Option<&str>,
     ) -> Result<Reply<T>, ApiError> {
@@ -199,7 +203,7 @@ impl Api {
         let mut attempt = 1;
         loop {
             let sent = self
-                .send_json(Method::POST, segments, body, &[("Idempotency-Key", &key)])
+                .send_json(Method::POST, endpoint, body, &[("Idempotency-Key", &key)])
                 .await;
             match sent {
                 Err(error) if attempt < POST_ATTEMPTS && worth_retrying(&error) => {
@@ -217,8 +221,8 @@ impl Api {
     }
 
     /// `DELETE`: the answer may have no body at all (204).
-    pub async fn delete(&self, segments: &[&str]) -> Result<Option<serde_json::Value>, ApiError> {
-        let request = self.request(Method::DELETE, segments);
+    pub async fn delete(&self, endpoint: &Endpoint) -> Result<Option<serde_json::Value>, ApiError> {
+        let request = self.request(Method::DELETE, endpoint);
         let raw = self.send(request).await?;
         if raw.bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
@@ -227,8 +231,8 @@ impl Api {
             .map(|reply| Some(reply.json))
     }
 
-    fn request(&self, method: Method, segments: &[&str]) -> reqwest::RequestBuilder {
-        let request = self.http.request(method, self.server.endpoint(segments));
+    fn request(&self, method: Method, endpoint: &Endpoint) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, self.server.endpoint(endpoint));
         match &self.token {
             Some(token) => request.bearer_auth(token.expose()),
             None => request,
@@ -350,12 +354,12 @@ mod tests {
         let server = ServerUrl::parse("http://127.0.0.1:8080").expect("valid");
         assert_eq!(server.as_str(), "http://127.0.0.1:8080");
         assert_eq!(
-            server.endpoint(&["v1", "alerts", "42"]).as_str(),
+            server.endpoint(&paths::alert(42)).as_str(),
             "http://127.0.0.1:8080/v1/alerts/42"
         );
         let prefixed = ServerUrl::parse("https://example.org/p4p").expect("valid");
         assert_eq!(
-            prefixed.endpoint(&["v1", "me"]).as_str(),
+            prefixed.endpoint(&paths::me()).as_str(),
             "https://example.org/p4p/v1/me"
         );
     }

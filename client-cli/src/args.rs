@@ -1,24 +1,24 @@
-//! Parsers for argument values that several commands share: the trade's
-//! enumerations (listed in `--help`), places and times.
+//! Arguments that several commands share: the trade's enumerations
+//! (listed in `--help`), places and times, an alert's id, and paging.
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use p4p_protocol::{AlertKind, AlertStatus, Location, StoreStatus, Timestamp};
 
 /// `--kind`: one of the alert kinds, listed in `--help`.
 pub fn alert_kind() -> impl TypedValueParser<Value = AlertKind> {
-    PossibleValuesParser::new(AlertKind::ALL.map(AlertKind::as_str))
+    PossibleValuesParser::new(AlertKind::ALL.iter().map(|value| value.as_str()))
         .try_map(|text| text.parse::<AlertKind>())
 }
 
 /// `--status` of an alert.
 pub fn alert_status() -> impl TypedValueParser<Value = AlertStatus> {
-    PossibleValuesParser::new(AlertStatus::ALL.map(AlertStatus::as_str))
+    PossibleValuesParser::new(AlertStatus::ALL.iter().map(|value| value.as_str()))
         .try_map(|text| text.parse::<AlertStatus>())
 }
 
 /// `--status` of a store.
 pub fn store_status() -> impl TypedValueParser<Value = StoreStatus> {
-    PossibleValuesParser::new(StoreStatus::ALL.map(StoreStatus::as_str))
+    PossibleValuesParser::new(StoreStatus::ALL.iter().map(|value| value.as_str()))
         .try_map(|text| text.parse::<StoreStatus>())
 }
 
@@ -81,6 +81,13 @@ mod tests {
     }
 }
 
+/// The alert a command acts on.
+#[derive(Debug, Default, clap::Args)]
+pub struct AlertId {
+    /// The alert's id, as `p4p alerts` and `p4p listen` print it.
+    pub id: i64,
+}
+
 /// `--limit` and `--before-id`: one page of a newest-first listing.
 #[derive(Debug, clap::Args)]
 pub struct Paging {
@@ -104,8 +111,12 @@ impl Paging {
         }
     }
 
-    /// The hint for the next page, when there is one.
-    pub fn next_hint(what: &str, next_before_id: Option<i64>) -> Option<String> {
-        next_before_id.map(|next| format!("More {what}: run again with --before-id {next}"))
+    /// A page for people: `text`, then the hint for the next page of
+    /// `what`, when there is one.
+    pub fn with_next_hint(text: String, what: &str, next_before_id: Option<i64>) -> String {
+        match next_before_id {
+            Some(next) => format!("{text}\nMore {what}: run again with --before-id {next}"),
+            None => text,
+        }
     }
 }

@@ -1,42 +1,32 @@
 //! What every command starts from: the config file, the server and token
 //! resolved from flags, environment and file (in that order of precedence),
-//! and whether to print JSON for scripts instead of text for people.
+//! and whether to print JSON for scripts instead of text for people: every
+//! command prints its answer through [`Context::emit`].
 
 use std::path::PathBuf;
 
-use crate::api::{Api, ServerUrl};
+use crate::api::{Api, Reply, ServerUrl};
 use crate::config::{Config, DEFAULT_SERVER};
+use crate::output;
 use crate::secret::Token;
 
 /// The global flags, each with its environment fallback.
 #[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Config file to read and write instead of the default
     /// (<config dir>/p4p/config.json).
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Global options",
-        env = "P4P_CONFIG",
-        value_name = "PATH"
-    )]
+    #[arg(long, global = true, env = "P4P_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
 
     /// p4p server URL; overrides the config file [default: http://127.0.0.1:8080].
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Global options",
-        env = "P4P_SERVER",
-        value_name = "URL"
-    )]
+    #[arg(long, global = true, env = "P4P_SERVER", value_name = "URL")]
     pub server: Option<String>,
 
     /// Access token (p4p_...); overrides the config file.
     #[arg(
         long,
         global = true,
-        help_heading = "Global options",
         env = "P4P_TOKEN",
         value_name = "TOKEN",
         hide_env_values = true
@@ -44,7 +34,7 @@ pub struct GlobalArgs {
     pub token: Option<String>,
 
     /// Print the server's JSON instead of text (listen: one frame per line).
-    #[arg(long, global = true, help_heading = "Global options")]
+    #[arg(long, global = true)]
     pub json: bool,
 }
 
@@ -96,6 +86,27 @@ impl Context {
     /// A client without a token, for the pledge endpoints anyone may call.
     pub fn anonymous_api(&self) -> anyhow::Result<Api> {
         Ok(Api::new(self.server.clone(), None)?)
+    }
+
+    /// Prints a command's answer: with `--json` the server's JSON as it
+    /// came, else what `text` makes of it for people.
+    pub fn emit<T>(&self, reply: &Reply<T>, text: impl FnOnce(&T) -> String) -> anyhow::Result<()> {
+        self.emit_json(Some(&reply.json), || text(&reply.body))
+    }
+
+    /// [`Context::emit`] for an answer that may have no body (a `DELETE`'s
+    /// 204): with `--json`, nothing is printed then.
+    pub fn emit_json(
+        &self,
+        json: Option<&serde_json::Value>,
+        text: impl FnOnce() -> String,
+    ) -> anyhow::Result<()> {
+        match (self.json, json) {
+            (true, Some(json)) => output::json(json)?,
+            (true, None) => {}
+            (false, _) => output::line(&text())?,
+        }
+        Ok(())
     }
 }
 

@@ -245,6 +245,15 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     table_lines(headers, rows).join("\n")
 }
 
+/// [`table`], or `none` when there are no rows (`No stores.`).
+pub fn table_or(none: &str, headers: &[&str], rows: &[Vec<String>]) -> String {
+    if rows.is_empty() {
+        none.to_owned()
+    } else {
+        table(headers, rows)
+    }
+}
+
 /// The lines of [`table`]: the header line, then one line per row, so that a
 /// caller can put lines of its own under a row.
 pub fn table_lines(headers: &[&str], rows: &[Vec<String>]) -> Vec<String> {
@@ -279,12 +288,14 @@ pub fn table_lines(headers: &[&str], rows: &[Vec<String>]) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use p4p_protocol::{AlertFrame, AlertKind, AlertStatus, StoreRef, Suspect, Vehicle};
     use time::macros::datetime;
 
-    fn casing_alert() -> Alert {
+    /// A published casing alert in Manhattan with one suspect and one
+    /// vehicle, for the tests of every way an alert is shown.
+    pub(crate) fn casing_alert() -> Alert {
         Alert {
             id: 42,
             kind: AlertKind::Casing,

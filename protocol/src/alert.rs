@@ -2,49 +2,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Location, Timestamp};
 
-/// What happened, or what was seen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum AlertKind {
-    Casing,
-    DistractionTheft,
-    GrabAndRun,
-    SmashAndGrab,
-    Burglary,
-    Robbery,
-    Fraud,
-    SuspiciousVehicle,
-    Other,
+wire_enum! {
+    /// What happened, or what was seen.
+    #[strum(parse_err_fn = unknown_kind)]
+    pub enum AlertKind {
+        Casing,
+        DistractionTheft,
+        GrabAndRun,
+        SmashAndGrab,
+        Burglary,
+        Robbery,
+        Fraud,
+        SuspiciousVehicle,
+        Other,
+    }
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 9] = [
-        AlertKind::Casing,
-        AlertKind::DistractionTheft,
-        AlertKind::GrabAndRun,
-        AlertKind::SmashAndGrab,
-        AlertKind::Burglary,
-        AlertKind::Robbery,
-        AlertKind::Fraud,
-        AlertKind::SuspiciousVehicle,
-        AlertKind::Other,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertKind::Casing => "casing",
-            AlertKind::DistractionTheft => "distraction_theft",
-            AlertKind::GrabAndRun => "grab_and_run",
-            AlertKind::SmashAndGrab => "smash_and_grab",
-            AlertKind::Burglary => "burglary",
-            AlertKind::Robbery => "robbery",
-            AlertKind::Fraud => "fraud",
-            AlertKind::SuspiciousVehicle => "suspicious_vehicle",
-            AlertKind::Other => "other",
-        }
-    }
-
     /// The reach of an alert of this kind when its author names none (docs/API.md).
     pub fn default_radius_km(self) -> f64 {
         match self {
@@ -56,75 +30,27 @@ impl AlertKind {
     }
 }
 
-impl std::fmt::Display for AlertKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+fn unknown_kind(text: &str) -> String {
+    let known: Vec<&str> = AlertKind::ALL.iter().map(|kind| kind.as_str()).collect();
+    format!(
+        "unknown alert kind `{text}`, expected one of {}",
+        known.join(", ")
+    )
+}
+
+wire_enum! {
+    /// Where an alert stands in moderation.
+    #[strum(parse_err_fn = unknown_status)]
+    pub enum AlertStatus {
+        Pending,
+        Published,
+        Rejected,
+        Retracted,
     }
 }
 
-impl std::str::FromStr for AlertKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        AlertKind::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == s)
-            .ok_or_else(|| {
-                let known: Vec<&str> = AlertKind::ALL.iter().map(|k| k.as_str()).collect();
-                format!(
-                    "unknown alert kind `{s}`, expected one of {}",
-                    known.join(", ")
-                )
-            })
-    }
-}
-
-/// Where an alert stands in moderation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum AlertStatus {
-    Pending,
-    Published,
-    Rejected,
-    Retracted,
-}
-
-impl AlertStatus {
-    pub const ALL: [AlertStatus; 4] = [
-        AlertStatus::Pending,
-        AlertStatus::Published,
-        AlertStatus::Rejected,
-        AlertStatus::Retracted,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertStatus::Pending => "pending",
-            AlertStatus::Published => "published",
-            AlertStatus::Rejected => "rejected",
-            AlertStatus::Retracted => "retracted",
-        }
-    }
-}
-
-impl std::fmt::Display for AlertStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for AlertStatus {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        AlertStatus::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown alert status `{s}`, expected pending, published, rejected or retracted")
-            })
-    }
+fn unknown_status(text: &str) -> String {
+    crate::unknown("alert status", text, AlertStatus::ALL)
 }
 
 /// A description of one suspect; every field is optional free text.

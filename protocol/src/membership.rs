@@ -53,54 +53,19 @@ pub struct ClaimResponse {
     pub token: Option<String>,
 }
 
-/// Where a store stands in the membership process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum StoreStatus {
-    Pending,
-    Approved,
-    Rejected,
-    Suspended,
-}
-
-impl StoreStatus {
-    pub const ALL: [StoreStatus; 4] = [
-        StoreStatus::Pending,
-        StoreStatus::Approved,
-        StoreStatus::Rejected,
-        StoreStatus::Suspended,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StoreStatus::Pending => "pending",
-            StoreStatus::Approved => "approved",
-            StoreStatus::Rejected => "rejected",
-            StoreStatus::Suspended => "suspended",
-        }
+wire_enum! {
+    /// Where a store stands in the membership process.
+    #[strum(parse_err_fn = unknown_status)]
+    pub enum StoreStatus {
+        Pending,
+        Approved,
+        Rejected,
+        Suspended,
     }
 }
 
-impl std::fmt::Display for StoreStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for StoreStatus {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        StoreStatus::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown store status `{s}`, expected pending, approved, rejected or suspended"
-                )
-            })
-    }
+fn unknown_status(text: &str) -> String {
+    crate::unknown("store status", text, StoreStatus::ALL)
 }
 
 /// A member store as staff see it, with its contact details.

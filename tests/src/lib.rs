@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use p4p_protocol::{Alert, Frame, Hello};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
@@ -712,6 +713,17 @@ impl Reply {
             .unwrap_or_else(|| panic!("no integer {field} in {:?}", self.body))
     }
 
+    /// The text field `field` of every object in the list `list` of the
+    /// body (`"alerts"`, `"title"`): the titles listed, say.
+    pub fn texts(&self, list: &str, field: &str) -> Vec<&str> {
+        self.body[list]
+            .as_array()
+            .unwrap_or_else(|| panic!("no list {list} in {:?}", self.body))
+            .iter()
+            .filter_map(|item| item[field].as_str())
+            .collect()
+    }
+
     /// Asserts a problem document with this status and code; its detail.
     pub fn problem(&self, status: u16, code: &str) -> String {
         assert_eq!(self.status, status, "{self:?}");
@@ -838,12 +850,33 @@ impl Api {
         Reply::read(response).await
     }
 
+    /// Flags alert `alert_id` as this client's store, with `reason`.
+    pub async fn flag(&self, alert_id: i64, reason: &str) -> Reply {
+        let path = format!("/v1/alerts/{alert_id}/flags");
+        self.post(&path, &json!({ "reason": reason })).await
+    }
+
+    /// The id of the token this client sends, as `GET /v1/me` names it.
+    pub async fn own_token_id(&self) -> i64 {
+        let me = self.get("/v1/me").await;
+        me.body["token"]["id"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no token id in {me:?}"))
+    }
+
     /// Posts an alert; asserts 201 and returns it.
     pub async fn post_alert(&self, alert: &Value) -> Value {
         let reply = self.post("/v1/alerts", alert).await;
         assert_eq!(reply.status, 201, "{reply:?}");
         reply.body
     }
+}
+
+/// The `id` of an object the API answered with (an alert, a token).
+pub fn id_of(object: &Value) -> i64 {
+    object["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no integer id in {object}"))
 }
 
 /// A casing alert at a place with a radius.
@@ -883,6 +916,107 @@ pub fn largest_alert(title: &str, at: (f64, f64)) -> Value {
     alert
 }
 
+/// One stream frame as it came: read through the protocol's types
+/// (`frame`), and the JSON exactly as sent (`json`, which indexing reads:
+/// `frame["alert"]`), for assertions on the wire form itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    pub frame: Frame,
+    pub json: Value,
+}
+
+impl Received {
+    /// Reads a frame; fails the test unless it is JSON and a frame of a
+    /// type the protocol knows.
+    pub fn parse(text: &str) -> Received {
+        let json: Value =
+            serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+        let frame: Frame = serde_json::from_value(json.clone())
+            .unwrap_or_else(|e| panic!("not a protocol frame ({e}): {text}"));
+        assert!(
+            frame != Frame::Unknown,
+            "a frame of an unknown type: {text}"
+        );
+        Received { frame, json }
+    }
+
+    /// The event's `seq`; fails the test for a frame without one (`hello`).
+    pub fn seq(&self) -> i64 {
+        self.frame
+            .seq()
+            .unwrap_or_else(|| panic!("no seq in {}", self.json))
+    }
+
+    /// The alert of an `alert`, `update` or `pending` frame.
+    pub fn alert(&self) -> &Alert {
+        match &self.frame {
+            Frame::Alert(event) | Frame::Update(event) => &event.alert,
+            Frame::Pending { alert, .. } => alert,
+            _ => panic!("no alert in {}", self.json),
+        }
+    }
+
+    /// The id of the alert an event frame is about.
+    pub fn alert_id(&self) -> i64 {
+        match &self.frame {
+            Frame::Retract { alert_id, .. } | Frame::Flag { alert_id, .. } => *alert_id,
+            _ => self.alert().id,
+        }
+    }
+
+    /// How far from the receiving store an `alert` or `update` frame says
+    /// its alert is (absent on staff streams).
+    pub fn distance_km(&self) -> Option<f64> {
+        match &self.frame {
+            Frame::Alert(event) | Frame::Update(event) => event.distance_km,
+            _ => panic!("no alert in {}", self.json),
+        }
+    }
+
+    /// `(seq, alert id)` of an `alert` frame (an alert published to this
+    /// stream); `None` for any other frame.
+    pub fn published(&self) -> Option<(i64, i64)> {
+        match &self.frame {
+            Frame::Alert(event) => Some((event.seq, event.alert.id)),
+            _ => None,
+        }
+    }
+
+    /// The `hello` frame's fields; fails the test for any other frame.
+    pub fn hello(&self) -> &Hello {
+        match &self.frame {
+            Frame::Hello(hello) => hello,
+            _ => panic!("not a hello: {}", self.json),
+        }
+    }
+}
+
+/// The `seq` of each frame, in order.
+pub fn seqs(frames: &[Received]) -> Vec<i64> {
+    frames.iter().map(Received::seq).collect()
+}
+
+impl std::ops::Index<&str> for Received {
+    type Output = Value;
+
+    fn index(&self, field: &str) -> &Value {
+        &self.json[field]
+    }
+}
+
+impl std::fmt::Display for Received {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.json.fmt(f)
+    }
+}
+
+/// As the JSON it came as.
+impl serde::Serialize for Received {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.json.serialize(serializer)
+    }
+}
+
 /// A WebSocket stream client.
 pub struct Stream {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -897,7 +1031,7 @@ pub enum Ended {
 
 impl Stream {
     /// The next frame; fails the test if none comes in time.
-    pub async fn next(&mut self) -> Value {
+    pub async fn next(&mut self) -> Received {
         match self.next_within(PATIENCE).await {
             Ok(Some(frame)) => frame,
             Ok(None) => panic!("no frame within {PATIENCE:?}"),
@@ -906,7 +1040,7 @@ impl Stream {
     }
 
     /// The next frame within `wait`, `None` if none came, or how it ended.
-    pub async fn next_within(&mut self, wait: Duration) -> Result<Option<Value>, Ended> {
+    pub async fn next_within(&mut self, wait: Duration) -> Result<Option<Received>, Ended> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let message = match tokio::time::timeout_at(deadline, self.socket.next()).await {
@@ -915,7 +1049,7 @@ impl Stream {
             };
             match message {
                 Some(Ok(Message::Text(text))) => {
-                    return Ok(Some(serde_json::from_str(&text).expect("frame is JSON")));
+                    return Ok(Some(Received::parse(&text)));
                 }
                 Some(Ok(Message::Close(frame))) => {
                     return Err(Ended::Closed(frame.map(|f| u16::from(f.code))));
@@ -939,7 +1073,7 @@ impl Stream {
     }
 
     /// Collects frames until `count` have come; fails if they do not.
-    pub async fn take(&mut self, count: usize) -> Vec<Value> {
+    pub async fn take(&mut self, count: usize) -> Vec<Received> {
         let mut frames = Vec::with_capacity(count);
         while frames.len() < count {
             frames.push(self.next().await);
@@ -973,9 +1107,8 @@ impl Stream {
 }
 
 /// The hello frame's head, asserting the frame is a hello.
-pub fn hello_head(frame: &Value) -> i64 {
-    assert_eq!(frame["type"], "hello", "{frame}");
-    frame["head"].as_i64().expect("head")
+pub fn hello_head(frame: &Received) -> i64 {
+    frame.hello().head
 }
 
 /// The outcome of one `p4p` run.
@@ -1022,6 +1155,16 @@ impl TestServer {
         }
     }
 
+    /// A fresh home for `p4p`, logged in with `token`: `p4p login` succeeds
+    /// and names `who` (a role or a store's name).
+    pub async fn logged_in(&self, token: &str, who: &str) -> tempfile::TempDir {
+        let home = tempfile::tempdir().expect("home");
+        self.run_cli(home.path(), &["login", "--token", token])
+            .await
+            .expect_ok(who);
+        home
+    }
+
     /// Starts `p4p listen ARGS` in the background, reading its stdout.
     pub fn spawn_listen(&self, home: &Path, args: &[&str]) -> Listening {
         let mut child = self
@@ -1059,10 +1202,9 @@ impl Listening {
         }
     }
 
-    /// The next stdout line as a JSON frame (`--json`).
-    pub async fn frame(&mut self) -> Value {
-        let line = self.line().await;
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    /// The next stdout line as a frame (`--json`).
+    pub async fn frame(&mut self) -> Received {
+        Received::parse(&self.line().await)
     }
 
     /// Lines until one contains `needle`; all of them.

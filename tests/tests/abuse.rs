@@ -57,12 +57,7 @@ async fn alerts_per_store_per_hour() {
         .await;
     // Nothing of the refused alert was stored.
     let listed = server.api(Some(&staff)).get("/v1/alerts?limit=500").await;
-    let titles: Vec<&str> = listed.body["alerts"]
-        .as_array()
-        .expect("alerts")
-        .iter()
-        .filter_map(|a| a["title"].as_str())
-        .collect();
+    let titles = listed.texts("alerts", "title");
     assert_eq!(titles.len(), 4, "{titles:?}");
     assert!(!titles.contains(&"one too many"));
     println!("alerts per store: 3 accepted, the 4th refused 429 with Retry-After {wait} s");
@@ -113,12 +108,7 @@ async fn pledges_per_address_per_hour() {
         .api(Some(&staff))
         .get("/v1/stores?status=pending")
         .await;
-    let names: Vec<&str> = pending.body["stores"]
-        .as_array()
-        .expect("stores")
-        .iter()
-        .filter_map(|s| s["name"].as_str())
-        .collect();
+    let names = pending.texts("stores", "name");
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(!names.contains(&"Third Jewelers"));
     println!("pledges per address: 2 accepted, the 3rd refused 429 with Retry-After {wait} s");
@@ -919,7 +909,7 @@ async fn members_at_work(
         if posted.status == 201 {
             saw.posted += 1;
             let frame = stream.next().await;
-            if frame["type"] == "alert" && frame["alert"]["id"] == posted.body["id"] {
+            if frame.published().map(|(_, id)| id) == Some(posted.i64("id")) {
                 saw.delivered += 1;
             }
         }
@@ -978,7 +968,7 @@ async fn forty_replays_from_zero_by_one_store_leave_the_other_members_served() {
                 // Its turn may be long in coming: it waits.
                 while let Ok(Some(frame)) = replay.next_within(Duration::from_secs(120)).await {
                     frames.fetch_add(1, Ordering::Relaxed);
-                    if frame["seq"].as_i64().is_some_and(|seq| seq >= head) {
+                    if frame.frame.seq().is_some_and(|seq| seq >= head) {
                         replays.fetch_add(1, Ordering::Relaxed);
                         break;
                     }

@@ -170,19 +170,12 @@ async fn post_and_listen_json_talk_to_each_other() {
     let staff = server.staff_token("moderator");
     let poster = server.member(&staff, "Poster", MANHATTAN, 25.0).await;
     let reader = server.member(&staff, "Reader", NEWARK, 5.0).await;
-    let poster_home = tempfile::tempdir().expect("home");
-    let reader_home = tempfile::tempdir().expect("home");
-    server
-        .run_cli(poster_home.path(), &["login", "--token", &poster.token])
-        .await;
-    server
-        .run_cli(reader_home.path(), &["login", "--token", &reader.token])
-        .await;
+    let poster_home = server.logged_in(&poster.token, "Poster").await;
+    let reader_home = server.logged_in(&reader.token, "Reader").await;
 
     let mut listen = server.spawn_listen(reader_home.path(), &["--json"]);
     let hello = listen.frame().await;
-    assert_eq!(hello["type"], "hello");
-    assert_eq!(hello["store_id"], reader.id);
+    assert_eq!(hello.hello().store_id, Some(reader.id));
 
     let post = server
         .run_cli(
@@ -215,9 +208,7 @@ async fn post_and_listen_json_talk_to_each_other() {
         "black puffer jacket"
     );
     assert!(
-        frame["distance_km"]
-            .as_f64()
-            .is_some_and(|d| d > 10.0 && d < 20.0),
+        frame.distance_km().is_some_and(|d| d > 10.0 && d < 20.0),
         "{frame}"
     );
     assert_eq!(listen.stop().await, Some(0));
@@ -229,10 +220,7 @@ async fn listen_resumes_after_a_restart_missing_nothing() {
     let staff = server.staff_token("moderator");
     let poster = server.member(&staff, "Poster", MANHATTAN, 25.0).await;
     let reader = server.member(&staff, "Reader", BROOKLYN, 25.0).await;
-    let home = tempfile::tempdir().expect("home");
-    server
-        .run_cli(home.path(), &["login", "--token", &reader.token])
-        .await;
+    let home = server.logged_in(&reader.token, "Reader").await;
     let api = server.api(Some(&poster.token));
     let exec_log = home.path().join("exec.jsonl");
     let exec = format!("cat >> {}", exec_log.display());
@@ -258,16 +246,9 @@ async fn listen_resumes_after_a_restart_missing_nothing() {
     let log = std::fs::read_to_string(&exec_log).expect("exec log");
     let ids: Vec<i64> = log
         .lines()
-        .map(|line| {
-            serde_json::from_str::<serde_json::Value>(line).expect("JSON")["alert"]["id"]
-                .as_i64()
-                .expect("id")
-        })
+        .map(|line| Received::parse(line).alert_id())
         .collect();
-    let expected: Vec<i64> = [&first, &second, &third]
-        .iter()
-        .map(|a| a["id"].as_i64().expect("id"))
-        .collect();
+    let expected: Vec<i64> = [&first, &second, &third].into_iter().map(id_of).collect();
     assert_eq!(ids, expected);
 }
 
@@ -416,24 +397,9 @@ async fn staff_work_the_queue_and_stores_edit_retract_and_flag_from_the_cli() {
         .member(&admin, "Main Street Jewelers", MANHATTAN, 25.0)
         .await;
     let neighbour = server.member(&admin, "Brooklyn Gold", BROOKLYN, 25.0).await;
-    let staff_home = tempfile::tempdir().expect("home");
-    let author_home = tempfile::tempdir().expect("home");
-    let neighbour_home = tempfile::tempdir().expect("home");
-    server
-        .run_cli(staff_home.path(), &["login", "--token", &admin])
-        .await
-        .expect_ok("admin");
-    server
-        .run_cli(author_home.path(), &["login", "--token", &author.token])
-        .await
-        .expect_ok("Main Street");
-    server
-        .run_cli(
-            neighbour_home.path(),
-            &["login", "--token", &neighbour.token],
-        )
-        .await
-        .expect_ok("Brooklyn");
+    let staff_home = server.logged_in(&admin, "admin").await;
+    let author_home = server.logged_in(&author.token, "Main Street").await;
+    let neighbour_home = server.logged_in(&neighbour.token, "Brooklyn").await;
 
     // Staff listen too: pending and flag frames are marked.
     let mut staff_listen = server.spawn_listen(staff_home.path(), &[]);
@@ -569,11 +535,7 @@ async fn listen_waits_as_long_as_the_server_asks_when_refused_429() {
         TestServer::start_with(&["--streams-per-token", "1", "--ping-interval-secs", "2"]).await;
     let staff = server.staff_token("moderator");
     let store = server.member(&staff, "Main Street", MANHATTAN, 25.0).await;
-    let home = tempfile::tempdir().expect("home");
-    server
-        .run_cli(home.path(), &["login", "--token", &store.token])
-        .await
-        .expect_ok("");
+    let home = server.logged_in(&store.token, "").await;
     // Another device holds the token's one stream.
     let mut other = server.stream(&store.token, None).await;
     hello_head(&other.next().await);

@@ -32,6 +32,17 @@ fn read_seq(state: &Path) -> Option<i64> {
     std::fs::read_to_string(state).ok()?.trim().parse().ok()
 }
 
+/// The id of the one store whose pledge awaits approval.
+async fn pending_store_id(server: &TestServer, staff: &str) -> i64 {
+    let pending = server
+        .api(Some(staff))
+        .get("/v1/stores?status=pending")
+        .await;
+    pending.body["stores"][0]["id"]
+        .as_i64()
+        .expect("pending store")
+}
+
 async fn apply_from_the_cli(server: &TestServer, home: &Path) {
     server
         .run_cli(
@@ -67,13 +78,7 @@ async fn a_pending_store_is_told_it_waits_and_listens_once_approved() {
     let mut listen = server.spawn_listen(home.path(), &FAST_RETRY);
     let said = stderr_until(&mut listen, "pending approval").await;
     assert!(!said.contains("no token"), "{said}");
-    let pending = server
-        .api(Some(&staff))
-        .get("/v1/stores?status=pending")
-        .await;
-    let store_id = pending.body["stores"][0]["id"]
-        .as_i64()
-        .expect("pending store");
+    let store_id = pending_store_id(&server, &staff).await;
     server
         .api(Some(&staff))
         .post(&format!("/v1/stores/{store_id}/approve"), &json!({}))
@@ -102,13 +107,7 @@ async fn a_rejected_store_is_told_why_and_the_listener_exits() {
     let staff = server.staff_token("moderator");
     let home = tempfile::tempdir().expect("home");
     apply_from_the_cli(&server, home.path()).await;
-    let pending = server
-        .api(Some(&staff))
-        .get("/v1/stores?status=pending")
-        .await;
-    let store_id = pending.body["stores"][0]["id"]
-        .as_i64()
-        .expect("pending store");
+    let store_id = pending_store_id(&server, &staff).await;
     server
         .api(Some(&staff))
         .post(
@@ -129,11 +128,7 @@ async fn a_rejected_store_is_told_why_and_the_listener_exits() {
 async fn a_suspended_store_waits_and_comes_back_with_the_token_in_the_config_file() {
     let (server, staff, store) = TestServer::with_store().await;
     let poster = server.member(&staff, "Poster", BROOKLYN, 25.0).await;
-    let home = tempfile::tempdir().expect("home");
-    server
-        .run_cli(home.path(), &["login", "--token", &store.token])
-        .await
-        .expect_ok("Logged in");
+    let home = server.logged_in(&store.token, "Logged in").await;
 
     let mut listen = server.spawn_listen(home.path(), &FAST_RETRY);
     stderr_until(&mut listen, "connected").await;
@@ -213,17 +208,15 @@ async fn a_failing_exec_is_retried_and_the_position_waits_until_it_succeeds() {
         .await;
 
     let said = stderr_until(&mut listen, "running it again in 1 s").await;
-    let position = std::fs::read_to_string(&state).expect("state file");
     assert_eq!(
-        position.trim(),
-        head.to_string(),
+        read_seq(&state),
+        Some(head),
         "not moved after a failure: {said}"
     );
     let said = stderr_until(&mut listen, "running it again in 2 s").await;
-    let position = std::fs::read_to_string(&state).expect("state file");
     assert_eq!(
-        position.trim(),
-        head.to_string(),
+        read_seq(&state),
+        Some(head),
         "not moved after two failures: {said}"
     );
 
@@ -237,9 +230,9 @@ async fn a_failing_exec_is_retried_and_the_position_waits_until_it_succeeds() {
     }
     let position = read_seq(&state).expect("a seq");
     let recorded = std::fs::read_to_string(&done).expect("the third run recorded it");
-    let frame: serde_json::Value = serde_json::from_str(recorded.trim()).expect("frame JSON");
     assert_eq!(
-        frame["seq"], position,
+        Received::parse(recorded.trim()).seq(),
+        position,
         "moved exactly to the event, once it succeeded"
     );
     assert_eq!(std::fs::read_to_string(&count).expect("runs").trim(), "3");

@@ -61,7 +61,7 @@ async fn hostile_content_from_the_database_cannot_forge_a_screen_in_any_command(
             "vehicles": [{ "plate": "Plate placeholder" }],
         }))
         .await;
-    let id = alert["id"].as_i64().expect("id");
+    let id = id_of(&alert);
     let withdrawn = author_api
         .post_alert(&casing_at("Withdrawn", MANHATTAN, 25.0))
         .await;
@@ -74,10 +74,7 @@ async fn hostile_content_from_the_database_cannot_forge_a_screen_in_any_command(
     assert_eq!(retracted.status, 200, "{retracted:?}");
     let flagged = server
         .api(Some(&flagger.token))
-        .post(
-            &format!("/v1/alerts/{id}/flags"),
-            &json!({ "reason": "Flag placeholder" }),
-        )
+        .flag(id, "Flag placeholder")
         .await;
     assert_eq!(flagged.status, 201, "{flagged:?}");
     let (pending, _secret) = server.pledge("Pending placeholder", NEWARK, 10.0).await;

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use futures_util::future::join_all;
+use p4p_protocol::Frame;
 use p4p_tests::places::*;
 use p4p_tests::*;
 use serde_json::Value;
@@ -37,10 +38,7 @@ async fn concurrent_posts_are_each_committed_once_and_streamed_in_seq_order() {
         })
     });
     let posted: Vec<Value> = join_all(posts).await;
-    let ids: BTreeSet<i64> = posted
-        .iter()
-        .map(|a| a["id"].as_i64().expect("id"))
-        .collect();
+    let ids: BTreeSet<i64> = posted.iter().map(id_of).collect();
     assert_eq!(
         ids.len(),
         STORES * POSTS_PER_STORE,
@@ -62,11 +60,8 @@ async fn concurrent_posts_are_each_committed_once_and_streamed_in_seq_order() {
     );
 }
 
-fn assert_seq_order_and_ids(frames: &[Value], ids: &BTreeSet<i64>) {
-    let seqs: Vec<i64> = frames
-        .iter()
-        .map(|f| f["seq"].as_i64().expect("seq"))
-        .collect();
+fn assert_seq_order_and_ids(frames: &[Received], ids: &BTreeSet<i64>) {
+    let seqs = seqs(frames);
     assert!(
         seqs.windows(2).all(|w| w[1] == w[0] + 1),
         "consecutive seqs, in order: {seqs:?}"
@@ -74,8 +69,8 @@ fn assert_seq_order_and_ids(frames: &[Value], ids: &BTreeSet<i64>) {
     let streamed: BTreeSet<i64> = frames
         .iter()
         .map(|f| {
-            assert_eq!(f["type"], "alert", "{f}");
-            f["alert"]["id"].as_i64().expect("alert id")
+            assert!(matches!(f.frame, Frame::Alert(_)), "{f}");
+            f.alert_id()
         })
         .collect();
     assert_eq!(&streamed, ids, "every posted alert streamed once");

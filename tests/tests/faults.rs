@@ -10,9 +10,10 @@ use std::time::Duration;
 use p4p_tests::places::{BOSTON, BROOKLYN, MANHATTAN, NEWARK, PHILADELPHIA};
 use p4p_tests::proxy::Proxy;
 use p4p_tests::{
-    casing_at, hello_head, largest_alert, on_postgres, Ended, Stream, TestServer, PATIENCE,
+    casing_at, hello_head, id_of, largest_alert, on_postgres, seqs, Ended, Received, Stream,
+    TestServer, PATIENCE,
 };
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Great-circle distance in km on the mean earth radius, as the server
@@ -55,11 +56,7 @@ async fn read_until_dropped(mut stream: Stream, limit: usize) -> Vec<(i64, i64)>
     let mut frames = Vec::new();
     while frames.len() < limit {
         match stream.next_within(Duration::from_secs(120)).await {
-            Ok(Some(frame)) if frame["type"] == "alert" => frames.push((
-                frame["seq"].as_i64().expect("seq"),
-                frame["alert"]["id"].as_i64().expect("id"),
-            )),
-            Ok(Some(_)) => {}
+            Ok(Some(frame)) => frames.extend(frame.published()),
             Ok(None) => panic!("the stream neither delivered nor ended"),
             Err(_) => return frames,
         }
@@ -76,7 +73,7 @@ async fn listed_ids(server: &TestServer, staff: &str) -> HashSet<i64> {
         let page = api.get(&path).await;
         assert_eq!(page.status, 200, "{page:?}");
         for alert in page.body["alerts"].as_array().expect("alerts") {
-            ids.insert(alert["id"].as_i64().expect("id"));
+            ids.insert(id_of(alert));
         }
         match page.body["next_before_id"].as_i64() {
             Some(before) => path = format!("/v1/alerts?limit=500&before_id={before}"),
@@ -200,19 +197,17 @@ async fn a_killed_server_loses_no_acknowledged_alert_and_listeners_resume_exactl
         let since = seen.last().map_or(*head, |(seq, _)| *seq);
         let mut stream = server.stream(&member.token, Some(since)).await;
         hello_head(&stream.next().await);
-        let marker = marker_poster
-            .post_alert(&casing_at("marker", watcher.at, 0.5))
-            .await["id"]
-            .as_i64()
-            .expect("id");
+        let marker = id_of(
+            &marker_poster
+                .post_alert(&casing_at("marker", watcher.at, 0.5))
+                .await,
+        );
         markers.insert(marker);
         let mut resumed = Vec::new();
         loop {
-            let frame = stream.next().await;
-            if frame["type"] != "alert" {
+            let Some((seq, id)) = stream.next().await.published() else {
                 continue;
-            }
-            let id = frame["alert"]["id"].as_i64().expect("id");
+            };
             if id == marker {
                 break;
             }
@@ -220,7 +215,7 @@ async fn a_killed_server_loses_no_acknowledged_alert_and_listeners_resume_exactl
                 // Another listener's marker, posted after the restart.
                 continue;
             }
-            resumed.push((frame["seq"].as_i64().expect("seq"), id));
+            resumed.push((seq, id));
         }
         let all: Vec<(i64, i64)> = seen.iter().chain(&resumed).copied().collect();
         assert!(
@@ -308,11 +303,11 @@ async fn a_stalled_client_delays_no_one_and_resumes_after_4008() {
         let alert = api
             .post_alert(&largest_alert(&format!("flood {i}"), MANHATTAN))
             .await;
-        let id = alert["id"].as_i64().expect("id");
+        let id = id_of(&alert);
         posted.push(id);
         for other in &mut others {
             let frame = other.next().await;
-            assert_eq!(frame["alert"]["id"], id, "{frame}");
+            assert_eq!(frame.alert_id(), id, "{frame}");
         }
     }
     // Only now does the stalled client read: what was buffered, then the
@@ -321,7 +316,7 @@ async fn a_stalled_client_delays_no_one_and_resumes_after_4008() {
     let mut seen = Vec::new();
     let code = loop {
         match stalled.next_within(PATIENCE).await {
-            Ok(Some(frame)) => seen.push(frame["seq"].as_i64().expect("seq")),
+            Ok(Some(frame)) => seen.push(frame.seq()),
             Ok(None) => panic!("neither frames nor a close"),
             Err(Ended::Closed(code)) => break code,
             Err(Ended::Dropped) => break None,
@@ -333,14 +328,11 @@ async fn a_stalled_client_delays_no_one_and_resumes_after_4008() {
     let mut resumed = server.stream(&stalled_store.token, Some(last)).await;
     hello_head(&resumed.next().await);
     let rest = resumed.take(posted.len() - seen.len()).await;
-    let mut seqs = seen.clone();
-    seqs.extend(rest.iter().map(|f| f["seq"].as_i64().expect("seq")));
+    let mut all = seen.clone();
+    all.extend(seqs(&rest));
     let expected: Vec<i64> = (head + 1..=head + posted.len() as i64).collect();
-    assert_eq!(seqs, expected, "nothing lost, nothing twice");
-    let ids: Vec<i64> = rest
-        .iter()
-        .map(|f| f["alert"]["id"].as_i64().expect("id"))
-        .collect();
+    assert_eq!(all, expected, "nothing lost, nothing twice");
+    let ids: Vec<i64> = rest.iter().map(Received::alert_id).collect();
     assert_eq!(&posted[seen.len()..], &ids[..]);
     resumed.assert_quiet(Duration::from_millis(300)).await;
     println!(
@@ -352,7 +344,7 @@ async fn a_stalled_client_delays_no_one_and_resumes_after_4008() {
 
 /// The payload of the first WebSocket text frame in `bytes` (after the
 /// handshake's response), unmasked as a server sends it.
-fn first_text_frame(bytes: &[u8]) -> Option<Value> {
+fn first_text_frame(bytes: &[u8]) -> Option<Received> {
     let start = bytes.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
     let frame = &bytes[start..];
     if frame.len() < 2 || frame[0] != 0x81 {
@@ -366,7 +358,8 @@ fn first_text_frame(bytes: &[u8]) -> Option<Value> {
         127 => return None,
         n => (usize::from(n), 2),
     };
-    serde_json::from_slice(frame.get(offset..offset + length)?).ok()
+    let text = std::str::from_utf8(frame.get(offset..offset + length)?).ok()?;
+    Some(Received::parse(text))
 }
 
 /// A client that completes the handshake and then goes silent (reads
@@ -439,12 +432,8 @@ async fn a_half_open_client_is_dropped_by_ping_timeout_and_resumes() {
     let mut resumed = server.stream(&store.token, Some(head)).await;
     hello_head(&resumed.next().await);
     let frames = resumed.take(WHILE_SILENT + AFTER).await;
-    let seqs: Vec<i64> = frames
-        .iter()
-        .map(|f| f["seq"].as_i64().expect("seq"))
-        .collect();
     let expected: Vec<i64> = (head + 1..=head + (WHILE_SILENT + AFTER) as i64).collect();
-    assert_eq!(seqs, expected);
+    assert_eq!(seqs(&frames), expected);
     resumed.assert_quiet(Duration::from_millis(300)).await;
     println!(
         "half-open: a client silent after the handshake was dropped by the ping timeout (1 s interval; log \"no answer to pings\", socket at EOF after {} bytes in all); its resume delivered all {} alerts ({WHILE_SILENT} posted while it was silent, {AFTER} after) in order",
@@ -571,14 +560,11 @@ async fn a_database_outage_answers_503_and_recovers_by_itself() {
             .await
             .expect("the stream delivers again")
             .expect("the stream is open");
-        let id = frame["alert"]["id"].clone();
-        let title = frame["alert"]["title"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        assert!(!title.starts_with("during"), "{frame}");
+        let alert = frame.alert();
+        assert!(!alert.title.starts_with("during"), "{frame}");
+        let done = alert.id == id_of(&after);
         frames.push(frame);
-        if id == after["id"] {
+        if done {
             break;
         }
     }
@@ -693,7 +679,7 @@ async fn tokens_and_claim_secrets_are_stored_only_as_hashes_and_never_logged() {
     for token in [&store_token, &device_token, &spare_token] {
         let api = server.api(Some(token));
         let alert = api.post_alert(&casing_at("hashes", MANHATTAN, 25.0)).await;
-        let id = alert["id"].as_i64().expect("id");
+        let id = id_of(&alert);
         for path in [
             "/v1/me".to_owned(),
             "/v1/me/tokens".to_owned(),
@@ -705,11 +691,7 @@ async fn tokens_and_claim_secrets_are_stored_only_as_hashes_and_never_logged() {
         }
         api.patch(&format!("/v1/alerts/{id}"), &json!({ "title": "edited" }))
             .await;
-        api.post(
-            &format!("/v1/alerts/{id}/flags"),
-            &json!({ "reason": "test" }),
-        )
-        .await;
+        api.flag(id, "test").await;
         requests += 3;
         let mut stream = server.stream_with_query_token(token).await.expect("stream");
         hello_head(&stream.next().await);

@@ -82,11 +82,8 @@ fn listen(
         let mut ids = Vec::new();
         while (ids.len() as u64) < owed.load(Ordering::Relaxed) {
             match stream.next_within(Duration::from_millis(200)).await {
-                Ok(Some(frame)) if frame["type"] == "alert" => ids.push((
-                    frame["seq"].as_i64().expect("seq"),
-                    frame["alert"]["id"].as_i64().expect("id"),
-                )),
-                Ok(_) => {}
+                Ok(Some(frame)) => ids.extend(frame.published()),
+                Ok(None) => {}
                 Err(ended) => panic!("a member's stream ended: {ended:?}"),
             }
         }
@@ -211,7 +208,7 @@ async fn member_stores_get_every_alert_through_a_flood() {
         let alert = member
             .post_alert(&casing_at(&format!("real casing {n}"), MANHATTAN, 25.0))
             .await;
-        posted.push(alert["id"].as_i64().expect("id"));
+        posted.push(id_of(&alert));
         tokio::time::sleep(legit_every).await;
     }
     stop.store(true, Ordering::Relaxed);

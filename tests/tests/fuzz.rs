@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use p4p_tests::{casing_at, places, TestServer};
+use p4p_tests::{casing_at, id_of, places, TestServer};
 
 const SCHEMATHESIS: &str = "schemathesis==4.32.5";
 /// Examples per operation: 40 in the suite; `P4P_FUZZ_EXAMPLES` asks for a
@@ -243,12 +243,7 @@ async fn generated_requests_get_the_answers_the_openapi_document_promises() {
         .await;
     // Half of the ids in paths are ones that exist, so that generated
     // requests reach the handlers' work, not only their 404.
-    let known_ids = [
-        store.id,
-        other.id,
-        own_alert["id"].as_i64().expect("alert id"),
-        others_alert["id"].as_i64().expect("alert id"),
-    ];
+    let known_ids = [store.id, other.id, id_of(&own_alert), id_of(&others_alert)];
     let known_ids = format!(
         r#"
 [dictionaries.known-ids]
@@ -267,7 +262,7 @@ values = {known_ids:?}
     let as_store = tokio::task::block_in_place(|| fuzz(&server, "store", &store.token, &config));
     let as_staff = tokio::task::block_in_place(|| fuzz(&server, "moderator", &staff, &config));
     // The known ids were used: the store's own alert was edited or retracted.
-    let own_id = own_alert["id"].as_i64().expect("alert id");
+    let own_id = id_of(&own_alert);
     let after = server
         .api(Some(&staff))
         .get(&format!("/v1/alerts/{own_id}"))

@@ -12,7 +12,7 @@ fn ids(page: &Value) -> Vec<i64> {
         .as_array()
         .expect("alerts")
         .iter()
-        .map(|a| a["id"].as_i64().expect("id"))
+        .map(id_of)
         .collect()
 }
 
@@ -40,15 +40,12 @@ async fn alerts_near_a_point_are_exactly_those_within_the_radius() {
     assert_eq!(within_10.status, 200, "{within_10:?}");
     assert_eq!(
         ids(&within_10.body),
-        vec![
-            brooklyn["id"].as_i64().expect("id"),
-            manhattan["id"].as_i64().expect("id")
-        ]
+        vec![id_of(&brooklyn), id_of(&manhattan)]
     );
     let within_20 = api.get(&near(20.0)).await;
     let expected: Vec<i64> = [&newark, &brooklyn, &manhattan]
-        .iter()
-        .map(|a| a["id"].as_i64().expect("id"))
+        .into_iter()
+        .map(id_of)
         .collect();
     assert_eq!(ids(&within_20.body), expected, "newest first");
     assert_eq!(ids(&api.get(&near(500.0)).await.body).len(), 5);
@@ -98,7 +95,7 @@ async fn staff_see_every_alert_and_stores_see_published_ones() {
         .api(Some(&author.token))
         .post_alert(&casing_at("seen", MANHATTAN, 5.0))
         .await;
-    let id = posted["id"].as_i64().expect("id");
+    let id = id_of(&posted);
     for token in [&staff, &author.token, &other.token] {
         let api = server.api(Some(token));
         assert_eq!(ids(&api.get("/v1/alerts").await.body), vec![id]);

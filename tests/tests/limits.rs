@@ -202,7 +202,7 @@ async fn a_full_alert_round_trips_every_field() {
                            "plate": "ABC1234", "plate_region": "NY" }],
         }))
         .await;
-    let id = posted["id"].as_i64().expect("id");
+    let id = id_of(&posted);
     let fetched = api.get(&format!("/v1/alerts/{id}")).await;
     assert_eq!(fetched.status, 200);
     assert_eq!(fetched.body, posted);

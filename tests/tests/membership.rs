@@ -268,12 +268,7 @@ async fn a_store_makes_and_revokes_device_tokens_and_revocation_closes_their_str
     assert!(device_token.starts_with("p4p_"));
 
     let listed = api.get("/v1/me/tokens").await;
-    let labels: Vec<&str> = listed.body["tokens"]
-        .as_array()
-        .expect("tokens")
-        .iter()
-        .filter_map(|t| t["label"].as_str())
-        .collect();
+    let labels = listed.texts("tokens", "label");
     assert!(labels.contains(&"back office PC"), "{labels:?}");
     assert!(
         listed.body.to_string().find("p4p_").is_none(),
@@ -299,9 +294,7 @@ async fn a_store_makes_and_revokes_device_tokens_and_revocation_closes_their_str
 
     // Another store's token is not ours to revoke.
     let other = server.member(&staff, "Other", BOSTON, 25.0).await;
-    let other_id = server.api(Some(&other.token)).get("/v1/me").await.body["token"]["id"]
-        .as_i64()
-        .expect("id");
+    let other_id = server.api(Some(&other.token)).own_token_id().await;
     api.delete(&format!("/v1/me/tokens/{other_id}"))
         .await
         .problem(404, "not_found");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use p4p_tests::places::{BOSTON, BROOKLYN, MANHATTAN};
 use p4p_tests::{
-    casing_at, hello_head, largest_alert, on_postgres, psql, Ended, TestServer, PATIENCE,
+    casing_at, hello_head, largest_alert, on_postgres, psql, Ended, Received, TestServer, PATIENCE,
 };
 use serde_json::{json, Value};
 
@@ -251,7 +251,7 @@ async fn every_series_moves_with_what_the_server_does() {
     let h1 = hello_head(&probe.next().await);
     probe.close().await;
     let mut live = Vec::new();
-    while live.last().and_then(|f: &Value| f["seq"].as_i64()) != Some(h1) {
+    while live.last().and_then(|f: &Received| f.frame.seq()) != Some(h1) {
         match staff_stream.next_within(Duration::from_secs(2)).await {
             Ok(Some(frame)) => live.push(frame),
             _ => break,

@@ -8,10 +8,6 @@ use p4p_tests::places::*;
 use p4p_tests::*;
 use serde_json::{json, Value};
 
-fn id_of(alert: &Value) -> i64 {
-    alert["id"].as_i64().expect("id")
-}
-
 async fn post(server: &TestServer, member: &Member, title: &str, at: (f64, f64), km: f64) -> i64 {
     id_of(
         &server
@@ -308,10 +304,7 @@ async fn three_stores_flagging_an_alert_take_it_out_of_members_views_until_a_mod
     for (i, flagger) in flaggers.iter().enumerate() {
         let flag = server
             .api(Some(&flagger.token))
-            .post(
-                &format!("/v1/alerts/{id}/flags"),
-                &json!({ "reason": format!("wrong {i}") }),
-            )
+            .flag(id, &format!("wrong {i}"))
             .await;
         assert_eq!(flag.status, 201, "{flag:?}");
         assert_eq!(flag.body["store_id"], flagger.id);
@@ -329,10 +322,7 @@ async fn three_stores_flagging_an_alert_take_it_out_of_members_views_until_a_mod
             );
             server
                 .api(Some(&flagger.token))
-                .post(
-                    &format!("/v1/alerts/{id}/flags"),
-                    &json!({ "reason": "again" }),
-                )
+                .flag(id, "again")
                 .await
                 .problem(409, "already_flagged");
         }
@@ -417,13 +407,11 @@ async fn an_edit_that_moves_an_alert_retracts_it_where_it_left_and_alerts_where_
     let to_philadelphia = streams[2].next().await;
     assert_eq!(to_philadelphia["type"], "alert", "new to Philadelphia");
     assert_eq!(to_philadelphia["alert"]["title"], "casing, Philadelphia");
-    assert!(to_philadelphia["distance_km"]
-        .as_f64()
-        .is_some_and(|d| d < 1.0));
+    assert!(to_philadelphia.distance_km().is_some_and(|d| d < 1.0));
     streams[3].assert_quiet(Duration::from_millis(300)).await;
-    let seq = to_author["seq"].clone();
+    let seq = to_author.seq();
     for frame in [&to_newark, &to_philadelphia] {
-        assert_eq!(frame["seq"], seq);
+        assert_eq!(frame.seq(), seq);
     }
 }
 
@@ -467,13 +455,7 @@ async fn replay_after_moderation_shows_the_network_as_it_is_now() {
         )
         .await;
     for flagger in &flaggers {
-        server
-            .api(Some(&flagger.token))
-            .post(
-                &format!("/v1/alerts/{a}/flags"),
-                &json!({ "reason": "doubt" }),
-            )
-            .await;
+        server.api(Some(&flagger.token)).flag(a, "doubt").await;
     }
     mod_api
         .post(&format!("/v1/alerts/{a}/approve"), &json!({}))
@@ -513,10 +495,7 @@ async fn replay_after_moderation_shows_the_network_as_it_is_now() {
     replay.assert_quiet(Duration::from_millis(300)).await;
     let kinds: Vec<(&str, i64)> = replayed
         .iter()
-        .map(|f| {
-            let id = f["alert"]["id"].as_i64().or(f["alert_id"].as_i64());
-            (f["type"].as_str().unwrap_or("?"), id.unwrap_or(0))
-        })
+        .map(|f| (f["type"].as_str().unwrap_or("?"), f.alert_id()))
         .collect();
     assert_eq!(
         kinds,
@@ -532,10 +511,10 @@ async fn replay_after_moderation_shows_the_network_as_it_is_now() {
     for frame in replayed.iter().filter(|f| f["alert"].is_object()) {
         assert_eq!(frame["alert"], a_now, "the current version: {frame}");
     }
-    let live_seqs: Vec<&Value> = newark_frames.iter().map(|f| &f["seq"]).collect();
+    let live_seqs = seqs(&newark_frames);
     for frame in &replayed {
         assert!(
-            live_seqs.contains(&&frame["seq"]),
+            live_seqs.contains(&frame.seq()),
             "at a seq live gave: {frame}"
         );
     }
@@ -630,13 +609,7 @@ async fn every_action_appears_once_in_the_audit_with_its_reason() {
             &json!({ "title": "a, checked" }),
         )
         .await;
-    server
-        .api(Some(&other.token))
-        .post(
-            &format!("/v1/alerts/{a}/flags"),
-            &json!({ "reason": "wrong car" }),
-        )
-        .await;
+    server.api(Some(&other.token)).flag(a, "wrong car").await;
     admin_api
         .post(
             &format!("/v1/alerts/{a}/retract"),

@@ -74,20 +74,8 @@ async fn a_far_store_that_moves_next_to_a_crime_receives_nothing_from_there_unti
     assert_eq!(replay.next().await["alert"]["id"], after["id"]);
     let mut moved = server.stream(&far.token, Some(0)).await;
     assert_eq!(moved.next().await["location"]["lat"], MANHATTAN.0);
-    let replayed: Vec<_> = moved
-        .take(3)
-        .await
-        .iter()
-        .map(|frame| frame["alert"]["id"].clone())
-        .collect();
-    assert_eq!(
-        replayed,
-        [
-            before["id"].clone(),
-            during["id"].clone(),
-            after["id"].clone()
-        ]
-    );
+    let replayed: Vec<i64> = moved.take(3).await.iter().map(Received::alert_id).collect();
+    assert_eq!(replayed, [id_of(&before), id_of(&during), id_of(&after)]);
     let me = server.api(Some(&far.token)).get("/v1/me").await;
     assert_eq!(me.body["store"]["location"]["lat"], MANHATTAN.0);
     assert!(me.body["store"]["pending_move"].is_null());
@@ -252,16 +240,8 @@ async fn only_staff_decide_moves_and_bad_requests_name_the_field() {
 #[tokio::test]
 async fn a_move_shows_as_waiting_and_staff_decide_it_from_the_cli() {
     let (server, staff, store) = TestServer::with_store().await;
-    let staff_home = tempfile::tempdir().expect("home");
-    let store_home = tempfile::tempdir().expect("home");
-    server
-        .run_cli(staff_home.path(), &["login", "--token", &staff])
-        .await
-        .expect_ok("moderator");
-    server
-        .run_cli(store_home.path(), &["login", "--token", &store.token])
-        .await
-        .expect_ok("Main Street Jewelers");
+    let staff_home = server.logged_in(&staff, "moderator").await;
+    let store_home = server.logged_in(&store.token, "Main Street Jewelers").await;
     let asked = server
         .api(Some(&store.token))
         .patch(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use p4p_tests::places::*;
 use p4p_tests::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 async fn open(node: &TestServer, member: &Member, since: Option<i64>) -> Stream {
     let mut stream = node.stream(&member.token, since).await;
@@ -37,7 +37,7 @@ async fn a_post_on_one_node_reaches_subscribers_on_every_other_node_by_the_deliv
         assert_eq!(to_newark["alert"]["id"], posted["id"], "posted on node {i}");
         let to_philadelphia = on_c.next().await;
         assert_eq!(to_philadelphia["alert"]["id"], posted["id"]);
-        assert_eq!(to_newark["seq"], to_philadelphia["seq"]);
+        assert_eq!(to_newark.seq(), to_philadelphia.seq());
     }
     boston_on_b.assert_quiet(Duration::from_millis(500)).await;
 }
@@ -75,7 +75,7 @@ async fn concurrent_posters_on_two_nodes_give_every_subscriber_every_seq_once_in
         }));
     }
     // Halfway, cut every node's LISTEN connection.
-    let first: Vec<Value> = on_b.take(100).await;
+    let first = on_b.take(100).await;
     let database = a.postgres_database().expect("postgres").to_owned();
     let terminated = psql(&format!(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
@@ -86,12 +86,6 @@ async fn concurrent_posters_on_two_nodes_give_every_subscriber_every_seq_once_in
     for task in tasks {
         task.await.expect("poster");
     }
-    let seqs = |frames: &[Value]| -> Vec<i64> {
-        frames
-            .iter()
-            .map(|f| f["seq"].as_i64().expect("seq"))
-            .collect()
-    };
     let mut on_b_seqs = seqs(&first);
     on_b_seqs.extend(seqs(&rest));
     let on_a_seqs = seqs(&on_a.take(200).await);
@@ -100,11 +94,7 @@ async fn concurrent_posters_on_two_nodes_give_every_subscriber_every_seq_once_in
     assert_eq!(on_b_seqs, expected, "node B: every seq once, in order");
     on_a.assert_quiet(Duration::from_millis(300)).await;
     on_b.assert_quiet(Duration::from_millis(300)).await;
-    let ids: HashSet<Value> = first
-        .iter()
-        .chain(&rest)
-        .map(|f| f["alert"]["id"].clone())
-        .collect();
+    let ids: HashSet<i64> = first.iter().chain(&rest).map(Received::alert_id).collect();
     assert_eq!(ids.len(), 200);
 
     // Replay from 0, on either node, gives the same list.

@@ -9,17 +9,13 @@ use p4p_tests::places::*;
 use p4p_tests::*;
 use serde_json::{json, Value};
 
-fn id_of(alert: &Value) -> i64 {
-    alert["id"].as_i64().expect("id")
-}
-
 /// Every frame a fresh replay from 0 gives, until the stream is quiet.
-async fn replay_all(server: &TestServer, token: &str) -> Vec<Value> {
+async fn replay_all(server: &TestServer, token: &str) -> Vec<Received> {
     let mut stream = server.stream(token, Some(0)).await;
     let head = hello_head(&stream.next().await);
     let mut frames = Vec::new();
     while let Ok(Some(frame)) = stream.next_within(Duration::from_millis(500)).await {
-        let seq = frame["seq"].as_i64().unwrap_or(0);
+        let seq = frame.frame.seq().unwrap_or(0);
         frames.push(frame);
         if seq >= head {
             break;
@@ -60,10 +56,7 @@ async fn a_store_approved_later_replays_nothing_that_was_withdrawn() {
     for flagger in &flaggers {
         let flagged = server
             .api(Some(&flagger.token))
-            .post(
-                &format!("/v1/alerts/{defamatory}/flags"),
-                &json!({ "reason": "not him" }),
-            )
+            .flag(defamatory, "not him")
             .await;
         assert_eq!(flagged.status, 201, "{flagged:?}");
     }

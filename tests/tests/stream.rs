@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use p4p_protocol::Role;
 use p4p_tests::places::*;
 use p4p_tests::*;
 use serde_json::{json, Value};
@@ -45,13 +46,14 @@ async fn neighbourhood() -> Neighbourhood {
 async fn open(server: &TestServer, member: &Member) -> Stream {
     let mut stream = server.stream(&member.token, None).await;
     let hello = stream.next().await;
-    hello_head(&hello);
-    assert_eq!(hello["store_id"], member.id);
+    assert_eq!(hello.hello().store_id, Some(member.id));
     stream
 }
 
-fn distance(frame: &Value) -> f64 {
-    frame["distance_km"].as_f64().expect("distance_km")
+fn distance(frame: &Received) -> f64 {
+    frame
+        .distance_km()
+        .unwrap_or_else(|| panic!("no distance_km in {frame}"))
 }
 
 #[tokio::test]
@@ -62,7 +64,7 @@ async fn an_alert_reaches_exactly_the_stores_the_delivery_rule_names() {
     let mut philadelphia = open(&n.server, &n.philadelphia).await;
     let mut boston = open(&n.server, &n.boston).await;
     let mut staff = n.server.stream(&n.staff, None).await;
-    assert_eq!(staff.next().await["role"], "moderator");
+    assert_eq!(staff.next().await.hello().role, Role::Moderator);
 
     let posted = n
         .server
@@ -83,10 +85,10 @@ async fn an_alert_reaches_exactly_the_stores_the_delivery_rule_names() {
     assert_eq!(distance(&to_author), 0.0);
     let to_staff = staff.next().await;
     assert_eq!(to_staff["alert"]["id"], posted["id"]);
-    assert!(to_staff.get("distance_km").is_none());
-    let seq = to_newark["seq"].as_i64().expect("seq");
+    assert!(to_staff.json.get("distance_km").is_none());
+    let seq = to_newark.seq();
     for frame in [&to_philadelphia, &to_author, &to_staff] {
-        assert_eq!(frame["seq"], seq, "one seq for one event");
+        assert_eq!(frame.seq(), seq, "one seq for one event");
     }
 
     // Boston gets nothing: its first frame is the next alert near it.
@@ -97,7 +99,7 @@ async fn an_alert_reaches_exactly_the_stores_the_delivery_rule_names() {
         .await;
     let to_boston = boston.next().await;
     assert_eq!(to_boston["alert"]["id"], near_boston["id"], "{to_boston}");
-    assert!(to_boston["seq"].as_i64() > Some(seq));
+    assert!(to_boston.seq() > seq);
     newark.assert_quiet(Duration::from_millis(300)).await;
 }
 
@@ -111,7 +113,7 @@ async fn a_store_that_was_away_resumes_in_order_without_gap_or_duplicate() {
         .await;
     let frame = newark.next().await;
     assert_eq!(frame["alert"]["id"], first["id"]);
-    let last_seen = frame["seq"].as_i64().expect("seq");
+    let last_seen = frame.seq();
     newark.close().await;
 
     // While Newark is away: three for it, two that are not.
@@ -131,10 +133,7 @@ async fn a_store_that_was_away_resumes_in_order_without_gap_or_duplicate() {
     let replayed = newark.take(3).await;
     let ids: Vec<Value> = replayed.iter().map(|f| f["alert"]["id"].clone()).collect();
     assert_eq!(ids, owed);
-    let seqs: Vec<i64> = replayed
-        .iter()
-        .map(|f| f["seq"].as_i64().expect("seq"))
-        .collect();
+    let seqs = seqs(&replayed);
     assert!(
         seqs.windows(2).all(|w| w[0] < w[1]),
         "in seq order: {seqs:?}"
@@ -147,7 +146,7 @@ async fn a_store_that_was_away_resumes_in_order_without_gap_or_duplicate() {
         .await;
     let frame = newark.next().await;
     assert_eq!(frame["alert"]["id"], live["id"]);
-    assert!(frame["seq"].as_i64() > seqs.last().copied());
+    assert!(Some(frame.seq()) > seqs.last().copied());
     newark.assert_quiet(Duration::from_millis(300)).await;
 
     // Replaying everything gives the same frames again, in the same order.
@@ -184,10 +183,7 @@ async fn resuming_while_alerts_keep_coming_loses_and_repeats_nothing() {
     hello_head(&stream.next().await);
     let frames = stream.take(60).await;
     posting.await.expect("poster");
-    let seqs: Vec<i64> = frames
-        .iter()
-        .map(|f| f["seq"].as_i64().expect("seq"))
-        .collect();
+    let seqs = seqs(&frames);
     assert!(
         seqs.windows(2).all(|w| w[0] < w[1]),
         "strictly increasing: {seqs:?}"
@@ -218,7 +214,7 @@ async fn a_browser_may_pass_the_token_in_the_query() {
         .stream_with_query_token(&store.token)
         .await
         .expect("stream");
-    assert_eq!(stream.next().await["store_id"], store.id);
+    assert_eq!(stream.next().await.hello().store_id, Some(store.id));
     assert!(
         !server.logs().contains(&store.token),
         "the token is never logged"
@@ -243,7 +239,7 @@ async fn a_client_too_slow_for_its_queue_is_closed_with_4008_and_resumes() {
     let mut seen = Vec::new();
     let code = loop {
         match slow.next_within(PATIENCE).await {
-            Ok(Some(frame)) => seen.push(frame["seq"].as_i64().expect("seq")),
+            Ok(Some(frame)) => seen.push(frame.seq()),
             Ok(None) => panic!("neither all frames nor a close"),
             Err(Ended::Closed(code)) => break code,
             Err(Ended::Dropped) => break None,
@@ -254,9 +250,9 @@ async fn a_client_too_slow_for_its_queue_is_closed_with_4008_and_resumes() {
     let mut resumed = server.stream(&reader.token, Some(last)).await;
     hello_head(&resumed.next().await);
     let rest = resumed.take(BURST - seen.len()).await;
-    let mut all: Vec<Value> = seen.iter().map(|s| Value::from(*s)).collect();
-    all.extend(rest.iter().map(|f| f["seq"].clone()));
-    let expected: Vec<Value> = (head + 1..=head + BURST as i64).map(Value::from).collect();
+    let mut all = seen;
+    all.extend(rest.iter().map(Received::seq));
+    let expected: Vec<i64> = (head + 1..=head + BURST as i64).collect();
     assert_eq!(all, expected, "nothing lost, nothing twice");
 }
 

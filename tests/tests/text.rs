@@ -148,7 +148,7 @@ async fn every_reason_and_label_refuses_line_breaks_controls_and_bidi_overrides(
         .api(Some(&author.token))
         .post_alert(&casing_at("Two men casing showcases", MANHATTAN, 25.0))
         .await;
-    let id = alert["id"].as_i64().expect("id");
+    let id = id_of(&alert);
     let audit_before = staff_api.get("/v1/audit").await.body["entries"].clone();
 
     let actions = [

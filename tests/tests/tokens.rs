@@ -33,9 +33,7 @@ async fn a_stolen_token_is_seen_by_staff_revoked_and_dies_with_every_other_at_re
     let (server, staff, owner) = TestServer::with_store().await;
     let stolen = owner.token.clone();
     let attacker = server.api(Some(&stolen));
-    let owner_token_id = attacker.get("/v1/me").await.body["token"]["id"]
-        .as_i64()
-        .expect("token id");
+    let owner_token_id = attacker.own_token_id().await;
 
     // The attacker mints two tokens of its own and locks the owner out.
     let minted = attacker
@@ -349,9 +347,7 @@ async fn a_store_cannot_see_or_revoke_tokens_through_the_staff_endpoints() {
     let (server, staff, store) = TestServer::with_store().await;
     let other = server.member(&staff, "Other", BOSTON, 25.0).await;
     let as_store = server.api(Some(&store.token));
-    let other_token_id = server.api(Some(&other.token)).get("/v1/me").await.body["token"]["id"]
-        .as_i64()
-        .expect("id");
+    let other_token_id = server.api(Some(&other.token)).own_token_id().await;
     for id in [store.id, other.id] {
         as_store
             .get(&format!("/v1/stores/{id}"))
@@ -451,16 +447,8 @@ async fn last_used_at_is_recorded_but_not_rewritten_on_every_request() {
 #[tokio::test]
 async fn staff_revoke_a_stolen_token_and_reinstate_the_store_from_the_cli() {
     let (server, staff, store) = TestServer::with_store().await;
-    let staff_home = tempfile::tempdir().expect("home");
-    let store_home = tempfile::tempdir().expect("home");
-    server
-        .run_cli(staff_home.path(), &["login", "--token", &staff])
-        .await
-        .expect_ok("moderator");
-    server
-        .run_cli(store_home.path(), &["login", "--token", &store.token])
-        .await
-        .expect_ok("Main Street Jewelers");
+    let staff_home = server.logged_in(&staff, "moderator").await;
+    let store_home = server.logged_in(&store.token, "Main Street Jewelers").await;
 
     // A token the store does not know of appears, never used yet.
     let minted = server
@@ -510,7 +498,7 @@ async fn staff_revoke_a_stolen_token_and_reinstate_the_store_from_the_cli() {
         !table.stdout.contains("never"),
         "both tokens were used: {table:?}"
     );
-    let tablet_id = tablet["id"].as_i64().expect("id").to_string();
+    let tablet_id = id_of(&tablet).to_string();
     server
         .run_cli(
             staff_home.path(),
@@ -573,11 +561,7 @@ async fn staff_revoke_a_stolen_token_and_reinstate_the_store_from_the_cli() {
 async fn an_admin_makes_moderator_tokens_by_default_from_the_cli() {
     let server = TestServer::start().await;
     let admin = server.staff_token("admin");
-    let admin_home = tempfile::tempdir().expect("home");
-    server
-        .run_cli(admin_home.path(), &["login", "--token", &admin])
-        .await
-        .expect_ok("admin");
+    let admin_home = server.logged_in(&admin, "admin").await;
     for (args, role) in [
         (vec!["tokens", "create", "--label", "Bob"], "moderator"),
         (
@@ -610,9 +594,7 @@ async fn a_token_staff_revoke_on_one_node_closes_its_stream_on_another() {
     let mut on_b = b.stream(&store.token, None).await;
     hello_head(&on_b.next().await);
     assert!(b.readyz_becomes(200).await, "node B listens");
-    let token_id = a.api(Some(&store.token)).get("/v1/me").await.body["token"]["id"]
-        .as_i64()
-        .expect("id");
+    let token_id = a.api(Some(&store.token)).own_token_id().await;
     let revoked = a
         .api(Some(&staff))
         .delete(&format!("/v1/stores/{}/tokens/{token_id}", store.id))

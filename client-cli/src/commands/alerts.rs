@@ -1,10 +1,11 @@
 //! `p4p alerts`: the alerts the caller may see, newest first, a page at a time.
 
-use p4p_protocol::{AlertKind, AlertPage, AlertStatus, Location};
+use p4p_protocol::{Alert, AlertKind, AlertPage, AlertStatus, Location};
 
+use crate::api::paths;
 use crate::args::Paging;
 use crate::context::Context;
-use crate::{args, output, render};
+use crate::{args, render};
 
 #[derive(Debug, clap::Args)]
 pub struct AlertsArgs {
@@ -52,37 +53,26 @@ pub async fn run(ctx: &Context, args: AlertsArgs) -> anyhow::Result<()> {
 
     let reply = ctx
         .api()?
-        .get::<AlertPage>(&["v1", "alerts"], &query)
+        .get::<AlertPage>(&paths::alerts(), &query)
         .await?;
-    if ctx.json {
-        output::json(&reply.json)?;
-        return Ok(());
-    }
-    let page = reply.body;
-    if page.alerts.is_empty() {
-        output::line("No alerts.")?;
-    } else {
-        let rows: Vec<Vec<String>> = page
-            .alerts
-            .iter()
-            .map(|alert| {
-                vec![
-                    alert.id.to_string(),
-                    alert.kind.to_string(),
-                    alert.status.to_string(),
-                    render::time(alert.occurred_at),
-                    alert.title.clone(),
-                    alert.store.name.clone(),
-                ]
-            })
-            .collect();
-        output::line(&render::table(
+    ctx.emit(&reply, |page| {
+        let rows: Vec<Vec<String>> = page.alerts.iter().map(row).collect();
+        let table = render::table_or(
+            "No alerts.",
             &["id", "kind", "status", "occurred_at", "title", "store"],
             &rows,
-        ))?;
-    }
-    if let Some(hint) = Paging::next_hint("alerts", page.next_before_id) {
-        output::line(&hint)?;
-    }
-    Ok(())
+        );
+        Paging::with_next_hint(table, "alerts", page.next_before_id)
+    })
+}
+
+fn row(alert: &Alert) -> Vec<String> {
+    vec![
+        alert.id.to_string(),
+        alert.kind.to_string(),
+        alert.status.to_string(),
+        render::time(alert.occurred_at),
+        alert.title.clone(),
+        alert.store.name.clone(),
+    ]
 }

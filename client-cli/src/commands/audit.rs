@@ -3,9 +3,10 @@
 
 use p4p_protocol::{AuditEntry, AuditPage};
 
+use crate::api::paths;
 use crate::args::Paging;
 use crate::context::Context;
-use crate::{output, render};
+use crate::render;
 
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
@@ -16,28 +17,16 @@ pub struct AuditArgs {
 pub async fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<()> {
     let mut query: Vec<(&str, String)> = Vec::new();
     args.page.push_query(&mut query);
-    let reply = ctx
-        .api()?
-        .get::<AuditPage>(&["v1", "audit"], &query)
-        .await?;
-    if ctx.json {
-        output::json(&reply.json)?;
-        return Ok(());
-    }
-    let page = reply.body;
-    if page.entries.is_empty() {
-        output::line("No audit entries.")?;
-    } else {
+    let reply = ctx.api()?.get::<AuditPage>(&paths::audit(), &query).await?;
+    ctx.emit(&reply, |page| {
         let rows: Vec<Vec<String>> = page.entries.iter().map(row).collect();
-        output::line(&render::table(
+        let table = render::table_or(
+            "No audit entries.",
             &["id", "at", "actor", "action", "object", "reason"],
             &rows,
-        ))?;
-    }
-    if let Some(hint) = Paging::next_hint("entries", page.next_before_id) {
-        output::line(&hint)?;
-    }
-    Ok(())
+        );
+        Paging::with_next_hint(table, "entries", page.next_before_id)
+    })
 }
 
 fn row(entry: &AuditEntry) -> Vec<String> {

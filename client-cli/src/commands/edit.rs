@@ -1,87 +1,65 @@
 //! `p4p edit`: the author (or a moderator) corrects a posted alert.
 
-use p4p_protocol::{Alert, AlertKind, AlertPatch, Location, Suspect, Vehicle};
+use p4p_protocol::{Alert, AlertPatch};
 
-use crate::commands::post::{parse_suspect, parse_vehicle};
+use crate::api::paths;
+use crate::args::AlertId;
+use crate::commands::alert_fields::{AlertFields, Descriptions, HalfAPlace};
 use crate::context::Context;
-use crate::{args, output, render};
+use crate::render;
 
+// The flags are those of `p4p post` (`alert_fields`), at least one of
+// them; the help of some says what a change to it does.
 #[derive(Debug, clap::Args)]
 #[cfg_attr(test, derive(Default))]
-#[command(group(
-    clap::ArgGroup::new("change")
-        .required(true)
-        .multiple(true)
-        .args([
-            "kind",
-            "title",
-            "description",
-            "lat",
-            "lon",
-            "radius_km",
-            "suspect",
-            "vehicle",
-            "clear_suspects",
-            "clear_vehicles",
-        ])
-))]
+#[command(
+    group(
+        clap::ArgGroup::new("change")
+            .required(true)
+            .multiple(true)
+            .args([
+                "kind",
+                "title",
+                "description",
+                "lat",
+                "lon",
+                "radius_km",
+                "suspect",
+                "vehicle",
+                "clear_suspects",
+                "clear_vehicles",
+            ])
+    ),
+    mut_arg("description", |arg| {
+        arg.help("What happened, in full (at most 4,000 characters); `\"\"` clears it")
+    }),
+    mut_arg("lat", |arg| arg.help("Where it happened (with --lon)")),
+    mut_arg("lon", |arg| arg.help("Where it happened (with --lat)")),
+    mut_arg("radius_km", |arg| arg.help("How far the alert reaches, 0.5 to 500 km")),
+    mut_arg("suspect", |arg| {
+        arg.help(
+            "A suspect, as for `p4p post`: `key=value` pairs separated by `;`. Repeat for \
+             each suspect; the suspects given replace all the alert's",
+        )
+        .conflicts_with("clear_suspects")
+    }),
+    mut_arg("vehicle", |arg| {
+        arg.help(
+            "A vehicle, as for `p4p post`: `key=value` pairs separated by `;`. Repeat for \
+             each vehicle; the vehicles given replace all the alert's",
+        )
+        .conflicts_with("clear_vehicles")
+    })
+)]
 pub struct EditArgs {
-    /// The alert's id, as `p4p alerts` and `p4p listen` print it.
-    pub id: i64,
+    #[command(flatten)]
+    pub target: AlertId,
 
-    /// What happened.
-    #[arg(long, value_parser = args::alert_kind())]
-    pub kind: Option<AlertKind>,
+    #[command(flatten)]
+    pub alert: AlertFields,
 
-    /// One line members see first, 1 to 120 characters.
-    #[arg(long)]
-    pub title: Option<String>,
-
-    /// What happened, in full (at most 4,000 characters); `""` clears it.
-    #[arg(long)]
-    pub description: Option<String>,
-
-    /// Where it happened (with --lon).
-    #[arg(
-        long,
-        requires = "lon",
-        allow_negative_numbers = true,
-        value_name = "DEGREES"
-    )]
-    pub lat: Option<f64>,
-
-    /// Where it happened (with --lat).
-    #[arg(
-        long,
-        requires = "lat",
-        allow_negative_numbers = true,
-        value_name = "DEGREES"
-    )]
-    pub lon: Option<f64>,
-
-    /// How far the alert reaches, 0.5 to 500 km.
-    #[arg(long, value_name = "KM")]
-    pub radius_km: Option<f64>,
-
-    /// A suspect, as for `p4p post`: `key=value` pairs separated by `;`.
-    /// Repeat for each suspect; the suspects given replace all the alert's.
-    #[arg(
-        long,
-        value_parser = parse_suspect,
-        value_name = "SPEC",
-        conflicts_with = "clear_suspects"
-    )]
-    pub suspect: Vec<Suspect>,
-
-    /// A vehicle, as for `p4p post`: `key=value` pairs separated by `;`.
-    /// Repeat for each vehicle; the vehicles given replace all the alert's.
-    #[arg(
-        long,
-        value_parser = parse_vehicle,
-        value_name = "SPEC",
-        conflicts_with = "clear_vehicles"
-    )]
-    pub vehicle: Vec<Vehicle>,
+    #[command(flatten)]
+    pub seen: Descriptions,
 
     /// Remove every suspect from the alert.
     #[arg(long)]
@@ -106,12 +84,12 @@ pub enum EditError {
 --lat and --lon, --radius-km, --suspect, --vehicle, --clear-suspects, --clear-vehicles"
     )]
     NothingToChange,
-    #[error("--lat and --lon must be given together")]
-    HalfAPlace,
+    #[error(transparent)]
+    HalfAPlace(#[from] HalfAPlace),
 }
 
 pub async fn run(ctx: &Context, args: EditArgs) -> anyhow::Result<()> {
-    let id = args.id.to_string();
+    let endpoint = paths::alert(args.target.id);
     let if_version = args.if_version;
     let patch = alert_patch(args)?;
     let api = ctx.api()?;
@@ -119,48 +97,39 @@ pub async fn run(ctx: &Context, args: EditArgs) -> anyhow::Result<()> {
     // silently undoes a change made meanwhile (a moderator's, say).
     let version = match if_version {
         Some(version) => version,
-        None => {
-            api.get::<Alert>(&["v1", "alerts", &id], &[])
-                .await?
-                .body
-                .version
-        }
+        None => api.get::<Alert>(&endpoint, &[]).await?.body.version,
     };
     let if_match = format!("\"{version}\"");
     let reply = api
         .send_json::<_, Alert>(
             reqwest::Method::PATCH,
-            &["v1", "alerts", &id],
+            &endpoint,
             &patch,
             &[("If-Match", &if_match)],
         )
         .await?;
-    if ctx.json {
-        output::json(&reply.json)?;
-        return Ok(());
-    }
-    let alert = reply.body;
-    output::line(&format!("Updated alert #{} ({}).", alert.id, alert.status))?;
-    output::line(&render::alert_in_full(&alert))?;
-    Ok(())
+    ctx.emit(&reply, |alert| {
+        format!(
+            "Updated alert #{} ({}).\n{}",
+            alert.id,
+            alert.status,
+            render::alert_in_full(alert)
+        )
+    })
 }
 
 /// The patch that sends exactly what the flags give: a list given replaces
 /// the alert's whole list, a `--clear-*` flag sends an empty one.
 pub fn alert_patch(args: EditArgs) -> Result<AlertPatch, EditError> {
-    let location = match (args.lat, args.lon) {
-        (Some(lat), Some(lon)) => Some(Location { lat, lon }),
-        (None, None) => None,
-        _ => return Err(EditError::HalfAPlace),
-    };
+    let location = args.alert.location()?;
     let patch = AlertPatch {
-        kind: args.kind,
-        title: args.title,
-        description: args.description,
+        kind: args.alert.kind,
+        title: args.alert.title,
+        description: args.alert.description,
         location,
-        radius_km: args.radius_km,
-        suspects: replacement(args.suspect, args.clear_suspects),
-        vehicles: replacement(args.vehicle, args.clear_vehicles),
+        radius_km: args.alert.radius_km,
+        suspects: replacement(args.seen.suspect, args.clear_suspects),
+        vehicles: replacement(args.seen.vehicle, args.clear_vehicles),
     };
     if patch == AlertPatch::default() {
         return Err(EditError::NothingToChange);
@@ -182,21 +151,25 @@ fn replacement<T>(given: Vec<T>, clear: bool) -> Option<Vec<T>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::alert_fields::parse_suspect;
+    use p4p_protocol::AlertKind;
 
-    fn edit(id: i64) -> EditArgs {
+    /// An edit of alert 42 that changes `alert`.
+    fn edit(alert: AlertFields) -> EditArgs {
         EditArgs {
-            id,
+            target: AlertId { id: 42 },
+            alert,
             ..EditArgs::default()
         }
     }
 
     #[test]
     fn only_the_fields_given_are_sent() {
-        let patch = alert_patch(EditArgs {
+        let patch = alert_patch(edit(AlertFields {
             title: Some("Two men, one in a red hoodie".to_owned()),
             radius_km: Some(10.0),
-            ..edit(42)
-        })
+            ..AlertFields::default()
+        }))
         .expect("a change");
         assert_eq!(
             serde_json::to_value(&patch).expect("serializes"),
@@ -206,32 +179,35 @@ mod tests {
 
     #[test]
     fn a_place_is_sent_as_one_location() {
-        let patch = alert_patch(EditArgs {
+        let patch = alert_patch(edit(AlertFields {
             lat: Some(-33.86),
             lon: Some(151.2),
             kind: Some(AlertKind::GrabAndRun),
-            ..edit(42)
-        })
+            ..AlertFields::default()
+        }))
         .expect("a change");
         assert_eq!(
             serde_json::to_value(&patch).expect("serializes"),
             serde_json::json!({"kind": "grab_and_run", "location": {"lat": -33.86, "lon": 151.2}})
         );
-        let half = alert_patch(EditArgs {
+        let half = alert_patch(edit(AlertFields {
             lat: Some(-33.86),
-            ..edit(42)
-        });
-        assert_eq!(half, Err(EditError::HalfAPlace));
+            ..AlertFields::default()
+        }));
+        assert_eq!(half, Err(EditError::HalfAPlace(HalfAPlace)));
     }
 
     #[test]
     fn suspects_and_vehicles_given_replace_the_whole_list() {
         let patch = alert_patch(EditArgs {
-            suspect: vec![
-                parse_suspect("sex=male; clothing=red hoodie").expect("valid"),
-                parse_suspect("age=20s").expect("valid"),
-            ],
-            ..edit(42)
+            seen: Descriptions {
+                suspect: vec![
+                    parse_suspect("sex=male; clothing=red hoodie").expect("valid"),
+                    parse_suspect("age=20s").expect("valid"),
+                ],
+                vehicle: Vec::new(),
+            },
+            ..edit(AlertFields::default())
         })
         .expect("a change");
         assert_eq!(patch.suspects.as_ref().map(Vec::len), Some(2));
@@ -243,7 +219,7 @@ mod tests {
         let patch = alert_patch(EditArgs {
             clear_suspects: true,
             clear_vehicles: true,
-            ..edit(42)
+            ..edit(AlertFields::default())
         })
         .expect("a change");
         assert_eq!(
@@ -254,16 +230,19 @@ mod tests {
 
     #[test]
     fn an_empty_description_is_a_change_that_clears_it() {
-        let patch = alert_patch(EditArgs {
+        let patch = alert_patch(edit(AlertFields {
             description: Some(String::new()),
-            ..edit(42)
-        })
+            ..AlertFields::default()
+        }))
         .expect("a change");
         assert_eq!(patch.description.as_deref(), Some(""));
     }
 
     #[test]
     fn no_change_is_an_error() {
-        assert_eq!(alert_patch(edit(42)), Err(EditError::NothingToChange));
+        assert_eq!(
+            alert_patch(edit(AlertFields::default())),
+            Err(EditError::NothingToChange)
+        );
     }
 }

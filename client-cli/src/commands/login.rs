@@ -2,9 +2,9 @@
 
 use p4p_protocol::{Me, StoreStatus};
 
-use crate::api::{Api, ApiError, Reply};
+use crate::api::{paths, Api, ApiError, Reply, ServerUrl};
 use crate::context::Context;
-use crate::{local_time, output, render};
+use crate::{local_time, render};
 
 /// Checks the token given with `--token` (or `P4P_TOKEN`) against the server
 /// and saves both in the config file; a token the server refuses is not saved.
@@ -23,33 +23,26 @@ pub async fn login(ctx: &mut Context) -> anyhow::Result<()> {
     ctx.config.file.server = Some(ctx.server.to_string());
     ctx.config.file.token = Some(token);
     let path = ctx.config.save()?;
-
-    if ctx.json {
-        output::json(&me.json)?;
-        return Ok(());
-    }
-    output::line(&format!(
-        "Logged in to {} as {}.",
-        ctx.server,
-        who(&me.body)
-    ))?;
-    output::line(&format!(
-        "Saved the server and token to {}.",
-        path.display()
-    ))?;
-    Ok(())
+    ctx.emit(&me, |me| {
+        format!(
+            "Logged in to {} as {}.\nSaved the server and token to {}.",
+            ctx.server,
+            who(me),
+            path.display()
+        )
+    })
 }
 
 /// Prints who the current token belongs to.
 pub async fn whoami(ctx: &Context) -> anyhow::Result<()> {
     let me = fetch_me(&ctx.api()?).await?;
-    if ctx.json {
-        output::json(&me.json)?;
-        return Ok(());
-    }
-    let me = me.body;
+    ctx.emit(&me, |me| whoami_text(&ctx.server, me))
+}
+
+/// Server, role, the store (its status and any move waiting) and the token.
+fn whoami_text(server: &ServerUrl, me: &Me) -> String {
     let mut lines = vec![
-        format!("Server:  {}", ctx.server),
+        format!("Server:  {server}"),
         format!("Role:    {}", me.role),
     ];
     if let Some(store) = &me.store {
@@ -86,12 +79,11 @@ pub async fn whoami(ctx: &Context) -> anyhow::Result<()> {
         local_time::local(me.token.created_at),
         local_time::local_or_never(me.token.last_used_at)
     ));
-    output::line(&lines.join("\n"))?;
-    Ok(())
+    lines.join("\n")
 }
 
 async fn fetch_me(api: &Api) -> Result<Reply<Me>, ApiError> {
-    api.get(&["v1", "me"], &[]).await
+    api.get(&paths::me(), &[]).await
 }
 
 /// `store Main Street Jewelers (#7)` or `admin (token "laptop")`.

@@ -1,10 +1,12 @@
 //! `p4p mod`: association staff work through the moderation queue: alerts
 //! awaiting approval, alerts that stores flagged, and the verdict on each.
 
-use p4p_protocol::{Alert, FlaggedAlert, ModerationQueue, ReasonRequest};
+use p4p_protocol::{Alert, FlaggedAlert, ModerationQueue};
 
+use crate::api::paths;
+use crate::commands::post_reason;
 use crate::context::Context;
-use crate::{output, render};
+use crate::render;
 
 #[derive(Debug, clap::Args)]
 pub struct ModerationArgs {
@@ -88,14 +90,9 @@ pub async fn run(ctx: &Context, args: ModerationArgs) -> anyhow::Result<()> {
 async fn queue(ctx: &Context) -> anyhow::Result<()> {
     let reply = ctx
         .api()?
-        .get::<ModerationQueue>(&["v1", "moderation", "queue"], &[])
+        .get::<ModerationQueue>(&paths::moderation_queue(), &[])
         .await?;
-    if ctx.json {
-        output::json(&reply.json)?;
-        return Ok(());
-    }
-    output::line(&queue_text(&reply.body))?;
-    Ok(())
+    ctx.emit(&reply, queue_text)
 }
 
 async fn decide(
@@ -104,25 +101,11 @@ async fn decide(
     verdict: Verdict,
     reason: Option<String>,
 ) -> anyhow::Result<()> {
-    let id_text = id.to_string();
-    let reply = ctx
-        .api()?
-        .post::<_, Alert>(
-            &["v1", "alerts", &id_text, verdict.segment()],
-            &ReasonRequest { reason },
-        )
-        .await?;
-    if ctx.json {
-        output::json(&reply.json)?;
-        return Ok(());
-    }
-    let alert = reply.body;
-    output::line(&format!(
-        "Alert #{} is now {}.",
-        alert.id,
-        verdict.outcome(&alert)
-    ))?;
-    Ok(())
+    let endpoint = paths::alert_action(id, verdict.segment());
+    let reply = post_reason::<Alert>(ctx, endpoint, reason).await?;
+    ctx.emit(&reply, |alert| {
+        format!("Alert #{} is now {}.", alert.id, verdict.outcome(alert))
+    })
 }
 
 const ALERT_COLUMNS: [&str; 5] = ["id", "kind", "created", "store", "title"];
@@ -190,33 +173,19 @@ fn alert_row(alert: &Alert) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use p4p_protocol::{AlertKind, AlertStatus, Flag, Location, StoreRef};
+    use crate::render::tests::casing_alert;
+    use p4p_protocol::{AlertStatus, Flag};
     use time::macros::datetime;
 
     fn alert(id: i64, status: AlertStatus, title: &str) -> Alert {
         Alert {
             id,
-            kind: AlertKind::Casing,
             status,
             title: title.to_owned(),
             description: None,
-            occurred_at: datetime!(2026-11-24 15:04:05 UTC),
-            location: Location {
-                lat: 40.7128,
-                lon: -74.006,
-            },
-            radius_km: 25.0,
             suspects: Vec::new(),
             vehicles: Vec::new(),
-            store: StoreRef {
-                id: 7,
-                name: "Main Street Jewelers".to_owned(),
-            },
-            verified: false,
-            version: 1,
-            status_reason: None,
-            created_at: datetime!(2026-11-24 15:06:00 UTC),
-            updated_at: datetime!(2026-11-24 15:06:00 UTC),
+            ..casing_alert()
         }
     }
 

@@ -6,6 +6,7 @@ use p4p_protocol::{
     ClaimRequest, ClaimResponse, Location, PledgeCreated, PledgeRequest, StoreStatus,
 };
 
+use crate::api::paths;
 use crate::context::Context;
 use crate::output;
 use crate::secret::{ClaimSecret, Token};
@@ -144,9 +145,9 @@ async fn apply(ctx: &mut Context, args: PledgeArgs) -> anyhow::Result<()> {
     }
     let reply = ctx
         .anonymous_api()?
-        .post::<_, PledgeCreated>(&["v1", "pledge"], &request)
+        .post::<_, PledgeCreated>(&paths::pledge(), &request)
         .await?;
-    let created = reply.body;
+    let created = &reply.body;
 
     ctx.config.file.server = Some(ctx.server.to_string());
     ctx.config.file.store_id = Some(created.store_id);
@@ -164,22 +165,16 @@ async fn apply(ctx: &mut Context, args: PledgeArgs) -> anyhow::Result<()> {
         }
     };
 
-    if ctx.json {
-        output::json(&reply.json)?;
-        return Ok(());
-    }
-    output::line(&format!(
-        "Pledge received: store #{} is {}.",
-        created.store_id, created.status
-    ))?;
-    output::line(&format!(
-        "Saved the store id and claim secret to {}.",
-        path.display()
-    ))?;
-    output::line(
-        "Next: wait for the association to approve your store, then run `p4p pledge status`.",
-    )?;
-    Ok(())
+    ctx.emit(&reply, |created| {
+        format!(
+            "Pledge received: store #{} is {}.\n\
+             Saved the store id and claim secret to {}.\n\
+             Next: wait for the association to approve your store, then run `p4p pledge status`.",
+            created.store_id,
+            created.status,
+            path.display()
+        )
+    })
 }
 
 async fn status(ctx: &mut Context) -> anyhow::Result<()> {
@@ -208,13 +203,12 @@ async fn status(ctx: &mut Context) -> anyhow::Result<()> {
 
 /// Claims the store's token with `secret`; saves it once handed out.
 async fn claim(ctx: &mut Context, store_id: i64, secret: ClaimSecret) -> anyhow::Result<()> {
-    let store = store_id.to_string();
     let request = ClaimRequest {
         claim_secret: secret.expose().to_owned(),
     };
     let reply = ctx
         .anonymous_api()?
-        .post::<_, ClaimResponse>(&["v1", "pledge", &store, "claim"], &request)
+        .post::<_, ClaimResponse>(&paths::claim(store_id), &request)
         .await
         .map_err(|error| match error.status().map(|status| status.as_u16()) {
             Some(409) => anyhow::anyhow!("the token was already claimed ({error})"),
@@ -224,8 +218,7 @@ async fn claim(ctx: &mut Context, store_id: i64, secret: ClaimSecret) -> anyhow:
             _ => error.into(),
         })?;
 
-    let claim = reply.body;
-    let token = match (claim.status, claim.token) {
+    let token = match (reply.body.status, reply.body.token.clone()) {
         (StoreStatus::Approved, Some(token)) => token,
         (status, _) => {
             // Still waiting: keep the secret to claim with later.
@@ -233,12 +226,9 @@ async fn claim(ctx: &mut Context, store_id: i64, secret: ClaimSecret) -> anyhow:
             ctx.config.file.claim_secret = Some(secret);
             ctx.config.file.server = Some(ctx.server.to_string());
             ctx.config.save()?;
-            if ctx.json {
-                output::json(&reply.json)?;
-            } else {
-                output::line(&format!("Store #{store_id}: {}", waiting(status)))?;
-            }
-            return Ok(());
+            return ctx.emit(&reply, |_| {
+                format!("Store #{store_id}: {}", waiting(status))
+            });
         }
     };
 
@@ -247,16 +237,13 @@ async fn claim(ctx: &mut Context, store_id: i64, secret: ClaimSecret) -> anyhow:
     ctx.config.file.claim_secret = None;
     ctx.config.file.server = Some(ctx.server.to_string());
     let path = ctx.config.save()?;
-    if ctx.json {
-        output::json(&reply.json)?;
-        return Ok(());
-    }
-    output::line(&format!(
-        "Store #{store_id}: approved; token saved to {}.",
-        path.display()
-    ))?;
-    output::line("Next: run `p4p listen` to receive alerts, `p4p post --help` to send one.")?;
-    Ok(())
+    ctx.emit(&reply, |_| {
+        format!(
+            "Store #{store_id}: approved; token saved to {}.\n\
+             Next: run `p4p listen` to receive alerts, `p4p post --help` to send one.",
+            path.display()
+        )
+    })
 }
 
 fn waiting(status: StoreStatus) -> &'static str {

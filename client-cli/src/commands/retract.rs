@@ -1,14 +1,16 @@
 //! `p4p retract`: the author (or a moderator) withdraws a published alert.
 
-use p4p_protocol::{Alert, ReasonRequest};
+use p4p_protocol::Alert;
 
+use crate::api::paths;
+use crate::args::AlertId;
+use crate::commands::post_reason;
 use crate::context::Context;
-use crate::output;
 
 #[derive(Debug, clap::Args)]
 pub struct RetractArgs {
-    /// The alert's id, as `p4p alerts` and `p4p listen` print it.
-    pub id: i64,
+    #[command(flatten)]
+    pub alert: AlertId,
 
     /// Why, e.g. "Duplicate of 41"; members who received the alert see it.
     #[arg(long, required = true)]
@@ -16,18 +18,7 @@ pub struct RetractArgs {
 }
 
 pub async fn run(ctx: &Context, args: RetractArgs) -> anyhow::Result<()> {
-    let id = args.id.to_string();
-    let reason = ReasonRequest {
-        reason: Some(args.reason),
-    };
-    let reply = ctx
-        .api()?
-        .post::<_, Alert>(&["v1", "alerts", &id, "retract"], &reason)
-        .await?;
-    if ctx.json {
-        output::json(&reply.json)?;
-        return Ok(());
-    }
-    output::line(&format!("Retracted alert #{}.", reply.body.id))?;
-    Ok(())
+    let endpoint = paths::alert_action(args.alert.id, "retract");
+    let reply = post_reason::<Alert>(ctx, endpoint, Some(args.reason)).await?;
+    ctx.emit(&reply, |alert| format!("Retracted alert #{}.", alert.id))
 }

@@ -2,22 +2,21 @@
 
 use p4p_protocol::Alert;
 
+use crate::api::paths;
+use crate::args::AlertId;
 use crate::context::Context;
-use crate::{output, render};
+use crate::render;
 
 #[derive(Debug, clap::Args)]
 pub struct ShowArgs {
-    /// The alert's id, as `p4p alerts` and `p4p listen` print it.
-    pub id: i64,
+    #[command(flatten)]
+    pub alert: AlertId,
 }
 
 pub async fn run(ctx: &Context, args: ShowArgs) -> anyhow::Result<()> {
-    let id = args.id.to_string();
-    let reply = ctx.api()?.get::<Alert>(&["v1", "alerts", &id], &[]).await?;
-    if ctx.json {
-        output::json(&reply.json)?;
-        return Ok(());
-    }
-    output::line(&render::alert_in_full(&reply.body))?;
-    Ok(())
+    let reply = ctx
+        .api()?
+        .get::<Alert>(&paths::alert(args.alert.id), &[])
+        .await?;
+    ctx.emit(&reply, render::alert_in_full)
 }

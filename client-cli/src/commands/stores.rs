@@ -2,13 +2,14 @@
 //! membership, their tokens (a stolen one is spotted by when it was last
 //! used) and the moves they ask for.
 
-use p4p_protocol::{
-    ReasonRequest, ReinstatedStore, Store, StoreList, StoreStatus, TokenInfo, TokenList,
-};
+use p4p_protocol::{ReinstatedStore, Store, StoreList, StoreStatus, TokenInfo};
 
-use crate::commands::tokens::token_table;
+use serde::Deserialize;
+
+use crate::api::paths;
+use crate::commands::{post_reason, tokens};
 use crate::context::Context;
-use crate::{args, local_time, output, render};
+use crate::{args, local_time, render};
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -124,17 +125,15 @@ pub async fn run(ctx: &Context, args: StoresArgs) -> anyhow::Result<()> {
     match args.action {
         None => list(ctx, args.status, args.pending_move).await,
         Some(StoreAction::Show { id }) => show(ctx, id).await,
-        Some(StoreAction::Tokens { id }) => tokens(ctx, id).await,
+        Some(StoreAction::Tokens { id }) => tokens::list(ctx, paths::store_tokens(id)).await,
         Some(StoreAction::RevokeToken { id, token_id }) => revoke_token(ctx, id, token_id).await,
         Some(StoreAction::Approve { id, reason }) => act(ctx, id, "approve", reason).await,
         Some(StoreAction::Reject { id, reason }) => act(ctx, id, "reject", Some(reason)).await,
         Some(StoreAction::Suspend { id, reason }) => act(ctx, id, "suspend", Some(reason)).await,
         Some(StoreAction::Reinstate { id, reason }) => reinstate(ctx, id, reason).await,
-        Some(StoreAction::ApproveMove { id, reason }) => {
-            decide_move(ctx, id, "approve-move", reason).await
-        }
+        Some(StoreAction::ApproveMove { id, reason }) => act(ctx, id, "approve-move", reason).await,
         Some(StoreAction::RejectMove { id, reason }) => {
-            decide_move(ctx, id, "reject-move", Some(reason)).await
+            act(ctx, id, "reject-move", Some(reason)).await
         }
     }
 }
@@ -153,24 +152,19 @@ async fn list(
     }
     let reply = ctx
         .api()?
-        .get::<StoreList>(&["v1", "stores"], &query)
+        .get::<StoreList>(&paths::stores(), &query)
         .await?;
-    if ctx.json {
-        output::json(&reply.json)?;
-        return Ok(());
-    }
-    if reply.body.stores.is_empty() {
-        output::line("No stores.")?;
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = reply.body.stores.iter().map(row).collect();
-    output::line(&render::table(
-        &[
-            "id", "status", "name", "contact", "email", "phone", "location", "radius", "move to",
-        ],
-        &rows,
-    ))?;
-    Ok(())
+    ctx.emit(&reply, |list| {
+        let rows: Vec<Vec<String>> = list.stores.iter().map(row).collect();
+        render::table_or(
+            "No stores.",
+            &[
+                "id", "status", "name", "contact", "email", "phone", "location", "radius",
+                "move to",
+            ],
+            &rows,
+        )
+    })
 }
 
 fn row(store: &Store) -> Vec<String> {
@@ -191,17 +185,8 @@ fn row(store: &Store) -> Vec<String> {
 }
 
 async fn show(ctx: &Context, id: i64) -> anyhow::Result<()> {
-    let id_text = id.to_string();
-    let reply = ctx
-        .api()?
-        .get::<Store>(&["v1", "stores", &id_text], &[])
-        .await?;
-    if ctx.json {
-        output::json(&reply.json)?;
-        return Ok(());
-    }
-    output::line(&store_in_full(&reply.body))?;
-    Ok(())
+    let reply = ctx.api()?.get::<Store>(&paths::store(id), &[]).await?;
+    ctx.emit(&reply, store_in_full)
 }
 
 fn store_in_full(store: &Store) -> String {
@@ -240,119 +225,62 @@ fn store_in_full(store: &Store) -> String {
     lines.join("\n")
 }
 
-async fn tokens(ctx: &Context, id: i64) -> anyhow::Result<()> {
-    let id_text = id.to_string();
-    let reply = ctx
-        .api()?
-        .get::<TokenList>(&["v1", "stores", &id_text, "tokens"], &[])
-        .await?;
-    if ctx.json {
-        output::json(&reply.json)?;
-        return Ok(());
-    }
-    output::line(&token_table(&reply.body.tokens))?;
-    Ok(())
-}
-
 async fn revoke_token(ctx: &Context, id: i64, token_id: i64) -> anyhow::Result<()> {
-    let (id_text, token_text) = (id.to_string(), token_id.to_string());
-    let answer = ctx
-        .api()?
-        .delete(&["v1", "stores", &id_text, "tokens", &token_text])
-        .await?;
-    if ctx.json {
-        if let Some(json) = answer {
-            output::json(&json)?;
-        }
-        return Ok(());
-    }
-    let label = answer
-        .and_then(|json| serde_json::from_value::<TokenInfo>(json).ok())
-        .map(|token| format!(" \"{}\"", token.label))
-        .unwrap_or_default();
-    output::line(&format!(
-        "Revoked token #{token_id}{label} of store #{id}; its streams are closed."
-    ))?;
-    Ok(())
+    let answer = ctx.api()?.delete(&paths::store_token(id, token_id)).await?;
+    ctx.emit_json(answer.as_ref(), || {
+        let label = answer
+            .as_ref()
+            .and_then(|json| TokenInfo::deserialize(json).ok())
+            .map(|token| format!(" \"{}\"", token.label))
+            .unwrap_or_default();
+        format!("Revoked token #{token_id}{label} of store #{id}; its streams are closed.")
+    })
 }
 
-/// Posts a staff action on a store (`approve`, `reinstate`, `approve-move`
-/// ...) and decodes the answer; `None` once `--json` has printed it as sent.
-async fn post_action<T: serde::de::DeserializeOwned>(
+/// `approve`, `reject`, `suspend`, `approve-move` or `reject-move`, and
+/// what the store is now.
+async fn act(
     ctx: &Context,
     id: i64,
-    action: &str,
+    action: &'static str,
     reason: Option<String>,
-) -> anyhow::Result<Option<T>> {
-    let id_text = id.to_string();
-    let reply = ctx
-        .api()?
-        .post::<_, T>(
-            &["v1", "stores", &id_text, action],
-            &ReasonRequest { reason },
-        )
-        .await?;
-    if ctx.json {
-        output::json(&reply.json)?;
-        return Ok(None);
-    }
-    Ok(Some(reply.body))
-}
-
-async fn act(ctx: &Context, id: i64, action: &str, reason: Option<String>) -> anyhow::Result<()> {
-    let Some(store) = post_action::<Store>(ctx, id, action, reason).await? else {
-        return Ok(());
-    };
-    output::line(&format!(
-        "Store #{} ({}) is now {}.",
-        store.id,
-        render::escape(&store.name),
-        store.status
-    ))?;
-    Ok(())
+) -> anyhow::Result<()> {
+    let reply = post_reason::<Store>(ctx, paths::store_action(id, action), reason).await?;
+    ctx.emit(&reply, |store| {
+        let area = || {
+            format!(
+                "{} around {}",
+                render::km(store.radius_km),
+                render::place(store.location)
+            )
+        };
+        match action {
+            "approve-move" => format!("{} moved: it now looks {}.", named(store), area()),
+            "reject-move" => format!("{} stays where it was, looking {}.", named(store), area()),
+            _ => format!("{} is now {}.", named(store), store.status),
+        }
+    })
 }
 
 async fn reinstate(ctx: &Context, id: i64, reason: Option<String>) -> anyhow::Result<()> {
-    let Some(ReinstatedStore {
-        store,
-        claim_secret,
-    }) = post_action::<ReinstatedStore>(ctx, id, "reinstate", reason).await?
-    else {
-        return Ok(());
-    };
-    let claim_secret = render::escape(&claim_secret);
-    output::line(&format!(
-        "Store #{} ({}) is {} again; every token it had is revoked.\n\
-         Hand the store this claim secret (shown only this once):\n  {claim_secret}\n\
-         With it the store claims a fresh token:\n  p4p --server {} pledge claim {} --secret {claim_secret}",
-        store.id,
-        render::escape(&store.name),
-        store.status,
-        ctx.server,
-        store.id
-    ))?;
-    Ok(())
+    let endpoint = paths::store_action(id, "reinstate");
+    let reply = post_reason::<ReinstatedStore>(ctx, endpoint, reason).await?;
+    ctx.emit(&reply, |reinstated| {
+        let store = &reinstated.store;
+        let claim_secret = render::escape(&reinstated.claim_secret);
+        format!(
+            "{} is {} again; every token it had is revoked.\n\
+             Hand the store this claim secret (shown only this once):\n  {claim_secret}\n\
+             With it the store claims a fresh token:\n  p4p --server {} pledge claim {} --secret {claim_secret}",
+            named(store),
+            store.status,
+            ctx.server,
+            store.id
+        )
+    })
 }
 
-async fn decide_move(
-    ctx: &Context,
-    id: i64,
-    action: &str,
-    reason: Option<String>,
-) -> anyhow::Result<()> {
-    let Some(store) = post_action::<Store>(ctx, id, action, reason).await? else {
-        return Ok(());
-    };
-    let verdict = match action {
-        "approve-move" => "moved: it now looks",
-        _ => "stays where it was, looking",
-    };
-    output::line(&format!(
-        "Store #{} ({}) {verdict} {} around {}.",
-        store.id,
-        render::escape(&store.name),
-        render::km(store.radius_km),
-        render::place(store.location)
-    ))?;
-    Ok(())
+/// `Store #7 (Main Street Jewelers)`, as the confirmations start.
+fn named(store: &Store) -> String {
+    format!("Store #{} ({})", store.id, render::escape(&store.name))
 }

@@ -2,8 +2,9 @@
 
 use p4p_protocol::{Role, TokenCreated, TokenInfo, TokenList, TokenRequest};
 
+use crate::api::paths::{self, Endpoint};
 use crate::context::Context;
-use crate::{local_time, output, render};
+use crate::{local_time, render};
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -44,51 +45,39 @@ p4p tokens create --label \"Alice, admin\" --role admin   # admin: another admin
 
 pub async fn run(ctx: &Context, args: TokensArgs) -> anyhow::Result<()> {
     match args.action {
-        None => list(ctx).await,
+        None => list(ctx, paths::my_tokens()).await,
         Some(TokenAction::Create { label, role }) => create(ctx, label, role).await,
         Some(TokenAction::Revoke { id }) => revoke(ctx, id).await,
     }
 }
 
-async fn list(ctx: &Context) -> anyhow::Result<()> {
-    let reply = ctx
-        .api()?
-        .get::<TokenList>(&["v1", "me", "tokens"], &[])
-        .await?;
-    if ctx.json {
-        output::json(&reply.json)?;
-        return Ok(());
-    }
-    output::line(&token_table(&reply.body.tokens))?;
-    Ok(())
+/// Lists the tokens at `endpoint` (the caller's, or a store's for staff),
+/// with when each was last used in local time: a use nobody recognises is
+/// a stolen token to revoke.
+pub async fn list(ctx: &Context, endpoint: Endpoint) -> anyhow::Result<()> {
+    let reply = ctx.api()?.get::<TokenList>(&endpoint, &[]).await?;
+    ctx.emit(&reply, |list| {
+        let rows: Vec<Vec<String>> = list.tokens.iter().map(row).collect();
+        render::table_or(
+            "No tokens.",
+            &["id", "label", "role", "created", "last used", "revoked"],
+            &rows,
+        )
+    })
 }
 
-/// Tokens as a table, with when each was last used in local time: a use
-/// nobody recognises is a stolen token to revoke.
-pub fn token_table(tokens: &[TokenInfo]) -> String {
-    if tokens.is_empty() {
-        return "No tokens.".to_owned();
-    }
-    let rows: Vec<Vec<String>> = tokens
-        .iter()
-        .map(|token| {
-            vec![
-                token.id.to_string(),
-                token.label.clone(),
-                token.role.to_string(),
-                local_time::local(token.created_at),
-                local_time::local_or_never(token.last_used_at),
-                token
-                    .revoked_at
-                    .map(local_time::local)
-                    .unwrap_or_else(|| "-".to_owned()),
-            ]
-        })
-        .collect();
-    render::table(
-        &["id", "label", "role", "created", "last used", "revoked"],
-        &rows,
-    )
+fn row(token: &TokenInfo) -> Vec<String> {
+    vec![
+        token.id.to_string(),
+        token.label.clone(),
+        token.role.to_string(),
+        local_time::local(token.created_at),
+        local_time::local_or_never(token.last_used_at),
+        token
+            .revoked_at
+            .map(local_time::local)
+            .unwrap_or_else(|| "-".to_owned()),
+    ]
 }
 
 async fn create(ctx: &Context, label: String, role: Option<String>) -> anyhow::Result<()> {
@@ -97,32 +86,20 @@ async fn create(ctx: &Context, label: String, role: Option<String>) -> anyhow::R
         .transpose()?;
     let reply = ctx
         .api()?
-        .post::<_, TokenCreated>(&["v1", "me", "tokens"], &TokenRequest { label, role })
+        .post::<_, TokenCreated>(&paths::my_tokens(), &TokenRequest { label, role })
         .await?;
-    if ctx.json {
-        output::json(&reply.json)?;
-        return Ok(());
-    }
-    let created = reply.body;
-    // The token alone on stdout, so that `$(p4p tokens create ...)` captures it.
-    eprintln!(
-        "Created token #{} \"{}\"; it is shown only this once.",
-        created.id,
-        render::escape(&created.label)
-    );
-    output::line(&render::escape(&created.token))?;
-    Ok(())
+    ctx.emit(&reply, |created| {
+        eprintln!(
+            "Created token #{} \"{}\"; it is shown only this once.",
+            created.id,
+            render::escape(&created.label)
+        );
+        // The token alone on stdout, so that `$(p4p tokens create ...)` captures it.
+        render::escape(&created.token).into_owned()
+    })
 }
 
 async fn revoke(ctx: &Context, id: i64) -> anyhow::Result<()> {
-    let id_text = id.to_string();
-    let answer = ctx.api()?.delete(&["v1", "me", "tokens", &id_text]).await?;
-    if ctx.json {
-        if let Some(json) = answer {
-            output::json(&json)?;
-        }
-        return Ok(());
-    }
-    output::line(&format!("Revoked token #{id}."))?;
-    Ok(())
+    let answer = ctx.api()?.delete(&paths::my_token(id)).await?;
+    ctx.emit_json(answer.as_ref(), || format!("Revoked token #{id}."))
 }

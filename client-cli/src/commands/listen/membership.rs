@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 use p4p_protocol::{ClaimRequest, ClaimResponse, StoreStatus};
 
-use crate::api::{Api, ApiError, ServerUrl};
+use crate::api::{paths, Api, ApiError, ServerUrl};
 use crate::config::Config;
 use crate::render;
 use crate::secret::Token;
@@ -86,9 +86,8 @@ pub async fn wait_for_approval(
         let request = ClaimRequest {
             claim_secret: secret.expose().to_owned(),
         };
-        let store = store_id.to_string();
         let answer = api
-            .post::<_, ClaimResponse>(&["v1", "pledge", &store, "claim"], &request)
+            .post::<_, ClaimResponse>(&paths::claim(store_id), &request)
             .await;
         match answer {
             Ok(reply) => match (reply.body.status, reply.body.token) {
