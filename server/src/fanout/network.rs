@@ -10,6 +10,10 @@
 //! same way. Handlers never touch the hub: they write through the network,
 //! and subscribe through it.
 //!
+//! Whatever else must follow a commit takes the same path: webhooks, for
+//! one, will have their outbox row written in the event's transaction (in
+//! `db`, beside the event) and their deliverer woken from [`Network::write`].
+//!
 //! The network also owns what must be serialized with subscriptions (a
 //! store's moves, so that the hub always ends up with a store's newest area
 //! of interest) and this node's readiness (whether it hears the others).
