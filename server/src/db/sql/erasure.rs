@@ -1,0 +1,144 @@
+//! Erasure: an alert's content leaving the database, event bodies and
+//! flag reasons included, at an admin's decision or past retention.
+
+use p4p_protocol::{Alert, AlertStatus};
+use sqlx::AnyConnection;
+use time::OffsetDateTime;
+
+use super::alerts::fetch_alert_locking;
+use super::audit::audit;
+use super::events::{append_events, retract_body, NewEvent, ERASED_REASON, EXPIRED_REASON};
+use super::{unix, Dialect, SqlStore};
+use crate::db::{Actor, Committed, DbResult};
+use crate::domain::delivery::EventKind;
+
+/// Erases an alert's content in the writing transaction: its text,
+/// suspects and vehicles, every stored event body about it but its
+/// `retract`s, whose reasons (free text that may quote it) become
+/// `reason`, and the reasons of its flags. The row stays, for statistics;
+/// the audit trail stays as it is.
+pub(super) async fn erase_in(
+    tx: &mut AnyConnection,
+    id: i64,
+    reason: &str,
+    now: OffsetDateTime,
+) -> DbResult<()> {
+    let dialect = Dialect::of(tx);
+    sqlx::query(&dialect.sql(
+        "UPDATE alerts SET title = '', description = NULL, suspects = '[]', vehicles = '[]', \
+         status_reason = NULL, erased_at = ?, updated_at = ?, version = version + 1 WHERE id = ?",
+    ))
+    .bind(unix(now))
+    .bind(unix(now))
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(&dialect.sql(
+        "UPDATE events SET body = CASE WHEN type = 'retract' THEN ? ELSE '' END WHERE alert_id = ?",
+    ))
+    .bind(retract_body(id, Some(reason))?)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(&dialect.sql("UPDATE flags SET reason = '' WHERE alert_id = ?"))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn erase_alert(
+    store: &SqlStore,
+    id: i64,
+    reason: &str,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> DbResult<Committed<Option<Alert>>> {
+    let now = crate::domain::alert::whole_seconds(now);
+    let mut tx = store.writer.begin().await?;
+    let Some(alert) = fetch_alert_locking(&mut tx, id, true).await? else {
+        return Ok(Committed::quiet(None));
+    };
+    erase_in(&mut tx, id, ERASED_REASON, now).await?;
+    audit(
+        &mut tx,
+        actor,
+        "alert.erase",
+        &format!("alert:{id}"),
+        Some(reason),
+        now,
+    )
+    .await?;
+    // Stores that may have shown it drop it; the admin's reason stays
+    // in the audit trail, which members never read.
+    let mut new_events = Vec::new();
+    if alert.status == AlertStatus::Published {
+        new_events.push(NewEvent::plain(
+            EventKind::Retract,
+            &alert,
+            retract_body(id, Some(ERASED_REASON))?,
+        ));
+    }
+    let events = append_events(&mut tx, new_events, now).await?;
+    tx.commit().await?;
+    store.checkpoint_erasure().await;
+    Ok(Committed::with_events(Some(alert), events))
+}
+
+pub(super) async fn erase_expired(
+    store: &SqlStore,
+    cutoff: i64,
+    limit: i64,
+    now: OffsetDateTime,
+) -> DbResult<Vec<i64>> {
+    let now = crate::domain::alert::whole_seconds(now);
+    let mut tx = store.writer.begin().await?;
+    // Nodes sweeping at once on PostgreSQL each take other alerts.
+    let skip_locked = match store.dialect {
+        Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        Dialect::Sqlite => "",
+    };
+    let ids: Vec<i64> = sqlx::query_scalar(&store.sql(&format!(
+        "SELECT id FROM alerts WHERE occurred_at < ? AND erased_at IS NULL ORDER BY id LIMIT ?{skip_locked}"
+    )))
+    .bind(cutoff)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    let actor = Actor("retention".to_owned());
+    for id in &ids {
+        erase_in(&mut tx, *id, EXPIRED_REASON, now).await?;
+        audit(
+            &mut tx,
+            &actor,
+            "alert.erase",
+            &format!("alert:{id}"),
+            Some("happened longer ago than the retention period"),
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    if !ids.is_empty() {
+        store.checkpoint_erasure().await;
+    }
+    Ok(ids)
+}
+
+impl SqlStore {
+    /// After an erasure on SQLite: copies the WAL into the database file
+    /// and empties it, so that the erased pages' old images leave the WAL
+    /// too (`secure_delete` has zeroed them in the file). Best effort: a
+    /// reader in the middle of a read leaves part for the next checkpoint.
+    pub(super) async fn checkpoint_erasure(&self) {
+        if self.dialect != Dialect::Sqlite {
+            return;
+        }
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writer)
+            .await
+        {
+            tracing::warn!(%error, "cannot checkpoint the WAL after an erasure");
+        }
+    }
+}

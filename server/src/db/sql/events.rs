@@ -1,0 +1,284 @@
+//! The event log: the events a write appends in its transaction (with
+//! their `seq`s from the one counter row), the bodies of their frames, the
+//! rewriting of earlier bodies after a change, and the announcements to
+//! other nodes; and reading the log back for replay.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use p4p_protocol::{Alert, AlertStatus, Flag};
+use serde::Serialize;
+use sqlx::AnyConnection;
+use time::OffsetDateTime;
+
+use super::rows::event_from_row;
+use super::{to_json, unix, Dialect, SqlStore};
+use crate::db::relay;
+use crate::db::{DbResult, Events};
+use crate::domain::delivery::{Event, EventKind};
+use crate::domain::place::Area;
+use crate::domain::version::changed_fields;
+
+/// An event to append, before it has its `seq`.
+pub(super) struct NewEvent<'a> {
+    kind: EventKind,
+    alert: &'a Alert,
+    previous_reach: Option<Area>,
+    /// `update`s: the fields that changed, as a JSON array.
+    changed: Option<String>,
+    body: String,
+}
+
+impl<'a> NewEvent<'a> {
+    /// An event whose body is given whole.
+    pub(super) fn plain(kind: EventKind, alert: &'a Alert, body: String) -> NewEvent<'a> {
+        NewEvent {
+            kind,
+            alert,
+            previous_reach: None,
+            changed: None,
+            body,
+        }
+    }
+
+    /// A published alert taken back to pending: a `retract` (with `reason`)
+    /// where members saw it `before`, and a `pending` for the moderation
+    /// consoles with it as it waits now.
+    pub(super) fn held(
+        before: &'a Alert,
+        waiting: &'a Alert,
+        reason: &str,
+    ) -> DbResult<[NewEvent<'a>; 2]> {
+        Ok([
+            NewEvent::plain(
+                EventKind::Retract,
+                before,
+                retract_body(before.id, Some(reason))?,
+            ),
+            NewEvent::plain(EventKind::Pending, waiting, alert_body(waiting)?),
+        ])
+    }
+
+    /// An `update` of `after`, saying what changed since `before`, and where
+    /// it was when the update moved it.
+    pub(super) fn update(before: &Alert, after: &'a Alert) -> DbResult<NewEvent<'a>> {
+        let changed = to_json(&changed_fields(before, after))?;
+        let previous = Area::of_alert(before);
+        Ok(NewEvent {
+            kind: EventKind::Update,
+            alert: after,
+            previous_reach: (previous != Area::of_alert(after)).then_some(previous),
+            body: update_body(&changed, after)?,
+            changed: Some(changed),
+        })
+    }
+}
+
+/// Appends events in the writing transaction, in order, with the next
+/// seqs: one counter update and one insert for all of them.
+pub(super) async fn append_events(
+    tx: &mut AnyConnection,
+    events: Vec<NewEvent<'_>>,
+    now: OffsetDateTime,
+) -> DbResult<Vec<Event>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dialect = Dialect::of(tx);
+    let count = events.len() as i64;
+    // The counter row serializes every event-writing transaction, on every
+    // node: seq order is commit order.
+    let last: i64 = sqlx::query_scalar(
+        &dialect.sql("UPDATE event_counter SET seq = seq + ? WHERE id = 1 RETURNING seq"),
+    )
+    .bind(count)
+    .fetch_one(&mut *tx)
+    .await?;
+    let changed: Vec<Option<String>> = events.iter().map(|new| new.changed.clone()).collect();
+    let events: Vec<Event> = events
+        .into_iter()
+        .zip(last - count + 1..)
+        .map(|(new, seq)| Event {
+            seq,
+            kind: new.kind,
+            alert_id: new.alert.id,
+            author: new.alert.store.id,
+            reach: Area::of_alert(new.alert),
+            previous_reach: new.previous_reach,
+            occurred_at: unix(new.alert.occurred_at),
+            body: Arc::from(new.body),
+        })
+        .collect();
+    let row = "(?, ?, ?, ?, ?, ?, ?, CASE WHEN ? THEN ? END, CASE WHEN ? THEN ? END, \
+               CASE WHEN ? THEN ? END, ?, ?, ?, ?)";
+    let sql = format!(
+        "INSERT INTO events (seq, type, alert_id, store_id, lat, lon, radius_km, previous_lat, previous_lon, \
+         previous_radius_km, occurred_at, changed, body, created_at) VALUES {}",
+        vec![row; events.len()].join(", ")
+    );
+    let sql = dialect.sql(&sql);
+    // Its text varies with the number of rows: not worth a cached statement.
+    let mut insert = sqlx::query(&sql).persistent(events.len() == 1);
+    for (event, changed) in events.iter().zip(&changed) {
+        let previous = event.previous_reach;
+        insert = insert
+            .bind(event.seq)
+            .bind(event.kind.as_str())
+            .bind(event.alert_id)
+            .bind(event.author)
+            .bind(event.reach.center.lat())
+            .bind(event.reach.center.lon())
+            .bind(event.reach.radius.km())
+            // Through sqlx::Any a NULL float is declared with another type,
+            // which a later real value on the same prepared statement then
+            // contradicts (PostgreSQL): a flag and a plain value instead.
+            .bind(previous.is_some())
+            .bind(previous.map_or(0.0, |r| r.center.lat()))
+            .bind(previous.is_some())
+            .bind(previous.map_or(0.0, |r| r.center.lon()))
+            .bind(previous.is_some())
+            .bind(previous.map_or(0.0, |r| r.radius.km()))
+            .bind(event.occurred_at)
+            .bind(changed.as_deref())
+            .bind(&*event.body)
+            .bind(unix(now));
+    }
+    insert.execute(&mut *tx).await?;
+    if dialect == Dialect::Postgres {
+        // Delivered at commit: a rolled-back write notifies no one. The
+        // newest seq is enough: other nodes read every event up to it.
+        sqlx::query(&dialect.sql("SELECT pg_notify(?, ?)"))
+            .bind(relay::EVENTS_CHANNEL)
+            .bind(last.to_string())
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(events)
+}
+
+/// Tells every node, at commit (PostgreSQL; one SQLite node has no others),
+/// and returns the announcement for this node's own network.
+pub(super) async fn announce_in(
+    tx: &mut AnyConnection,
+    announcement: relay::Announcement,
+) -> DbResult<relay::Announcement> {
+    let dialect = Dialect::of(tx);
+    if dialect == Dialect::Postgres {
+        sqlx::query(&dialect.sql("SELECT pg_notify(?, ?)"))
+            .bind(relay::CONTROL_CHANNEL)
+            .bind(announcement.payload())
+            .execute(tx)
+            .await?;
+    }
+    Ok(announcement)
+}
+
+/// The fields of `alert`, `update` and `pending` frames after `type`, `seq`
+/// and `distance_km`.
+pub(super) fn alert_body(alert: &Alert) -> DbResult<String> {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        alert: &'a Alert,
+    }
+    to_json(&Body { alert })
+}
+
+/// The fields of an `update` frame: what changed (a JSON array), and the
+/// alert. [`rewrite_bodies`] builds the same in SQL.
+pub(super) fn update_body(changed: &str, alert: &Alert) -> DbResult<String> {
+    Ok(format!(
+        "{{\"changed\":{changed},\"alert\":{}}}",
+        to_json(alert)?
+    ))
+}
+
+/// Replay shows the network as it is now (docs/API.md): after a change to
+/// `alert`, the stored bodies of its earlier events are rewritten in the
+/// same transaction, so that no withdrawn content stays in them. `alert`
+/// and `update` events carry its current version while it is published,
+/// `pending` events while it waits; otherwise their bodies are emptied
+/// (withdrawn), and replay skips them. `retract` and `flag` bodies hold
+/// no alert content and stay.
+pub(super) async fn rewrite_bodies(tx: &mut AnyConnection, alert: &Alert) -> DbResult<()> {
+    let dialect = Dialect::of(tx);
+    let published = alert.status == AlertStatus::Published;
+    let pending = alert.status == AlertStatus::Pending;
+    sqlx::query(&dialect.sql(
+        "UPDATE events SET body = CASE \
+         WHEN type = 'pending' AND ?1 THEN '{\"alert\":' || ?3 || '}' \
+         WHEN type = 'alert' AND ?2 THEN '{\"alert\":' || ?3 || '}' \
+         WHEN type = 'update' AND ?2 THEN '{\"changed\":' || COALESCE(changed, '[]') || ',\"alert\":' || ?3 || '}' \
+         ELSE '' END \
+         WHERE alert_id = ?4 AND type IN ('alert', 'update', 'pending')",
+    ))
+    .bind(pending)
+    .bind(published)
+    .bind(to_json(alert)?)
+    .bind(alert.id)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// The fields of a `retract` frame.
+pub(super) fn retract_body(alert_id: i64, reason: Option<&str>) -> DbResult<String> {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        alert_id: i64,
+        reason: Option<&'a str>,
+    }
+    to_json(&Body { alert_id, reason })
+}
+
+/// The fields of a `flag` frame.
+pub(super) fn flag_body(flag: &Flag) -> DbResult<String> {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        alert_id: i64,
+        store_id: i64,
+        reason: &'a str,
+    }
+    to_json(&Body {
+        alert_id: flag.alert_id,
+        store_id: flag.store_id,
+        reason: &flag.reason,
+    })
+}
+
+/// Why members see a flagged alert withdrawn.
+pub(super) const HELD_REASON: &str = "held for review after reports from member stores";
+/// What members are told of an alert an admin erased.
+pub(super) const ERASED_REASON: &str = "erased by the association";
+/// What a retract of an alert past retention says once it is erased.
+pub(super) const EXPIRED_REASON: &str = "erased: past the retention period";
+/// Why members see an edited alert withdrawn while its author is on probation.
+pub(super) const EDITED_REASON: &str = "edited; held until the association reviews the change";
+
+#[async_trait]
+impl Events for SqlStore {
+    async fn head(&self) -> DbResult<i64> {
+        let head: Option<i64> = sqlx::query_scalar(&self.sql("SELECT MAX(seq) FROM events"))
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(head.unwrap_or(0))
+    }
+
+    async fn events_after(&self, after: i64, limit: i64) -> DbResult<Vec<Event>> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT seq, type, alert_id, store_id, lat, lon, radius_km, previous_lat, previous_lon, \
+             previous_radius_km, occurred_at, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+        ))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn ping(&self) -> DbResult<()> {
+        sqlx::query(&self.sql("SELECT 1"))
+            .execute(&self.reader)
+            .await?;
+        Ok(())
+    }
+}

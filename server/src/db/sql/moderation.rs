@@ -1,0 +1,339 @@
+//! Changes to an alert after it is posted: its author's edits, moderators'
+//! actions, member stores' flags, and the moderation queue.
+
+use p4p_protocol::{AlertStatus, Flag, FlaggedAlert, ModerationQueue};
+use sqlx::Row;
+use time::OffsetDateTime;
+
+use super::alerts::{fetch_alert, fetch_alert_locking, precondition};
+use super::audit::audit;
+use super::events::{
+    alert_body, append_events, flag_body, retract_body, rewrite_bodies, NewEvent, EDITED_REASON,
+    HELD_REASON,
+};
+use super::idempotency::remember;
+use super::rows::{alert_from_row, from_unix, ALERT_COLUMNS};
+use super::{to_json, unix, SqlStore};
+use crate::db::{
+    Actor, AlertChange, Committed, DbError, DbResult, Edit, FlagOutcome, IdempotencyKey,
+};
+use crate::domain::delivery::EventKind;
+use crate::domain::moderation::AlertAction;
+use crate::domain::version::IfMatch;
+
+pub(super) async fn edit_alert(
+    store: &SqlStore,
+    id: i64,
+    edit: Edit<'_>,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> DbResult<Committed<AlertChange>> {
+    let edited = edit.alert;
+    let now = crate::domain::alert::whole_seconds(now);
+    let mut tx = store.writer.begin().await?;
+    let Some(before) = fetch_alert_locking(&mut tx, id, true).await? else {
+        return Ok(Committed::quiet(AlertChange::NotFound));
+    };
+    if let Some(refused) = precondition(&before, edit.if_match) {
+        return Ok(Committed::quiet(refused));
+    }
+    if !matches!(before.status, AlertStatus::Pending | AlertStatus::Published) {
+        return Ok(Committed::quiet(AlertChange::Conflict(before.status)));
+    }
+    // The edit was built on what the handler read: if the alert moved on
+    // since, whatever If-Match allowed, applying it would undo that change.
+    if before != *edit.seen {
+        return Ok(Committed::quiet(match edit.if_match {
+            Some(_) => AlertChange::PreconditionFailed(before.version),
+            None => AlertChange::Stale,
+        }));
+    }
+    let held = edit.hold && before.status == AlertStatus::Published;
+    sqlx::query(&store.sql(
+        "UPDATE alerts SET kind = ?, title = ?, description = ?, lat = ?, lon = ?, radius_km = ?, \
+         suspects = ?, vehicles = ?, updated_at = ?, version = version + 1, \
+         verified = CASE WHEN ? THEN 0 ELSE verified END, \
+         status = CASE WHEN ? THEN 'pending' ELSE status END, \
+         status_reason = CASE WHEN ? THEN ? ELSE status_reason END WHERE id = ?",
+    ))
+    .bind(edited.kind.as_str())
+    .bind(&edited.title)
+    .bind(&edited.description)
+    .bind(edited.reach.center.lat())
+    .bind(edited.reach.center.lon())
+    .bind(edited.reach.radius.km())
+    .bind(to_json(&edited.suspects)?)
+    .bind(to_json(&edited.vehicles)?)
+    .bind(unix(now))
+    .bind(edit.by_author)
+    .bind(held)
+    .bind(held)
+    .bind(EDITED_REASON)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    audit(
+        &mut tx,
+        actor,
+        "alert.edit",
+        &format!("alert:{id}"),
+        None,
+        now,
+    )
+    .await?;
+    let after = fetch_alert(&mut tx, id)
+        .await?
+        .ok_or_else(|| DbError::Corrupt(format!("alert {id} vanished")))?;
+    rewrite_bodies(&mut tx, &after).await?;
+    // Events last: the counter row is taken after the alert's row.
+    let new_events = if after.status == AlertStatus::Published {
+        vec![NewEvent::update(&before, &after)?]
+    } else if held {
+        // Withdrawn where it was seen, until a moderator approves the edit.
+        Vec::from(NewEvent::held(&before, &after, EDITED_REASON)?)
+    } else {
+        vec![NewEvent::plain(
+            EventKind::Pending,
+            &after,
+            alert_body(&after)?,
+        )]
+    };
+    let events = append_events(&mut tx, new_events, now).await?;
+    tx.commit().await?;
+    Ok(Committed::with_events(
+        AlertChange::Done(Box::new(after)),
+        events,
+    ))
+}
+
+pub(super) async fn moderate_alert(
+    store: &SqlStore,
+    id: i64,
+    action: AlertAction,
+    reason: Option<&str>,
+    if_match: Option<&IfMatch>,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> DbResult<Committed<AlertChange>> {
+    let (from, to) = action.transition();
+    let now = crate::domain::alert::whole_seconds(now);
+    let mut tx = store.writer.begin().await?;
+    let Some(before) = fetch_alert_locking(&mut tx, id, true).await? else {
+        return Ok(Committed::quiet(AlertChange::NotFound));
+    };
+    if let Some(refused) = precondition(&before, if_match) {
+        return Ok(Committed::quiet(refused));
+    }
+    if !from.contains(&before.status) {
+        return Ok(Committed::quiet(AlertChange::Conflict(before.status)));
+    }
+    sqlx::query(&store.sql(
+        "UPDATE alerts SET status = ?, status_reason = CASE WHEN ? THEN ? ELSE status_reason END, \
+         updated_at = ?, version = version + 1, verified = CASE WHEN ? THEN 1 ELSE verified END, \
+         published_at = CASE WHEN ? = 'published' THEN COALESCE(published_at, ?) ELSE published_at END \
+         WHERE id = ?",
+    ))
+    .bind(to.as_str())
+    .bind(action != AlertAction::Verify)
+    .bind(reason.filter(|_| action.needs_reason()))
+    .bind(unix(now))
+    .bind(action == AlertAction::Verify)
+    .bind(to.as_str())
+    .bind(unix(now))
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    // A moderator's decision settles the flags raised so far.
+    sqlx::query(
+        &store.sql("UPDATE flags SET resolved_at = ? WHERE alert_id = ? AND resolved_at IS NULL"),
+    )
+    .bind(unix(now))
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    let alert = fetch_alert(&mut tx, id)
+        .await?
+        .ok_or_else(|| DbError::Corrupt(format!("alert {id} vanished")))?;
+    audit(
+        &mut tx,
+        actor,
+        action.audit_name(),
+        &format!("alert:{id}"),
+        reason,
+        now,
+    )
+    .await?;
+    rewrite_bodies(&mut tx, &alert).await?;
+    // Events last: the counter row is taken after the alert's row.
+    let new_event = match action.event() {
+        Some(EventKind::Retract) => Some(NewEvent::plain(
+            EventKind::Retract,
+            &alert,
+            retract_body(id, reason)?,
+        )),
+        Some(EventKind::Update) => Some(NewEvent::update(&before, &alert)?),
+        Some(kind) => Some(NewEvent::plain(kind, &alert, alert_body(&alert)?)),
+        None => None,
+    };
+    let events = append_events(&mut tx, new_event.into_iter().collect(), now).await?;
+    tx.commit().await?;
+    Ok(Committed::with_events(
+        AlertChange::Done(Box::new(alert)),
+        events,
+    ))
+}
+
+pub(super) async fn flag_alert(
+    store: &SqlStore,
+    id: i64,
+    store_id: i64,
+    reason: &str,
+    threshold: u32,
+    idempotency: Option<IdempotencyKey>,
+    now: OffsetDateTime,
+) -> DbResult<Committed<FlagOutcome>> {
+    let now = crate::domain::alert::whole_seconds(now);
+    let mut tx = store.writer.begin().await?;
+    let Some(alert) = fetch_alert_locking(&mut tx, id, true).await? else {
+        return Ok(Committed::quiet(FlagOutcome::NotFound));
+    };
+    // The key first: a retry racing its first try on another node waits
+    // for it here and then answers what it made, not `already_flagged`
+    // or, if that flag held the alert, `invalid_transition`.
+    if let Some(key) = &idempotency {
+        let object = format!("flag:{id}:{store_id}");
+        if !remember(&mut tx, key, 201, &object, now).await? {
+            return Ok(Committed::quiet(FlagOutcome::KeyTaken));
+        }
+    }
+    if alert.status != AlertStatus::Published {
+        return Ok(Committed::quiet(FlagOutcome::NotFlaggable(alert.status)));
+    }
+    let inserted = sqlx::query(&store.sql(
+        "INSERT INTO flags (alert_id, store_id, reason, created_at) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (alert_id, store_id) DO NOTHING",
+    ))
+    .bind(id)
+    .bind(store_id)
+    .bind(reason)
+    .bind(unix(now))
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Ok(Committed::quiet(FlagOutcome::AlreadyFlagged));
+    }
+    let flag = Flag {
+        alert_id: id,
+        store_id,
+        reason: reason.to_owned(),
+        created_at: now,
+    };
+    audit(
+        &mut tx,
+        &Actor::store(store_id),
+        "alert.flag",
+        &format!("alert:{id}"),
+        Some(reason),
+        now,
+    )
+    .await?;
+    let flaggers: i64 = sqlx::query_scalar(
+        &store.sql("SELECT COUNT(*) FROM flags WHERE alert_id = ? AND resolved_at IS NULL"),
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let held = flaggers >= i64::from(threshold);
+    let mut waiting = None;
+    if held {
+        sqlx::query(&store.sql(
+            "UPDATE alerts SET status = 'pending', status_reason = ?, updated_at = ?, \
+             version = version + 1 WHERE id = ?",
+        ))
+        .bind(HELD_REASON)
+        .bind(unix(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let actor = Actor(format!("{threshold} flags"));
+        let object = format!("alert:{id}");
+        audit(
+            &mut tx,
+            &actor,
+            "alert.hold",
+            &object,
+            Some(HELD_REASON),
+            now,
+        )
+        .await?;
+        let held_alert = fetch_alert(&mut tx, id)
+            .await?
+            .ok_or_else(|| DbError::Corrupt(format!("alert {id} vanished")))?;
+        rewrite_bodies(&mut tx, &held_alert).await?;
+        waiting = Some(held_alert);
+    }
+    // Events last: the counter row that orders the whole network is
+    // held as briefly as possible, and always after the alert's row.
+    let mut new_events = vec![NewEvent::plain(EventKind::Flag, &alert, flag_body(&flag)?)];
+    if let Some(waiting) = &waiting {
+        new_events.extend(NewEvent::held(&alert, waiting, HELD_REASON)?);
+    }
+    let events = append_events(&mut tx, new_events, now).await?;
+    tx.commit().await?;
+    Ok(Committed::with_events(
+        FlagOutcome::Flagged { flag, held },
+        events,
+    ))
+}
+
+pub(super) async fn moderation_queue(
+    store: &SqlStore,
+    not_before: i64,
+) -> DbResult<ModerationQueue> {
+    let pending = sqlx::query(&store.sql(&format!(
+        "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id \
+         WHERE a.status = 'pending' AND a.erased_at IS NULL AND a.occurred_at >= ? AND NOT EXISTS \
+         (SELECT 1 FROM flags f WHERE f.alert_id = a.id AND f.resolved_at IS NULL) ORDER BY a.id"
+    )))
+    .bind(not_before)
+    .fetch_all(&store.reader)
+    .await?;
+    let flagged = sqlx::query(&store.sql(&format!(
+        "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id \
+         WHERE a.erased_at IS NULL AND a.occurred_at >= ? \
+         AND EXISTS (SELECT 1 FROM flags f WHERE f.alert_id = a.id AND f.resolved_at IS NULL) \
+         ORDER BY (SELECT MIN(created_at) FROM flags f WHERE f.alert_id = a.id AND f.resolved_at IS NULL), a.id"
+    )))
+    .bind(not_before)
+    .fetch_all(&store.reader)
+    .await?;
+    let mut queue = ModerationQueue {
+        pending: pending
+            .iter()
+            .map(alert_from_row)
+            .collect::<DbResult<_>>()?,
+        flagged: Vec::with_capacity(flagged.len()),
+    };
+    for row in &flagged {
+        let alert = alert_from_row(row)?;
+        let flags = sqlx::query(&store.sql(
+            "SELECT store_id, reason, created_at FROM flags WHERE alert_id = ? AND resolved_at IS NULL \
+             ORDER BY created_at, store_id",
+        ))
+        .bind(alert.id)
+        .fetch_all(&store.reader)
+        .await?
+        .iter()
+        .map(|flag| {
+            Ok(Flag {
+                alert_id: alert.id,
+                store_id: flag.try_get("store_id")?,
+                reason: flag.try_get("reason")?,
+                created_at: from_unix(flag.try_get("created_at")?)?,
+            })
+        })
+        .collect::<DbResult<Vec<Flag>>>()?;
+        queue.flagged.push(FlaggedAlert { alert, flags });
+    }
+    Ok(queue)
+}
