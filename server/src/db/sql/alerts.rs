@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 use super::rows::{alert_from_row, from_unix, ALERT_COLUMNS};
 use super::{erasure, moderation, near, writer, Dialect, SqlStore};
 use crate::db::{
-    Actor, AlertChange, AlertCount, AlertList, AlertQuery, Alerts, Census, Committed, DbResult,
-    Edit, FlagOutcome, IdempotencyKey, Posted,
+    Actor, AlertChange, AlertCount, AlertList, AlertQuery, Alerts, Census, Committed, DbError,
+    DbResult, Edit, FlagOutcome, IdempotencyKey, Posted,
 };
 use crate::domain::alert::ValidAlert;
 use crate::domain::moderation::{Admission, AlertAction};
@@ -40,10 +40,8 @@ impl Alerts for SqlStore {
     }
 
     async fn published_count(&self, store_id: i64, at_most: i64) -> DbResult<i64> {
-        let count: i64 = sqlx::query_scalar(&self.sql(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM alerts WHERE store_id = ? AND published_at IS NOT NULL \
-             LIMIT ?) AS published",
-        ))
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM alerts WHERE store_id = $1 AND published_at IS NOT NULL \
+             LIMIT $2) AS published")
         .bind(store_id)
         .bind(at_most)
         .fetch_one(&self.reader)
@@ -87,7 +85,7 @@ impl Alerts for SqlStore {
 
     async fn flag(&self, alert_id: i64, store_id: i64) -> DbResult<Option<Flag>> {
         let row = sqlx::query(
-            &self.sql("SELECT reason, created_at FROM flags WHERE alert_id = ? AND store_id = ?"),
+            "SELECT reason, created_at FROM flags WHERE alert_id = $1 AND store_id = $2",
         )
         .bind(alert_id)
         .bind(store_id)
@@ -128,26 +126,38 @@ impl Alerts for SqlStore {
     }
 }
 
+/// The alert, unless it is erased.
 pub(super) async fn fetch_alert(conn: &mut AnyConnection, id: i64) -> DbResult<Option<Alert>> {
-    fetch_alert_locking(conn, id, false).await
+    fetch_alert_then(conn, id, "").await
 }
 
-/// The alert, locked until the transaction ends when `lock` (PostgreSQL).
-pub(super) async fn fetch_alert_locking(
+/// The alert, unless it is erased, locked until the writing transaction
+/// ends (PostgreSQL).
+pub(super) async fn fetch_alert_locked(
+    tx: &mut AnyConnection,
+    dialect: Dialect,
+    id: i64,
+) -> DbResult<Option<Alert>> {
+    fetch_alert_then(tx, id, &dialect.for_update("a")).await
+}
+
+/// The alert as it is after a change the transaction made.
+pub(super) async fn alert_after(tx: &mut AnyConnection, id: i64) -> DbResult<Alert> {
+    fetch_alert(tx, id)
+        .await?
+        .ok_or_else(|| DbError::Corrupt(format!("alert {id} vanished")))
+}
+
+/// The alert, with `for_update` after the statement.
+async fn fetch_alert_then(
     conn: &mut AnyConnection,
     id: i64,
-    lock: bool,
+    for_update: &str,
 ) -> DbResult<Option<Alert>> {
-    let dialect = Dialect::of(conn);
-    let for_update = if lock {
-        dialect.for_update("a")
-    } else {
-        String::new()
-    };
-    let row = sqlx::query(&dialect.sql(&format!(
+    let row = sqlx::query(&format!(
         "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id \
-         WHERE a.id = ? AND a.erased_at IS NULL{for_update}"
-    )))
+         WHERE a.id = $1 AND a.erased_at IS NULL{for_update}"
+    ))
     .bind(id)
     .fetch_optional(conn)
     .await?;
@@ -167,11 +177,10 @@ pub(super) fn precondition(alert: &Alert, if_match: Option<&IfMatch>) -> Option<
 #[async_trait]
 impl Census for SqlStore {
     async fn alert_counts(&self) -> DbResult<Vec<AlertCount>> {
-        let rows = sqlx::query(
-            &self.sql("SELECT kind, status, COUNT(*) AS n FROM alerts GROUP BY kind, status"),
-        )
-        .fetch_all(&self.reader)
-        .await?;
+        let rows =
+            sqlx::query("SELECT kind, status, COUNT(*) AS n FROM alerts GROUP BY kind, status")
+                .fetch_all(&self.reader)
+                .await?;
         rows.iter()
             .map(|row| {
                 Ok(AlertCount {

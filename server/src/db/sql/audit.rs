@@ -7,7 +7,7 @@ use sqlx::{AnyConnection, Row};
 use time::OffsetDateTime;
 
 use super::rows::from_unix;
-use super::{unix, Dialect, SqlStore};
+use super::{unix, SqlStore};
 use crate::db::{Actor, AuditTrail, DbResult};
 
 pub(super) async fn audit(
@@ -18,10 +18,8 @@ pub(super) async fn audit(
     reason: Option<&str>,
     now: OffsetDateTime,
 ) -> DbResult<()> {
-    let dialect = Dialect::of(tx);
     sqlx::query(
-        &dialect
-            .sql("INSERT INTO audit (at, actor, action, object, reason) VALUES (?, ?, ?, ?, ?)"),
+        "INSERT INTO audit (at, actor, action, object, reason) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(unix(now))
     .bind(&actor.0)
@@ -40,10 +38,8 @@ impl AuditTrail for SqlStore {
         before_id: Option<i64>,
         limit: usize,
     ) -> DbResult<(Vec<AuditEntry>, bool)> {
-        let rows = sqlx::query(&self.sql(
-            "SELECT id, at, actor, action, object, reason FROM audit WHERE (?1 IS NULL OR id < ?1) \
-             ORDER BY id DESC LIMIT ?2",
-        ))
+        let rows = sqlx::query("SELECT id, at, actor, action, object, reason FROM audit WHERE ($1 IS NULL OR id < $1) \
+             ORDER BY id DESC LIMIT $2")
         .bind(before_id)
         .bind(limit as i64 + 1)
         .fetch_all(&self.reader)

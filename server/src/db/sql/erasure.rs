@@ -5,7 +5,7 @@ use p4p_protocol::{Alert, AlertStatus};
 use sqlx::AnyConnection;
 use time::OffsetDateTime;
 
-use super::alerts::fetch_alert_locking;
+use super::alerts::fetch_alert_locked;
 use super::audit::audit;
 use super::events::{append_events, retract_body, NewEvent, ERASED_REASON, EXPIRED_REASON};
 use super::{unix, Dialect, SqlStore};
@@ -23,24 +23,19 @@ pub(super) async fn erase_in(
     reason: &str,
     now: OffsetDateTime,
 ) -> DbResult<()> {
-    let dialect = Dialect::of(tx);
-    sqlx::query(&dialect.sql(
-        "UPDATE alerts SET title = '', description = NULL, suspects = '[]', vehicles = '[]', \
-         status_reason = NULL, erased_at = ?, updated_at = ?, version = version + 1 WHERE id = ?",
-    ))
+    sqlx::query("UPDATE alerts SET title = '', description = NULL, suspects = '[]', vehicles = '[]', \
+         status_reason = NULL, erased_at = $1, updated_at = $2, version = version + 1 WHERE id = $3")
     .bind(unix(now))
     .bind(unix(now))
     .bind(id)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(&dialect.sql(
-        "UPDATE events SET body = CASE WHEN type = 'retract' THEN ? ELSE '' END WHERE alert_id = ?",
-    ))
+    sqlx::query("UPDATE events SET body = CASE WHEN type = 'retract' THEN $1 ELSE '' END WHERE alert_id = $2")
     .bind(retract_body(id, Some(reason))?)
     .bind(id)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(&dialect.sql("UPDATE flags SET reason = '' WHERE alert_id = ?"))
+    sqlx::query("UPDATE flags SET reason = '' WHERE alert_id = $1")
         .bind(id)
         .execute(&mut *tx)
         .await?;
@@ -56,7 +51,7 @@ pub(super) async fn erase_alert(
 ) -> DbResult<Committed<Option<Alert>>> {
     let now = crate::domain::alert::whole_seconds(now);
     let mut tx = store.writer.begin().await?;
-    let Some(alert) = fetch_alert_locking(&mut tx, id, true).await? else {
+    let Some(alert) = fetch_alert_locked(&mut tx, store.dialect, id).await? else {
         return Ok(Committed::quiet(None));
     };
     erase_in(&mut tx, id, ERASED_REASON, now).await?;
@@ -79,7 +74,7 @@ pub(super) async fn erase_alert(
             retract_body(id, Some(ERASED_REASON))?,
         ));
     }
-    let events = append_events(&mut tx, new_events, now).await?;
+    let events = append_events(&mut tx, store.dialect, new_events, now).await?;
     tx.commit().await?;
     store.checkpoint_erasure().await;
     Ok(Committed::with_events(Some(alert), events))
@@ -94,13 +89,10 @@ pub(super) async fn erase_expired(
     let now = crate::domain::alert::whole_seconds(now);
     let mut tx = store.writer.begin().await?;
     // Nodes sweeping at once on PostgreSQL each take other alerts.
-    let skip_locked = match store.dialect {
-        Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-        Dialect::Sqlite => "",
-    };
-    let ids: Vec<i64> = sqlx::query_scalar(&store.sql(&format!(
-        "SELECT id FROM alerts WHERE occurred_at < ? AND erased_at IS NULL ORDER BY id LIMIT ?{skip_locked}"
-    )))
+    let skip_locked = store.dialect.skip_locked();
+    let ids: Vec<i64> = sqlx::query_scalar(&format!(
+        "SELECT id FROM alerts WHERE occurred_at < $1 AND erased_at IS NULL ORDER BY id LIMIT $2{skip_locked}"
+    ))
     .bind(cutoff)
     .bind(limit)
     .fetch_all(&mut *tx)

@@ -11,6 +11,7 @@ use serde::Serialize;
 use sqlx::AnyConnection;
 use time::OffsetDateTime;
 
+use super::binds::{Bind, Binds};
 use super::rows::event_from_row;
 use super::{to_json, unix, Dialect, SqlStore};
 use crate::db::relay;
@@ -78,22 +79,21 @@ impl<'a> NewEvent<'a> {
 /// seqs: one counter update and one insert for all of them.
 pub(super) async fn append_events(
     tx: &mut AnyConnection,
+    dialect: Dialect,
     events: Vec<NewEvent<'_>>,
     now: OffsetDateTime,
 ) -> DbResult<Vec<Event>> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let dialect = Dialect::of(tx);
     let count = events.len() as i64;
     // The counter row serializes every event-writing transaction, on every
     // node: seq order is commit order.
-    let last: i64 = sqlx::query_scalar(
-        &dialect.sql("UPDATE event_counter SET seq = seq + ? WHERE id = 1 RETURNING seq"),
-    )
-    .bind(count)
-    .fetch_one(&mut *tx)
-    .await?;
+    let last: i64 =
+        sqlx::query_scalar("UPDATE event_counter SET seq = seq + $1 WHERE id = 1 RETURNING seq")
+            .bind(count)
+            .fetch_one(&mut *tx)
+            .await?;
     let changed: Vec<Option<String>> = events.iter().map(|new| new.changed.clone()).collect();
     let events: Vec<Event> = events
         .into_iter()
@@ -109,45 +109,43 @@ pub(super) async fn append_events(
             body: Arc::from(new.body),
         })
         .collect();
-    let row = "(?, ?, ?, ?, ?, ?, ?, CASE WHEN ? THEN ? END, CASE WHEN ? THEN ? END, \
-               CASE WHEN ? THEN ? END, ?, ?, ?, ?)";
+    let mut binds = Binds::default();
+    let rows: Vec<String> = events
+        .iter()
+        .zip(&changed)
+        .map(|(event, changed)| {
+            let previous = event.previous_reach;
+            let values = [
+                binds.push(Bind::Int(event.seq)),
+                binds.push(Bind::Text(event.kind.as_str())),
+                binds.push(Bind::Int(event.alert_id)),
+                binds.push(Bind::Int(event.author)),
+                binds.push(Bind::Real(event.reach.center.lat())),
+                binds.push(Bind::Real(event.reach.center.lon())),
+                binds.push(Bind::Real(event.reach.radius.km())),
+                binds.push_maybe_real(previous.map(|r| r.center.lat())),
+                binds.push_maybe_real(previous.map(|r| r.center.lon())),
+                binds.push_maybe_real(previous.map(|r| r.radius.km())),
+                binds.push(Bind::Int(event.occurred_at)),
+                binds.push(Bind::MaybeText(changed.as_deref())),
+                binds.push(Bind::Text(&event.body)),
+                binds.push(Bind::Int(unix(now))),
+            ];
+            format!("({})", values.join(", "))
+        })
+        .collect();
     let sql = format!(
         "INSERT INTO events (seq, type, alert_id, store_id, lat, lon, radius_km, previous_lat, previous_lon, \
          previous_radius_km, occurred_at, changed, body, created_at) VALUES {}",
-        vec![row; events.len()].join(", ")
+        rows.join(", ")
     );
-    let sql = dialect.sql(&sql);
     // Its text varies with the number of rows: not worth a cached statement.
-    let mut insert = sqlx::query(&sql).persistent(events.len() == 1);
-    for (event, changed) in events.iter().zip(&changed) {
-        let previous = event.previous_reach;
-        insert = insert
-            .bind(event.seq)
-            .bind(event.kind.as_str())
-            .bind(event.alert_id)
-            .bind(event.author)
-            .bind(event.reach.center.lat())
-            .bind(event.reach.center.lon())
-            .bind(event.reach.radius.km())
-            // Through sqlx::Any a NULL float is declared with another type,
-            // which a later real value on the same prepared statement then
-            // contradicts (PostgreSQL): a flag and a plain value instead.
-            .bind(previous.is_some())
-            .bind(previous.map_or(0.0, |r| r.center.lat()))
-            .bind(previous.is_some())
-            .bind(previous.map_or(0.0, |r| r.center.lon()))
-            .bind(previous.is_some())
-            .bind(previous.map_or(0.0, |r| r.radius.km()))
-            .bind(event.occurred_at)
-            .bind(changed.as_deref())
-            .bind(&*event.body)
-            .bind(unix(now));
-    }
+    let insert = binds.query(&sql).persistent(events.len() == 1);
     insert.execute(&mut *tx).await?;
     if dialect == Dialect::Postgres {
         // Delivered at commit: a rolled-back write notifies no one. The
         // newest seq is enough: other nodes read every event up to it.
-        sqlx::query(&dialect.sql("SELECT pg_notify(?, ?)"))
+        sqlx::query("SELECT pg_notify($1, $2)")
             .bind(relay::EVENTS_CHANNEL)
             .bind(last.to_string())
             .execute(&mut *tx)
@@ -160,11 +158,11 @@ pub(super) async fn append_events(
 /// and returns the announcement for this node's own network.
 pub(super) async fn announce_in(
     tx: &mut AnyConnection,
+    dialect: Dialect,
     announcement: relay::Announcement,
 ) -> DbResult<relay::Announcement> {
-    let dialect = Dialect::of(tx);
     if dialect == Dialect::Postgres {
-        sqlx::query(&dialect.sql("SELECT pg_notify(?, ?)"))
+        sqlx::query("SELECT pg_notify($1, $2)")
             .bind(relay::CONTROL_CHANNEL)
             .bind(announcement.payload())
             .execute(tx)
@@ -200,17 +198,14 @@ pub(super) fn update_body(changed: &str, alert: &Alert) -> DbResult<String> {
 /// (withdrawn), and replay skips them. `retract` and `flag` bodies hold
 /// no alert content and stay.
 pub(super) async fn rewrite_bodies(tx: &mut AnyConnection, alert: &Alert) -> DbResult<()> {
-    let dialect = Dialect::of(tx);
     let published = alert.status == AlertStatus::Published;
     let pending = alert.status == AlertStatus::Pending;
-    sqlx::query(&dialect.sql(
-        "UPDATE events SET body = CASE \
-         WHEN type = 'pending' AND ?1 THEN '{\"alert\":' || ?3 || '}' \
-         WHEN type = 'alert' AND ?2 THEN '{\"alert\":' || ?3 || '}' \
-         WHEN type = 'update' AND ?2 THEN '{\"changed\":' || COALESCE(changed, '[]') || ',\"alert\":' || ?3 || '}' \
+    sqlx::query("UPDATE events SET body = CASE \
+         WHEN type = 'pending' AND $1 THEN '{\"alert\":' || $3 || '}' \
+         WHEN type = 'alert' AND $2 THEN '{\"alert\":' || $3 || '}' \
+         WHEN type = 'update' AND $2 THEN '{\"changed\":' || COALESCE(changed, '[]') || ',\"alert\":' || $3 || '}' \
          ELSE '' END \
-         WHERE alert_id = ?4 AND type IN ('alert', 'update', 'pending')",
-    ))
+         WHERE alert_id = $4 AND type IN ('alert', 'update', 'pending')")
     .bind(pending)
     .bind(published)
     .bind(to_json(alert)?)
@@ -257,17 +252,15 @@ pub(super) const EDITED_REASON: &str = "edited; held until the association revie
 #[async_trait]
 impl Events for SqlStore {
     async fn head(&self) -> DbResult<i64> {
-        let head: Option<i64> = sqlx::query_scalar(&self.sql("SELECT MAX(seq) FROM events"))
+        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM events")
             .fetch_one(&self.reader)
             .await?;
         Ok(head.unwrap_or(0))
     }
 
     async fn events_after(&self, after: i64, limit: i64) -> DbResult<Vec<Event>> {
-        let rows = sqlx::query(&self.sql(
-            "SELECT seq, type, alert_id, store_id, lat, lon, radius_km, previous_lat, previous_lon, \
-             previous_radius_km, occurred_at, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-        ))
+        let rows = sqlx::query("SELECT seq, type, alert_id, store_id, lat, lon, radius_km, previous_lat, previous_lon, \
+             previous_radius_km, occurred_at, body FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
         .bind(after)
         .bind(limit)
         .fetch_all(&self.reader)
@@ -276,9 +269,7 @@ impl Events for SqlStore {
     }
 
     async fn ping(&self) -> DbResult<()> {
-        sqlx::query(&self.sql("SELECT 1"))
-            .execute(&self.reader)
-            .await?;
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
     }
 }

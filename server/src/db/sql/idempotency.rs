@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use sqlx::{AnyConnection, Row};
 use time::OffsetDateTime;
 
-use super::{unix, Dialect, SqlStore};
+use super::{unix, SqlStore};
 use crate::db::{DbError, DbResult, Idempotency, IdempotencyKey, Remembered, IDEMPOTENCY_SECONDS};
 
 /// Keeps an idempotency key with what a create answers, in its
@@ -18,13 +18,12 @@ pub(super) async fn remember(
     object: &str,
     now: OffsetDateTime,
 ) -> DbResult<bool> {
-    let dialect = Dialect::of(tx);
-    let taken = sqlx::query(&dialect.sql(
+    let taken = sqlx::query(
         "INSERT INTO idempotency_keys (account, key, fingerprint, status, object, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account, key) DO UPDATE SET \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (account, key) DO UPDATE SET \
          fingerprint = excluded.fingerprint, status = excluded.status, object = excluded.object, \
-         created_at = excluded.created_at WHERE idempotency_keys.created_at < ?",
-    ))
+         created_at = excluded.created_at WHERE idempotency_keys.created_at < $7",
+    )
     .bind(&key.account)
     .bind(&key.key)
     .bind(&key.fingerprint)
@@ -42,25 +41,22 @@ pub(super) async fn remembered_object(
     key: &IdempotencyKey,
     object: &str,
 ) -> DbResult<()> {
-    let dialect = Dialect::of(tx);
-    sqlx::query(
-        &dialect.sql("UPDATE idempotency_keys SET object = ? WHERE account = ? AND key = ?"),
-    )
-    .bind(object)
-    .bind(&key.account)
-    .bind(&key.key)
-    .execute(tx)
-    .await?;
+    sqlx::query("UPDATE idempotency_keys SET object = $1 WHERE account = $2 AND key = $3")
+        .bind(object)
+        .bind(&key.account)
+        .bind(&key.key)
+        .execute(tx)
+        .await?;
     Ok(())
 }
 
 #[async_trait]
 impl Idempotency for SqlStore {
     async fn remembered(&self, account: &str, key: &str) -> DbResult<Option<Remembered>> {
-        let row = sqlx::query(&self.sql(
+        let row = sqlx::query(
             "SELECT fingerprint, status, object, created_at FROM idempotency_keys \
-             WHERE account = ? AND key = ?",
-        ))
+             WHERE account = $1 AND key = $2",
+        )
         .bind(account)
         .bind(key)
         .fetch_optional(&self.reader)
@@ -79,7 +75,7 @@ impl Idempotency for SqlStore {
     }
 
     async fn forget_keys_before(&self, before: i64) -> DbResult<u64> {
-        let done = sqlx::query(&self.sql("DELETE FROM idempotency_keys WHERE created_at < ?"))
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
             .bind(before)
             .execute(&self.writer)
             .await?;

@@ -27,11 +27,9 @@ impl Membership for SqlStore {
         now: OffsetDateTime,
     ) -> DbResult<i64> {
         let mut tx = self.writer.begin().await?;
-        let id: i64 = sqlx::query_scalar(&self.sql(
-            "INSERT INTO stores (name, address, lat, lon, radius_km, contact_name, contact_email, phone, \
+        let id: i64 = sqlx::query_scalar("INSERT INTO stores (name, address, lat, lon, radius_km, contact_name, contact_email, phone, \
              status, claim_secret_hash, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING id",
-        ))
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11) RETURNING id")
         .bind(&pledge.name)
         .bind(&pledge.address)
         .bind(pledge.interest.center.lat())
@@ -66,10 +64,10 @@ impl Membership for SqlStore {
         now: OffsetDateTime,
     ) -> DbResult<ClaimOutcome> {
         let mut tx = self.writer.begin().await?;
-        let row = sqlx::query(&self.sql(&format!(
-            "SELECT status, status_reason, claim_secret_hash, claimed_at FROM stores WHERE id = ?{}",
+        let row = sqlx::query(&format!(
+            "SELECT status, status_reason, claim_secret_hash, claimed_at FROM stores WHERE id = $1{}",
             self.dialect.for_update("stores")
-        )))
+        ))
         .bind(store_id)
         .fetch_optional(&mut *tx)
         .await?;
@@ -95,15 +93,15 @@ impl Membership for SqlStore {
         if outcome != ClaimOutcome::Issued {
             return Ok(outcome);
         }
-        sqlx::query(&self.sql("UPDATE stores SET claimed_at = ? WHERE id = ?"))
+        sqlx::query("UPDATE stores SET claimed_at = $1 WHERE id = $2")
             .bind(unix(now))
             .bind(store_id)
             .execute(&mut *tx)
             .await?;
-        let token_id: i64 = sqlx::query_scalar(&self.sql(
+        let token_id: i64 = sqlx::query_scalar(
             "INSERT INTO tokens (token_hash, role, store_id, label, created_at) \
-             VALUES (?, 'store', ?, 'claimed with the pledge', ?) RETURNING id",
-        ))
+             VALUES ($1, 'store', $2, 'claimed with the pledge', $3) RETURNING id",
+        )
         .bind(token.as_str())
         .bind(store_id)
         .bind(unix(now))
@@ -123,10 +121,10 @@ impl Membership for SqlStore {
     }
 
     async fn stores(&self, query: StoreQuery) -> DbResult<Vec<Store>> {
-        let rows = sqlx::query(&self.sql(&format!(
-            "SELECT {STORE_COLUMNS} FROM stores WHERE (?1 IS NULL OR status = ?1) \
-             AND (?2 = 0 OR move_requested_at IS NOT NULL) ORDER BY id"
-        )))
+        let rows = sqlx::query(&format!(
+            "SELECT {STORE_COLUMNS} FROM stores WHERE ($1 IS NULL OR status = $1) \
+             AND ($2 = 0 OR move_requested_at IS NOT NULL) ORDER BY id"
+        ))
         .bind(query.status.map(StoreStatus::as_str))
         .bind(i64::from(query.pending_move))
         .fetch_all(&self.reader)
@@ -135,11 +133,10 @@ impl Membership for SqlStore {
     }
 
     async fn store(&self, id: i64) -> DbResult<Option<Store>> {
-        let row =
-            sqlx::query(&self.sql(&format!("SELECT {STORE_COLUMNS} FROM stores WHERE id = ?")))
-                .bind(id)
-                .fetch_optional(&self.reader)
-                .await?;
+        let row = sqlx::query(&format!("SELECT {STORE_COLUMNS} FROM stores WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
         row.as_ref().map(store_from_row).transpose()
     }
 
@@ -153,13 +150,19 @@ impl Membership for SqlStore {
     ) -> DbResult<Committed<Transition<Store, StoreStatus>>> {
         debug_assert_ne!(action, MembershipAction::Reinstate, "use reinstate_store");
         let mut tx = self.writer.begin().await?;
-        let outcome = transition_store(&mut tx, id, action, reason, actor, now).await?;
+        let outcome =
+            transition_store(&mut tx, self.dialect, id, action, reason, actor, now).await?;
         let mut effects = Effects::default();
         if matches!(outcome, Transition::Done(_)) {
             if action == MembershipAction::Suspend {
-                effects
-                    .announcements
-                    .push(announce_in(&mut tx, relay::Announcement::StoreSuspended(id)).await?);
+                effects.announcements.push(
+                    announce_in(
+                        &mut tx,
+                        self.dialect,
+                        relay::Announcement::StoreSuspended(id),
+                    )
+                    .await?,
+                );
             }
             tx.commit().await?;
         }
@@ -175,27 +178,30 @@ impl Membership for SqlStore {
         now: OffsetDateTime,
     ) -> DbResult<Committed<Transition<Reinstated, StoreStatus>>> {
         let mut tx = self.writer.begin().await?;
-        let store =
-            match transition_store(&mut tx, id, MembershipAction::Reinstate, reason, actor, now)
-                .await?
-            {
-                Transition::Done(store) => store,
-                Transition::NotFound => return Ok(Committed::quiet(Transition::NotFound)),
-                Transition::Conflict(status) => {
-                    return Ok(Committed::quiet(Transition::Conflict(status)))
-                }
-            };
-        // The new claim secret replaces the old one, which no longer works.
-        sqlx::query(
-            &self.sql("UPDATE stores SET claim_secret_hash = ?, claimed_at = NULL WHERE id = ?"),
+        let store = match transition_store(
+            &mut tx,
+            self.dialect,
+            id,
+            MembershipAction::Reinstate,
+            reason,
+            actor,
+            now,
         )
-        .bind(claim.as_str())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        let revoked_tokens: Vec<i64> = sqlx::query_scalar(&self.sql(
-            "UPDATE tokens SET revoked_at = ? WHERE store_id = ? AND revoked_at IS NULL RETURNING id",
-        ))
+        .await?
+        {
+            Transition::Done(store) => store,
+            Transition::NotFound => return Ok(Committed::quiet(Transition::NotFound)),
+            Transition::Conflict(status) => {
+                return Ok(Committed::quiet(Transition::Conflict(status)))
+            }
+        };
+        // The new claim secret replaces the old one, which no longer works.
+        sqlx::query("UPDATE stores SET claim_secret_hash = $1, claimed_at = NULL WHERE id = $2")
+            .bind(claim.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let revoked_tokens: Vec<i64> = sqlx::query_scalar("UPDATE tokens SET revoked_at = $1 WHERE store_id = $2 AND revoked_at IS NULL RETURNING id")
         .bind(unix(now))
         .bind(id)
         .fetch_all(&mut *tx)
@@ -211,9 +217,14 @@ impl Membership for SqlStore {
                 now,
             )
             .await?;
-            effects
-                .announcements
-                .push(announce_in(&mut tx, relay::Announcement::TokenRevoked(*token_id)).await?);
+            effects.announcements.push(
+                announce_in(
+                    &mut tx,
+                    self.dialect,
+                    relay::Announcement::TokenRevoked(*token_id),
+                )
+                .await?,
+            );
         }
         tx.commit().await?;
         let reinstated = Reinstated {
@@ -230,7 +241,7 @@ impl Membership for SqlStore {
         now: OffsetDateTime,
     ) -> DbResult<Committed<Option<Store>>> {
         let mut tx = self.writer.begin().await?;
-        let Some(store) = store_locked(&mut tx, id).await? else {
+        let Some(store) = store_locked(&mut tx, self.dialect, id).await? else {
             return Ok(Committed::quiet(None));
         };
         let radius = change.radius.map_or(store.radius_km, RadiusKm::km);
@@ -247,10 +258,10 @@ impl Membership for SqlStore {
                 unix(now),
             )),
         };
-        let row = sqlx::query(&self.sql(&format!(
-            "UPDATE stores SET radius_km = ?, pending_lat = ?, pending_lon = ?, move_requested_at = ?, \
-             updated_at = ? WHERE id = ? RETURNING {STORE_COLUMNS}"
-        )))
+        let row = sqlx::query(&format!(
+            "UPDATE stores SET radius_km = $1, pending_lat = $2, pending_lon = $3, move_requested_at = $4, \
+             updated_at = $5 WHERE id = $6 RETURNING {STORE_COLUMNS}"
+        ))
         .bind(radius)
         .bind(pending.map(|(at, _)| at.lat))
         .bind(pending.map(|(at, _)| at.lon))
@@ -261,9 +272,9 @@ impl Membership for SqlStore {
         .await?;
         let mut effects = Effects::default();
         if change.radius.is_some() {
-            effects
-                .announcements
-                .push(announce_in(&mut tx, relay::Announcement::StoreMoved(id)).await?);
+            effects.announcements.push(
+                announce_in(&mut tx, self.dialect, relay::Announcement::StoreMoved(id)).await?,
+            );
         }
         tx.commit().await?;
         Ok(Committed::new(Some(store_from_row(&row)?), effects))
@@ -278,7 +289,7 @@ impl Membership for SqlStore {
         now: OffsetDateTime,
     ) -> DbResult<Committed<MoveOutcome>> {
         let mut tx = self.writer.begin().await?;
-        let Some(store) = store_locked(&mut tx, id).await? else {
+        let Some(store) = store_locked(&mut tx, self.dialect, id).await? else {
             return Ok(Committed::quiet(MoveOutcome::NotFound));
         };
         let Some(pending) = store.pending_move else {
@@ -288,10 +299,10 @@ impl Membership for SqlStore {
             MoveDecision::Approve => pending.location,
             MoveDecision::Reject => store.location,
         };
-        let row = sqlx::query(&self.sql(&format!(
-            "UPDATE stores SET lat = ?, lon = ?, pending_lat = NULL, pending_lon = NULL, \
-             move_requested_at = NULL, updated_at = ? WHERE id = ? RETURNING {STORE_COLUMNS}"
-        )))
+        let row = sqlx::query(&format!(
+            "UPDATE stores SET lat = $1, lon = $2, pending_lat = NULL, pending_lon = NULL, \
+             move_requested_at = NULL, updated_at = $3 WHERE id = $4 RETURNING {STORE_COLUMNS}"
+        ))
         .bind(moved_to.lat)
         .bind(moved_to.lon)
         .bind(unix(now))
@@ -319,9 +330,9 @@ impl Membership for SqlStore {
         .await?;
         let mut effects = Effects::default();
         if decision == MoveDecision::Approve {
-            effects
-                .announcements
-                .push(announce_in(&mut tx, relay::Announcement::StoreMoved(id)).await?);
+            effects.announcements.push(
+                announce_in(&mut tx, self.dialect, relay::Announcement::StoreMoved(id)).await?,
+            );
         }
         tx.commit().await?;
         let store = Box::new(store_from_row(&row)?);
@@ -330,12 +341,15 @@ impl Membership for SqlStore {
 }
 
 /// A store, read and locked in the writing transaction.
-pub(super) async fn store_locked(tx: &mut AnyConnection, id: i64) -> DbResult<Option<Store>> {
-    let dialect = Dialect::of(tx);
-    let row = sqlx::query(&dialect.sql(&format!(
-        "SELECT {STORE_COLUMNS} FROM stores WHERE id = ?{}",
+pub(super) async fn store_locked(
+    tx: &mut AnyConnection,
+    dialect: Dialect,
+    id: i64,
+) -> DbResult<Option<Store>> {
+    let row = sqlx::query(&format!(
+        "SELECT {STORE_COLUMNS} FROM stores WHERE id = $1{}",
         dialect.for_update("stores")
-    )))
+    ))
     .bind(id)
     .fetch_optional(tx)
     .await?;
@@ -346,18 +360,18 @@ pub(super) async fn store_locked(tx: &mut AnyConnection, id: i64) -> DbResult<Op
 /// to, with its audit entry, inside the caller's transaction.
 pub(super) async fn transition_store(
     tx: &mut AnyConnection,
+    dialect: Dialect,
     id: i64,
     action: MembershipAction,
     reason: Option<&str>,
     actor: &Actor,
     now: OffsetDateTime,
 ) -> DbResult<Transition<Store, StoreStatus>> {
-    let dialect = Dialect::of(tx);
     let (from, to) = action.transition();
-    let current: Option<String> = sqlx::query_scalar(&dialect.sql(&format!(
-        "SELECT status FROM stores WHERE id = ?{}",
+    let current: Option<String> = sqlx::query_scalar(&format!(
+        "SELECT status FROM stores WHERE id = $1{}",
         dialect.for_update("stores")
-    )))
+    ))
     .bind(id)
     .fetch_optional(&mut *tx)
     .await?;
@@ -368,9 +382,9 @@ pub(super) async fn transition_store(
     if !from.contains(&current) {
         return Ok(Transition::Conflict(current));
     }
-    let row = sqlx::query(&dialect.sql(&format!(
-        "UPDATE stores SET status = ?, status_reason = ?, updated_at = ? WHERE id = ? RETURNING {STORE_COLUMNS}"
-    )))
+    let row = sqlx::query(&format!(
+        "UPDATE stores SET status = $1, status_reason = $2, updated_at = $3 WHERE id = $4 RETURNING {STORE_COLUMNS}"
+    ))
     .bind(to.as_str())
     .bind(reason)
     .bind(unix(now))

@@ -1,7 +1,10 @@
 //! The relational storage, for SQLite and PostgreSQL alike: the only SQL.
 //!
-//! One implementation over `sqlx::Any`; statements are written once with
-//! `?` placeholders and numbered for PostgreSQL by [`Dialect::sql`].
+//! One implementation over `sqlx::Any`; statements are written once, as
+//! both databases read them: placeholders numbered (`$1`, `$2`...), which
+//! SQLite reads as PostgreSQL does. The store knows its [`Dialect`] and
+//! hands it to what differs: row locks and notifications (PostgreSQL only)
+//! and the checkpoint after an erasure (SQLite only).
 //!
 //! SQLite is the embedded default: one file, WAL, foreign keys on. Its
 //! writes go through a pool of one connection, so they commit one at a time
@@ -15,12 +18,14 @@
 //! - `rows`: the columns read and how a row becomes a value;
 //! - `events`: the event log, its frame bodies and the announcements;
 //! - `writer`: the group-commit writer of new alerts;
-//! - `near`: the "alerts near a place" listing;
+//! - `near`: the "alerts near a place" listing, and `binds`, the values of
+//!   the statements built at run time;
 //! - `membership`, `tokens`, `alerts` (with `moderation` and `erasure`),
 //!   `idempotency`, `audit`: the trait implementations.
 
 mod alerts;
 mod audit;
+mod binds;
 mod erasure;
 mod events;
 mod idempotency;
@@ -30,8 +35,6 @@ mod near;
 mod rows;
 mod tokens;
 mod writer;
-
-use std::borrow::Cow;
 
 use futures_util::future::BoxFuture;
 use serde::Serialize;
@@ -65,14 +68,6 @@ impl Dialect {
         }
     }
 
-    fn of(conn: &AnyConnection) -> Dialect {
-        if conn.backend_name() == "PostgreSQL" {
-            Dialect::Postgres
-        } else {
-            Dialect::Sqlite
-        }
-    }
-
     /// Locks the rows a transaction reads before it decides on a change,
     /// so that concurrent writers (other nodes) wait. SQLite writes one
     /// transaction at a time already.
@@ -83,39 +78,13 @@ impl Dialect {
         }
     }
 
-    /// The statement for this database: PostgreSQL numbers its
-    /// placeholders (`?` becomes `$1`, `$2`...; `?1` becomes `$1`).
-    ///
-    /// It skips `?` inside '...' literals; statements here use no `--`
-    /// comments, quoted identifiers or dollar-quoted strings, and never mix
-    /// `?` with `?N` in one statement (SQLite would number them otherwise).
-    pub fn sql(self, text: &str) -> Cow<'_, str> {
-        if self == Dialect::Sqlite {
-            return Cow::Borrowed(text);
+    /// Skips the rows another transaction has locked: nodes sweeping at
+    /// once on PostgreSQL each take other rows.
+    fn skip_locked(self) -> &'static str {
+        match self {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
         }
-        let mut out = String::with_capacity(text.len() + 16);
-        let mut next = 0;
-        let mut chars = text.chars().peekable();
-        let mut quoted = false;
-        while let Some(c) = chars.next() {
-            if c == '\'' {
-                quoted = !quoted;
-            }
-            if c != '?' || quoted {
-                out.push(c);
-                continue;
-            }
-            out.push('$');
-            if chars.peek().is_some_and(char::is_ascii_digit) {
-                while let Some(digit) = chars.next_if(char::is_ascii_digit) {
-                    out.push(digit);
-                }
-            } else {
-                next += 1;
-                out.push_str(&next.to_string());
-            }
-        }
-        Cow::Owned(out)
     }
 }
 
@@ -184,7 +153,7 @@ impl SqlStore {
 
     fn new(dialect: Dialect, writer: AnyPool, reader: AnyPool) -> SqlStore {
         let (posts, queued) = mpsc::channel(POST_QUEUE);
-        tokio::spawn(commit_posts(writer.clone(), queued));
+        tokio::spawn(commit_posts(writer.clone(), dialect, queued));
         SqlStore {
             dialect,
             writer,
@@ -192,10 +161,6 @@ impl SqlStore {
             posts,
             token_uses: TokenUses::default(),
         }
-    }
-
-    fn sql<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        self.dialect.sql(text)
     }
 }
 
@@ -244,19 +209,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn placeholders_are_numbered_for_postgres_only() {
-        let sql = "UPDATE t SET a = ?, b = 'why?' WHERE id = ?";
-        assert_eq!(Dialect::Sqlite.sql(sql), sql);
-        assert_eq!(
-            Dialect::Postgres.sql(sql),
-            "UPDATE t SET a = $1, b = 'why?' WHERE id = $2"
-        );
-        assert_eq!(
-            Dialect::Postgres.sql("(?1 IS NULL OR id < ?1) LIMIT ?2"),
-            "($1 IS NULL OR id < $1) LIMIT $2"
-        );
+    fn only_postgres_locks_rows() {
         assert_eq!(Dialect::Postgres.for_update("a"), " FOR UPDATE OF a");
         assert_eq!(Dialect::Sqlite.for_update("a"), "");
+        assert_eq!(Dialect::Sqlite.skip_locked(), "");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use p4p_protocol::{AlertStatus, Flag, FlaggedAlert, ModerationQueue};
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use super::alerts::{fetch_alert, fetch_alert_locking, precondition};
+use super::alerts::{alert_after, fetch_alert_locked, precondition};
 use super::audit::audit;
 use super::events::{
     alert_body, append_events, flag_body, retract_body, rewrite_bodies, NewEvent, EDITED_REASON,
@@ -14,9 +14,7 @@ use super::events::{
 use super::idempotency::remember;
 use super::rows::{alert_from_row, from_unix, ALERT_COLUMNS};
 use super::{to_json, unix, SqlStore};
-use crate::db::{
-    Actor, AlertChange, Committed, DbError, DbResult, Edit, FlagOutcome, IdempotencyKey,
-};
+use crate::db::{Actor, AlertChange, Committed, DbResult, Edit, FlagOutcome, IdempotencyKey};
 use crate::domain::delivery::EventKind;
 use crate::domain::moderation::AlertAction;
 use crate::domain::version::IfMatch;
@@ -31,7 +29,7 @@ pub(super) async fn edit_alert(
     let edited = edit.alert;
     let now = crate::domain::alert::whole_seconds(now);
     let mut tx = store.writer.begin().await?;
-    let Some(before) = fetch_alert_locking(&mut tx, id, true).await? else {
+    let Some(before) = fetch_alert_locked(&mut tx, store.dialect, id).await? else {
         return Ok(Committed::quiet(AlertChange::NotFound));
     };
     if let Some(refused) = precondition(&before, edit.if_match) {
@@ -49,13 +47,11 @@ pub(super) async fn edit_alert(
         }));
     }
     let held = edit.hold && before.status == AlertStatus::Published;
-    sqlx::query(&store.sql(
-        "UPDATE alerts SET kind = ?, title = ?, description = ?, lat = ?, lon = ?, radius_km = ?, \
-         suspects = ?, vehicles = ?, updated_at = ?, version = version + 1, \
-         verified = CASE WHEN ? THEN 0 ELSE verified END, \
-         status = CASE WHEN ? THEN 'pending' ELSE status END, \
-         status_reason = CASE WHEN ? THEN ? ELSE status_reason END WHERE id = ?",
-    ))
+    sqlx::query("UPDATE alerts SET kind = $1, title = $2, description = $3, lat = $4, lon = $5, radius_km = $6, \
+         suspects = $7, vehicles = $8, updated_at = $9, version = version + 1, \
+         verified = CASE WHEN $10 THEN 0 ELSE verified END, \
+         status = CASE WHEN $11 THEN 'pending' ELSE status END, \
+         status_reason = CASE WHEN $12 THEN $13 ELSE status_reason END WHERE id = $14")
     .bind(edited.kind.as_str())
     .bind(&edited.title)
     .bind(&edited.description)
@@ -81,9 +77,7 @@ pub(super) async fn edit_alert(
         now,
     )
     .await?;
-    let after = fetch_alert(&mut tx, id)
-        .await?
-        .ok_or_else(|| DbError::Corrupt(format!("alert {id} vanished")))?;
+    let after = alert_after(&mut tx, id).await?;
     rewrite_bodies(&mut tx, &after).await?;
     // Events last: the counter row is taken after the alert's row.
     let new_events = if after.status == AlertStatus::Published {
@@ -98,7 +92,7 @@ pub(super) async fn edit_alert(
             alert_body(&after)?,
         )]
     };
-    let events = append_events(&mut tx, new_events, now).await?;
+    let events = append_events(&mut tx, store.dialect, new_events, now).await?;
     tx.commit().await?;
     Ok(Committed::with_events(
         AlertChange::Done(Box::new(after)),
@@ -118,7 +112,7 @@ pub(super) async fn moderate_alert(
     let (from, to) = action.transition();
     let now = crate::domain::alert::whole_seconds(now);
     let mut tx = store.writer.begin().await?;
-    let Some(before) = fetch_alert_locking(&mut tx, id, true).await? else {
+    let Some(before) = fetch_alert_locked(&mut tx, store.dialect, id).await? else {
         return Ok(Committed::quiet(AlertChange::NotFound));
     };
     if let Some(refused) = precondition(&before, if_match) {
@@ -127,12 +121,10 @@ pub(super) async fn moderate_alert(
     if !from.contains(&before.status) {
         return Ok(Committed::quiet(AlertChange::Conflict(before.status)));
     }
-    sqlx::query(&store.sql(
-        "UPDATE alerts SET status = ?, status_reason = CASE WHEN ? THEN ? ELSE status_reason END, \
-         updated_at = ?, version = version + 1, verified = CASE WHEN ? THEN 1 ELSE verified END, \
-         published_at = CASE WHEN ? = 'published' THEN COALESCE(published_at, ?) ELSE published_at END \
-         WHERE id = ?",
-    ))
+    sqlx::query("UPDATE alerts SET status = $1, status_reason = CASE WHEN $2 THEN $3 ELSE status_reason END, \
+         updated_at = $4, version = version + 1, verified = CASE WHEN $5 THEN 1 ELSE verified END, \
+         published_at = CASE WHEN $6 = 'published' THEN COALESCE(published_at, $7) ELSE published_at END \
+         WHERE id = $8")
     .bind(to.as_str())
     .bind(action != AlertAction::Verify)
     .bind(reason.filter(|_| action.needs_reason()))
@@ -144,16 +136,12 @@ pub(super) async fn moderate_alert(
     .execute(&mut *tx)
     .await?;
     // A moderator's decision settles the flags raised so far.
-    sqlx::query(
-        &store.sql("UPDATE flags SET resolved_at = ? WHERE alert_id = ? AND resolved_at IS NULL"),
-    )
-    .bind(unix(now))
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    let alert = fetch_alert(&mut tx, id)
-        .await?
-        .ok_or_else(|| DbError::Corrupt(format!("alert {id} vanished")))?;
+    sqlx::query("UPDATE flags SET resolved_at = $1 WHERE alert_id = $2 AND resolved_at IS NULL")
+        .bind(unix(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let alert = alert_after(&mut tx, id).await?;
     audit(
         &mut tx,
         actor,
@@ -175,7 +163,8 @@ pub(super) async fn moderate_alert(
         Some(kind) => Some(NewEvent::plain(kind, &alert, alert_body(&alert)?)),
         None => None,
     };
-    let events = append_events(&mut tx, new_event.into_iter().collect(), now).await?;
+    let events =
+        append_events(&mut tx, store.dialect, new_event.into_iter().collect(), now).await?;
     tx.commit().await?;
     Ok(Committed::with_events(
         AlertChange::Done(Box::new(alert)),
@@ -194,7 +183,7 @@ pub(super) async fn flag_alert(
 ) -> DbResult<Committed<FlagOutcome>> {
     let now = crate::domain::alert::whole_seconds(now);
     let mut tx = store.writer.begin().await?;
-    let Some(alert) = fetch_alert_locking(&mut tx, id, true).await? else {
+    let Some(alert) = fetch_alert_locked(&mut tx, store.dialect, id).await? else {
         return Ok(Committed::quiet(FlagOutcome::NotFound));
     };
     // The key first: a retry racing its first try on another node waits
@@ -209,10 +198,10 @@ pub(super) async fn flag_alert(
     if alert.status != AlertStatus::Published {
         return Ok(Committed::quiet(FlagOutcome::NotFlaggable(alert.status)));
     }
-    let inserted = sqlx::query(&store.sql(
-        "INSERT INTO flags (alert_id, store_id, reason, created_at) VALUES (?, ?, ?, ?) \
+    let inserted = sqlx::query(
+        "INSERT INTO flags (alert_id, store_id, reason, created_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (alert_id, store_id) DO NOTHING",
-    ))
+    )
     .bind(id)
     .bind(store_id)
     .bind(reason)
@@ -238,7 +227,7 @@ pub(super) async fn flag_alert(
     )
     .await?;
     let flaggers: i64 = sqlx::query_scalar(
-        &store.sql("SELECT COUNT(*) FROM flags WHERE alert_id = ? AND resolved_at IS NULL"),
+        "SELECT COUNT(*) FROM flags WHERE alert_id = $1 AND resolved_at IS NULL",
     )
     .bind(id)
     .fetch_one(&mut *tx)
@@ -246,10 +235,10 @@ pub(super) async fn flag_alert(
     let held = flaggers >= i64::from(threshold);
     let mut waiting = None;
     if held {
-        sqlx::query(&store.sql(
-            "UPDATE alerts SET status = 'pending', status_reason = ?, updated_at = ?, \
-             version = version + 1 WHERE id = ?",
-        ))
+        sqlx::query(
+            "UPDATE alerts SET status = 'pending', status_reason = $1, updated_at = $2, \
+             version = version + 1 WHERE id = $3",
+        )
         .bind(HELD_REASON)
         .bind(unix(now))
         .bind(id)
@@ -266,9 +255,7 @@ pub(super) async fn flag_alert(
             now,
         )
         .await?;
-        let held_alert = fetch_alert(&mut tx, id)
-            .await?
-            .ok_or_else(|| DbError::Corrupt(format!("alert {id} vanished")))?;
+        let held_alert = alert_after(&mut tx, id).await?;
         rewrite_bodies(&mut tx, &held_alert).await?;
         waiting = Some(held_alert);
     }
@@ -278,7 +265,7 @@ pub(super) async fn flag_alert(
     if let Some(waiting) = &waiting {
         new_events.extend(NewEvent::held(&alert, waiting, HELD_REASON)?);
     }
-    let events = append_events(&mut tx, new_events, now).await?;
+    let events = append_events(&mut tx, store.dialect, new_events, now).await?;
     tx.commit().await?;
     Ok(Committed::with_events(
         FlagOutcome::Flagged { flag, held },
@@ -290,20 +277,20 @@ pub(super) async fn moderation_queue(
     store: &SqlStore,
     not_before: i64,
 ) -> DbResult<ModerationQueue> {
-    let pending = sqlx::query(&store.sql(&format!(
+    let pending = sqlx::query(&format!(
         "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id \
-         WHERE a.status = 'pending' AND a.erased_at IS NULL AND a.occurred_at >= ? AND NOT EXISTS \
+         WHERE a.status = 'pending' AND a.erased_at IS NULL AND a.occurred_at >= $1 AND NOT EXISTS \
          (SELECT 1 FROM flags f WHERE f.alert_id = a.id AND f.resolved_at IS NULL) ORDER BY a.id"
-    )))
+    ))
     .bind(not_before)
     .fetch_all(&store.reader)
     .await?;
-    let flagged = sqlx::query(&store.sql(&format!(
+    let flagged = sqlx::query(&format!(
         "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id \
-         WHERE a.erased_at IS NULL AND a.occurred_at >= ? \
+         WHERE a.erased_at IS NULL AND a.occurred_at >= $1 \
          AND EXISTS (SELECT 1 FROM flags f WHERE f.alert_id = a.id AND f.resolved_at IS NULL) \
          ORDER BY (SELECT MIN(created_at) FROM flags f WHERE f.alert_id = a.id AND f.resolved_at IS NULL), a.id"
-    )))
+    ))
     .bind(not_before)
     .fetch_all(&store.reader)
     .await?;
@@ -316,10 +303,8 @@ pub(super) async fn moderation_queue(
     };
     for row in &flagged {
         let alert = alert_from_row(row)?;
-        let flags = sqlx::query(&store.sql(
-            "SELECT store_id, reason, created_at FROM flags WHERE alert_id = ? AND resolved_at IS NULL \
-             ORDER BY created_at, store_id",
-        ))
+        let flags = sqlx::query("SELECT store_id, reason, created_at FROM flags WHERE alert_id = $1 AND resolved_at IS NULL \
+             ORDER BY created_at, store_id")
         .bind(alert.id)
         .fetch_all(&store.reader)
         .await?

@@ -2,6 +2,7 @@
 //! is built at run time, one sub-select per covering grid cell merged
 //! newest first, then each row checked against the exact distance.
 
+use super::binds::{Bind, Binds};
 use super::rows::{alert_from_row, ALERT_COLUMNS};
 use super::SqlStore;
 use crate::db::{AlertList, AlertQuery, DbResult, Viewer};
@@ -22,12 +23,7 @@ pub(super) async fn alerts(store: &SqlStore, query: &AlertQuery) -> DbResult<Ale
     let cells = query.near.and_then(Area::covering_cells);
     loop {
         let (sql, binds) = alerts_page(query, cells.as_ref(), before_id, batch);
-        let sql = store.sql(&sql);
-        let rows = binds
-            .iter()
-            .fold(sqlx::query(&sql), |q, bind| bind.apply(q))
-            .fetch_all(&store.reader)
-            .await?;
+        let rows = binds.query(&sql).fetch_all(&store.reader).await?;
         let exhausted = (rows.len() as i64) < batch;
         for row in &rows {
             let alert = alert_from_row(row)?;
@@ -59,92 +55,76 @@ pub(super) fn alerts_page(
     cells: Option<&(Grid, Vec<i64>)>,
     before_id: Option<i64>,
     batch: i64,
-) -> (String, Vec<Bind>) {
+) -> (String, Binds<'static>) {
+    let mut binds = Binds::default();
     let mut filter = String::new();
-    let mut binds: Vec<Bind> = Vec::new();
     if let Some(before_id) = before_id {
-        filter.push_str(" AND a.id < ?");
-        binds.push(Bind::Int(before_id));
+        filter.push_str(&format!(" AND a.id < {}", binds.push(Bind::Int(before_id))));
     }
     // Past retention, or erased: gone for everyone, staff included.
-    filter.push_str(" AND a.occurred_at >= ? AND a.erased_at IS NULL");
-    binds.push(Bind::Int(query.not_before));
+    filter.push_str(&format!(
+        " AND a.occurred_at >= {} AND a.erased_at IS NULL",
+        binds.push(Bind::Int(query.not_before))
+    ));
     if let Viewer::Store(store_id) = query.viewer {
         // A CASE, not an OR: no index serves it, so the database never
         // gathers every published alert to sort them.
-        filter.push_str(
-            " AND CASE WHEN a.status = 'published' THEN 1 WHEN a.store_id = ? THEN 1 ELSE 0 END = 1",
-        );
-        binds.push(Bind::Int(store_id));
+        filter.push_str(&format!(
+            " AND CASE WHEN a.status = 'published' THEN 1 WHEN a.store_id = {} THEN 1 ELSE 0 END = 1",
+            binds.push(Bind::Int(store_id))
+        ));
     }
     if let Some(kind) = query.kind {
-        filter.push_str(" AND a.kind = ?");
-        binds.push(Bind::Text(kind.as_str()));
+        filter.push_str(&format!(
+            " AND a.kind = {}",
+            binds.push(Bind::Text(kind.as_str()))
+        ));
     }
     if let Some(status) = query.status {
-        filter.push_str(" AND a.status = ?");
-        binds.push(Bind::Text(status.as_str()));
+        filter.push_str(&format!(
+            " AND a.status = {}",
+            binds.push(Bind::Text(status.as_str()))
+        ));
     }
     if let Some(near) = query.near {
         let boxes: Vec<String> = near
             .bounding_boxes()
             .into_iter()
             .map(|(low, high)| {
-                binds.extend([low[1], high[1], low[0], high[0]].map(Bind::Real));
-                "(a.lat BETWEEN ? AND ? AND a.lon BETWEEN ? AND ?)".to_owned()
+                let [lat_low, lat_high, lon_low, lon_high] =
+                    [low[1], high[1], low[0], high[0]].map(|value| binds.push(Bind::Real(value)));
+                format!(
+                    "(a.lat BETWEEN {lat_low} AND {lat_high} AND a.lon BETWEEN {lon_low} AND {lon_high})"
+                )
             })
             .collect();
         filter.push_str(&format!(" AND ({})", boxes.join(" OR ")));
     }
+    let limit = binds.push(Bind::Int(batch));
     let Some((grid, cells)) = cells else {
-        binds.push(Bind::Int(batch));
         let sql = format!(
             "SELECT {ALERT_COLUMNS} FROM alerts a JOIN stores s ON s.id = a.store_id \
-             WHERE 1 = 1{filter} ORDER BY a.id DESC LIMIT ?"
+             WHERE 1 = 1{filter} ORDER BY a.id DESC LIMIT {limit}"
         );
         return (sql, binds);
     };
-    let mut all_binds = Vec::with_capacity(cells.len() * (binds.len() + 2) + 1);
+    // Every cell's sub-select names the same filter values and limit.
     let per_cell: Vec<String> = cells
         .iter()
         .enumerate()
         .map(|(i, cell)| {
-            all_binds.push(Bind::Int(*cell));
-            all_binds.extend(binds.iter().copied());
-            all_binds.push(Bind::Int(batch));
             format!(
-                "SELECT id FROM (SELECT a.id FROM alerts a WHERE a.{} = ?{filter} \
-                 ORDER BY a.id DESC LIMIT ?) AS cell{i}",
-                grid.column
+                "SELECT id FROM (SELECT a.id FROM alerts a WHERE a.{} = {}{filter} \
+                 ORDER BY a.id DESC LIMIT {limit}) AS cell{i}",
+                grid.column,
+                binds.push(Bind::Int(*cell))
             )
         })
         .collect();
-    all_binds.push(Bind::Int(batch));
     let sql = format!(
         "SELECT {ALERT_COLUMNS} FROM ({}) AS near JOIN alerts a ON a.id = near.id \
-         JOIN stores s ON s.id = a.store_id ORDER BY a.id DESC LIMIT ?",
+         JOIN stores s ON s.id = a.store_id ORDER BY a.id DESC LIMIT {limit}",
         per_cell.join(" UNION ALL ")
     );
-    (sql, all_binds)
-}
-
-/// A value bound to a statement built at run time.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Bind {
-    Int(i64),
-    Real(f64),
-    Text(&'static str),
-}
-
-impl Bind {
-    fn apply<'q>(
-        self,
-        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-        match self {
-            Bind::Int(value) => query.bind(value),
-            Bind::Real(value) => query.bind(value),
-            Bind::Text(value) => query.bind(value),
-        }
-    }
+    (sql, binds)
 }

@@ -21,9 +21,6 @@ use crate::db::{
 use crate::domain::secret::SecretHash;
 use crate::domain::store::MAX_STORE_TOKENS;
 
-/// Tokens of an owner, bound to `TokenOwner::store_id` (NULL for staff).
-const OWNED_BY: &str = "store_id IS NOT DISTINCT FROM ?";
-
 /// How stale a token's `last_used_at` may be: it is written at most this
 /// often per token, so that authentication (every request) rarely writes.
 pub(super) const LAST_USED_EVERY: i64 = 60;
@@ -72,11 +69,14 @@ impl Tokens for SqlStore {
         if let Some(store_id) = token.store_id {
             // The store's row is locked first, so that two creates for one
             // store (on any node) count one after the other.
-            if store_locked(&mut tx, store_id).await?.is_none() {
+            if store_locked(&mut tx, self.dialect, store_id)
+                .await?
+                .is_none()
+            {
                 return Err(DbError::Corrupt(format!("no store {store_id} for a token")));
             }
             let held: i64 = sqlx::query_scalar(
-                &self.sql("SELECT COUNT(*) FROM tokens WHERE store_id = ? AND revoked_at IS NULL"),
+                "SELECT COUNT(*) FROM tokens WHERE store_id = $1 AND revoked_at IS NULL",
             )
             .bind(store_id)
             .fetch_one(&mut *tx)
@@ -85,10 +85,10 @@ impl Tokens for SqlStore {
                 return Ok(TokenCreation::TooMany);
             }
         }
-        let row = sqlx::query(&self.sql(&format!(
-            "INSERT INTO tokens (token_hash, role, store_id, label, created_at) VALUES (?, ?, ?, ?, ?) \
+        let row = sqlx::query(&format!(
+            "INSERT INTO tokens (token_hash, role, store_id, label, created_at) VALUES ($1, $2, $3, $4, $5) \
              RETURNING {TOKEN_COLUMNS}"
-        )))
+        ))
         .bind(token.hash.as_str())
         .bind(token.role.as_str())
         .bind(token.store_id)
@@ -115,12 +115,12 @@ impl Tokens for SqlStore {
         static CREDENTIAL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "SELECT {}, {} FROM tokens t LEFT JOIN stores s ON s.id = t.store_id \
-                 WHERE t.token_hash = ? AND t.revoked_at IS NULL",
+                 WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
                 columns_of("t", TOKEN_COLUMNS, false),
                 columns_of("s", STORE_COLUMNS, true)
             )
         });
-        let row = sqlx::query(&self.sql(&CREDENTIAL))
+        let row = sqlx::query(&CREDENTIAL)
             .bind(hash.as_str())
             .fetch_optional(&self.reader)
             .await?;
@@ -146,18 +146,14 @@ impl Tokens for SqlStore {
         if fresh || !self.token_uses.claim_write(token.id, now) {
             return;
         }
-        let statement = self
-            .sql(
-                "UPDATE tokens SET last_used_at = ? WHERE id = ? \
-                 AND (last_used_at IS NULL OR last_used_at <= ?)",
-            )
-            .into_owned();
+        let statement = "UPDATE tokens SET last_used_at = $1 WHERE id = $2 \
+                         AND (last_used_at IS NULL OR last_used_at <= $3)";
         let (writer, token_id) = (self.writer.clone(), token.id);
         // Its own task: a request waits at most LAST_USED_WAIT for it, so
         // that authentication never queues behind the writes (as reads have
         // their own pool for), and the write is not lost if it waits longer.
         let write = tokio::spawn(async move {
-            let written = sqlx::query(&statement)
+            let written = sqlx::query(statement)
                 .bind(now)
                 .bind(token_id)
                 .bind(now - LAST_USED_EVERY)
@@ -172,8 +168,11 @@ impl Tokens for SqlStore {
     }
 
     async fn tokens(&self, owner: TokenOwner) -> DbResult<Vec<TokenInfo>> {
-        let query = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE {OWNED_BY} ORDER BY id");
-        let rows = sqlx::query(&self.sql(&query))
+        // The owner is `TokenOwner::store_id`: NULL for staff.
+        let query = format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE store_id IS NOT DISTINCT FROM $1 ORDER BY id"
+        );
+        let rows = sqlx::query(&query)
             .bind(owner.store_id())
             .fetch_all(&self.reader)
             .await?;
@@ -181,12 +180,11 @@ impl Tokens for SqlStore {
     }
 
     async fn token_active(&self, id: i64) -> DbResult<bool> {
-        let active: Option<i64> = sqlx::query_scalar(
-            &self.sql("SELECT id FROM tokens WHERE id = ? AND revoked_at IS NULL"),
-        )
-        .bind(id)
-        .fetch_optional(&self.reader)
-        .await?;
+        let active: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM tokens WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await?;
         Ok(active.is_some())
     }
 
@@ -198,10 +196,10 @@ impl Tokens for SqlStore {
         now: OffsetDateTime,
     ) -> DbResult<Committed<Option<TokenInfo>>> {
         let mut tx = self.writer.begin().await?;
-        let row = sqlx::query(&self.sql(&format!(
-            "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? AND {OWNED_BY} \
-             RETURNING {TOKEN_COLUMNS}"
-        )))
+        let row = sqlx::query(&format!(
+            "UPDATE tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 \
+             AND store_id IS NOT DISTINCT FROM $3 RETURNING {TOKEN_COLUMNS}"
+        ))
         .bind(unix(now))
         .bind(id)
         .bind(owner.store_id())
@@ -219,7 +217,8 @@ impl Tokens for SqlStore {
             now,
         )
         .await?;
-        let revoked = announce_in(&mut tx, relay::Announcement::TokenRevoked(id)).await?;
+        let revoked =
+            announce_in(&mut tx, self.dialect, relay::Announcement::TokenRevoked(id)).await?;
         tx.commit().await?;
         let effects = Effects {
             announcements: vec![revoked],

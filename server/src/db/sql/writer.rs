@@ -59,12 +59,16 @@ pub(super) struct QueuedPost {
 /// the seq counter's row) serves them all. Each poster is answered only
 /// after the commit that holds its alert, so a 201 still means durable;
 /// their events take consecutive seqs in queue order.
-pub(super) async fn commit_posts(writer: AnyPool, mut queued: mpsc::Receiver<QueuedPost>) {
+pub(super) async fn commit_posts(
+    writer: AnyPool,
+    dialect: Dialect,
+    mut queued: mpsc::Receiver<QueuedPost>,
+) {
     let mut group = Vec::with_capacity(MAX_POSTS_PER_COMMIT);
     while queued.recv_many(&mut group, MAX_POSTS_PER_COMMIT).await > 0 {
         let posts = std::mem::take(&mut group);
         let started = std::time::Instant::now();
-        match write_posts(&writer, &posts).await {
+        match write_posts(&writer, dialect, &posts).await {
             Ok(written) => {
                 tracing::debug!(posts = posts.len(), elapsed = ?started.elapsed(), "group committed");
                 for (post, changed) in posts.into_iter().zip(written) {
@@ -84,7 +88,7 @@ pub(super) async fn commit_posts(writer: AnyPool, mut queued: mpsc::Receiver<Que
             Err(GroupFailed::Before(error)) if posts.len() > 1 => {
                 tracing::warn!(%error, posts = posts.len(), "group commit failed; writing its alerts one by one");
                 for post in posts {
-                    let written = write_posts(&writer, std::slice::from_ref(&post)).await;
+                    let written = write_posts(&writer, dialect, std::slice::from_ref(&post)).await;
                     let _ = post.done.send(
                         written
                             .map_err(GroupFailed::into_error)
@@ -129,13 +133,14 @@ impl GroupFailed {
 /// Writes `posts` in one transaction, in order.
 pub(super) async fn write_posts(
     writer: &AnyPool,
+    dialect: Dialect,
     posts: &[QueuedPost],
 ) -> Result<Vec<Committed<Posted>>, GroupFailed> {
     let mut tx = writer
         .begin()
         .await
         .map_err(|e| GroupFailed::Before(e.into()))?;
-    let written = insert_alerts(&mut tx, posts)
+    let written = insert_alerts(&mut tx, dialect, posts)
         .await
         .map_err(GroupFailed::Before)?;
     tx.commit()
@@ -151,6 +156,7 @@ pub(super) async fn write_posts(
 /// idempotency key another request took meanwhile writes nothing.
 pub(super) async fn insert_alerts(
     tx: &mut AnyConnection,
+    dialect: Dialect,
     posts: &[QueuedPost],
 ) -> DbResult<Vec<Committed<Posted>>> {
     let mut posted = Vec::with_capacity(posts.len());
@@ -185,7 +191,7 @@ pub(super) async fn insert_alerts(
         })
         .collect::<DbResult<Vec<_>>>()?;
     // One event per post that wrote its alert, in order; none for a taken key.
-    let mut events = append_events(tx, events, now).await?.into_iter();
+    let mut events = append_events(tx, dialect, events, now).await?.into_iter();
     posted
         .into_iter()
         .map(|alert| match alert {
@@ -212,13 +218,10 @@ pub(super) async fn insert_alert(tx: &mut AnyConnection, post: &QueuedPost) -> D
         ..
     } = post;
     let (status, now) = (*status, *now);
-    let dialect = Dialect::of(tx);
     let published = status == AlertStatus::Published;
-    let id: i64 = sqlx::query_scalar(&dialect.sql(
-        "INSERT INTO alerts (store_id, kind, status, status_reason, title, description, occurred_at, lat, lon, \
+    let id: i64 = sqlx::query_scalar("INSERT INTO alerts (store_id, kind, status, status_reason, title, description, occurred_at, lat, lon, \
          radius_km, suspects, vehicles, created_at, updated_at, published_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? THEN ? END) RETURNING id",
-    ))
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, CASE WHEN $15 THEN $16 END) RETURNING id")
     .bind(author.id)
     .bind(alert.kind.as_str())
     .bind(status.as_str())
