@@ -1,16 +1,16 @@
 //! Erasure: an alert's content leaving the database, event bodies and
 //! flag reasons included, at an admin's decision or past retention.
 
-use p4p_protocol::{Alert, AlertStatus};
+use p4p_protocol::Alert;
 use sqlx::AnyConnection;
 use time::OffsetDateTime;
 
 use super::alerts::fetch_alert_locked;
 use super::audit::audit;
-use super::events::{append_events, retract_body, NewEvent, ERASED_REASON, EXPIRED_REASON};
+use super::events::{append_notices, retract_body};
 use super::{unix, Dialect, SqlStore};
 use crate::db::{Actor, Committed, DbResult};
-use crate::domain::delivery::EventKind;
+use crate::domain::moderation::{erasure_notices, ERASED_REASON, EXPIRED_REASON};
 
 /// Erases an alert's content in the writing transaction: its text,
 /// suspects and vehicles, every stored event body about it but its
@@ -64,17 +64,8 @@ pub(super) async fn erase_alert(
         now,
     )
     .await?;
-    // Stores that may have shown it drop it; the admin's reason stays
-    // in the audit trail, which members never read.
-    let mut new_events = Vec::new();
-    if alert.status == AlertStatus::Published {
-        new_events.push(NewEvent::plain(
-            EventKind::Retract,
-            &alert,
-            retract_body(id, Some(ERASED_REASON))?,
-        ));
-    }
-    let events = append_events(&mut tx, store.dialect, new_events, now).await?;
+    let notices = erasure_notices(alert.status);
+    let events = append_notices(&mut tx, store.dialect, &notices, &alert, &alert, now).await?;
     tx.commit().await?;
     store.checkpoint_erasure().await;
     Ok(Committed::with_events(Some(alert), events))

@@ -17,6 +17,7 @@ use super::{to_json, unix, Dialect, SqlStore};
 use crate::db::relay;
 use crate::db::{DbResult, Events};
 use crate::domain::delivery::{Event, EventKind};
+use crate::domain::moderation::Notice;
 use crate::domain::place::Area;
 use crate::domain::version::changed_fields;
 
@@ -31,8 +32,27 @@ pub(super) struct NewEvent<'a> {
 }
 
 impl<'a> NewEvent<'a> {
+    /// The event a notice appends for a change of an alert from `before`
+    /// to `after` (the same alert for a new one): a `retract` or a `flag`
+    /// where members saw it before, the others with it as it is now.
+    pub(super) fn of(
+        notice: Notice<'_>,
+        before: &'a Alert,
+        after: &'a Alert,
+    ) -> DbResult<NewEvent<'a>> {
+        Ok(match notice {
+            Notice::Alert => NewEvent::plain(EventKind::Alert, after, alert_body(after)?),
+            Notice::Pending => NewEvent::plain(EventKind::Pending, after, alert_body(after)?),
+            Notice::Update => NewEvent::update(before, after)?,
+            Notice::Retract(reason) => {
+                NewEvent::plain(EventKind::Retract, before, retract_body(before.id, reason)?)
+            }
+            Notice::Flag(flag) => NewEvent::plain(EventKind::Flag, before, flag_body(flag)?),
+        })
+    }
+
     /// An event whose body is given whole.
-    pub(super) fn plain(kind: EventKind, alert: &'a Alert, body: String) -> NewEvent<'a> {
+    fn plain(kind: EventKind, alert: &'a Alert, body: String) -> NewEvent<'a> {
         NewEvent {
             kind,
             alert,
@@ -42,27 +62,9 @@ impl<'a> NewEvent<'a> {
         }
     }
 
-    /// A published alert taken back to pending: a `retract` (with `reason`)
-    /// where members saw it `before`, and a `pending` for the moderation
-    /// consoles with it as it waits now.
-    pub(super) fn held(
-        before: &'a Alert,
-        waiting: &'a Alert,
-        reason: &str,
-    ) -> DbResult<[NewEvent<'a>; 2]> {
-        Ok([
-            NewEvent::plain(
-                EventKind::Retract,
-                before,
-                retract_body(before.id, Some(reason))?,
-            ),
-            NewEvent::plain(EventKind::Pending, waiting, alert_body(waiting)?),
-        ])
-    }
-
     /// An `update` of `after`, saying what changed since `before`, and where
     /// it was when the update moved it.
-    pub(super) fn update(before: &Alert, after: &'a Alert) -> DbResult<NewEvent<'a>> {
+    fn update(before: &Alert, after: &'a Alert) -> DbResult<NewEvent<'a>> {
         let changed = to_json(&changed_fields(before, after))?;
         let previous = Area::of_alert(before);
         Ok(NewEvent {
@@ -73,6 +75,23 @@ impl<'a> NewEvent<'a> {
             changed: Some(changed),
         })
     }
+}
+
+/// Appends the events `notices` plan for a change of an alert from
+/// `before` to `after`, in the writing transaction.
+pub(super) async fn append_notices(
+    tx: &mut AnyConnection,
+    dialect: Dialect,
+    notices: &[Notice<'_>],
+    before: &Alert,
+    after: &Alert,
+    now: OffsetDateTime,
+) -> DbResult<Vec<Event>> {
+    let events = notices
+        .iter()
+        .map(|notice| NewEvent::of(*notice, before, after))
+        .collect::<DbResult<Vec<_>>>()?;
+    append_events(tx, dialect, events, now).await
 }
 
 /// Appends events in the writing transaction, in order, with the next
@@ -183,7 +202,7 @@ pub(super) fn alert_body(alert: &Alert) -> DbResult<String> {
 
 /// The fields of an `update` frame: what changed (a JSON array), and the
 /// alert. [`rewrite_bodies`] builds the same in SQL.
-pub(super) fn update_body(changed: &str, alert: &Alert) -> DbResult<String> {
+fn update_body(changed: &str, alert: &Alert) -> DbResult<String> {
     Ok(format!(
         "{{\"changed\":{changed},\"alert\":{}}}",
         to_json(alert)?
@@ -226,7 +245,7 @@ pub(super) fn retract_body(alert_id: i64, reason: Option<&str>) -> DbResult<Stri
 }
 
 /// The fields of a `flag` frame.
-pub(super) fn flag_body(flag: &Flag) -> DbResult<String> {
+fn flag_body(flag: &Flag) -> DbResult<String> {
     #[derive(Serialize)]
     struct Body<'a> {
         alert_id: i64,
@@ -239,15 +258,6 @@ pub(super) fn flag_body(flag: &Flag) -> DbResult<String> {
         reason: &flag.reason,
     })
 }
-
-/// Why members see a flagged alert withdrawn.
-pub(super) const HELD_REASON: &str = "held for review after reports from member stores";
-/// What members are told of an alert an admin erased.
-pub(super) const ERASED_REASON: &str = "erased by the association";
-/// What a retract of an alert past retention says once it is erased.
-pub(super) const EXPIRED_REASON: &str = "erased: past the retention period";
-/// Why members see an edited alert withdrawn while its author is on probation.
-pub(super) const EDITED_REASON: &str = "edited; held until the association reviews the change";
 
 #[async_trait]
 impl Events for SqlStore {

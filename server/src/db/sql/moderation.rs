@@ -7,16 +7,14 @@ use time::OffsetDateTime;
 
 use super::alerts::{alert_after, fetch_alert_locked, precondition};
 use super::audit::audit;
-use super::events::{
-    alert_body, append_events, flag_body, retract_body, rewrite_bodies, NewEvent, EDITED_REASON,
-    HELD_REASON,
-};
+use super::events::{append_notices, rewrite_bodies};
 use super::idempotency::remember;
 use super::rows::{alert_from_row, from_unix, ALERT_COLUMNS};
 use super::{to_json, unix, SqlStore};
 use crate::db::{Actor, AlertChange, Committed, DbResult, Edit, FlagOutcome, IdempotencyKey};
-use crate::domain::delivery::EventKind;
-use crate::domain::moderation::AlertAction;
+use crate::domain::moderation::{
+    plan_edit, plan_flag, AlertAction, EDITABLE, EDITED_REASON, HELD_REASON,
+};
 use crate::domain::version::IfMatch;
 
 pub(super) async fn edit_alert(
@@ -35,7 +33,7 @@ pub(super) async fn edit_alert(
     if let Some(refused) = precondition(&before, edit.if_match) {
         return Ok(Committed::quiet(refused));
     }
-    if !matches!(before.status, AlertStatus::Pending | AlertStatus::Published) {
+    if !EDITABLE.contains(&before.status) {
         return Ok(Committed::quiet(AlertChange::Conflict(before.status)));
     }
     // The edit was built on what the handler read: if the alert moved on
@@ -46,7 +44,7 @@ pub(super) async fn edit_alert(
             None => AlertChange::Stale,
         }));
     }
-    let held = edit.hold && before.status == AlertStatus::Published;
+    let plan = plan_edit(before.status, edit.hold);
     sqlx::query("UPDATE alerts SET kind = $1, title = $2, description = $3, lat = $4, lon = $5, radius_km = $6, \
          suspects = $7, vehicles = $8, updated_at = $9, version = version + 1, \
          verified = CASE WHEN $10 THEN 0 ELSE verified END, \
@@ -62,8 +60,8 @@ pub(super) async fn edit_alert(
     .bind(to_json(&edited.vehicles)?)
     .bind(unix(now))
     .bind(edit.by_author)
-    .bind(held)
-    .bind(held)
+    .bind(plan.holds)
+    .bind(plan.holds)
     .bind(EDITED_REASON)
     .bind(id)
     .execute(&mut *tx)
@@ -80,19 +78,8 @@ pub(super) async fn edit_alert(
     let after = alert_after(&mut tx, id).await?;
     rewrite_bodies(&mut tx, &after).await?;
     // Events last: the counter row is taken after the alert's row.
-    let new_events = if after.status == AlertStatus::Published {
-        vec![NewEvent::update(&before, &after)?]
-    } else if held {
-        // Withdrawn where it was seen, until a moderator approves the edit.
-        Vec::from(NewEvent::held(&before, &after, EDITED_REASON)?)
-    } else {
-        vec![NewEvent::plain(
-            EventKind::Pending,
-            &after,
-            alert_body(&after)?,
-        )]
-    };
-    let events = append_events(&mut tx, store.dialect, new_events, now).await?;
+    let events =
+        append_notices(&mut tx, store.dialect, &plan.notices, &before, &after, now).await?;
     tx.commit().await?;
     Ok(Committed::with_events(
         AlertChange::Done(Box::new(after)),
@@ -153,18 +140,8 @@ pub(super) async fn moderate_alert(
     .await?;
     rewrite_bodies(&mut tx, &alert).await?;
     // Events last: the counter row is taken after the alert's row.
-    let new_event = match action.event() {
-        Some(EventKind::Retract) => Some(NewEvent::plain(
-            EventKind::Retract,
-            &alert,
-            retract_body(id, reason)?,
-        )),
-        Some(EventKind::Update) => Some(NewEvent::update(&before, &alert)?),
-        Some(kind) => Some(NewEvent::plain(kind, &alert, alert_body(&alert)?)),
-        None => None,
-    };
-    let events =
-        append_events(&mut tx, store.dialect, new_event.into_iter().collect(), now).await?;
+    let notices = action.notices(reason);
+    let events = append_notices(&mut tx, store.dialect, &notices, &before, &alert, now).await?;
     tx.commit().await?;
     Ok(Committed::with_events(
         AlertChange::Done(Box::new(alert)),
@@ -232,9 +209,9 @@ pub(super) async fn flag_alert(
     .bind(id)
     .fetch_one(&mut *tx)
     .await?;
-    let held = flaggers >= i64::from(threshold);
+    let plan = plan_flag(&flag, flaggers, threshold);
     let mut waiting = None;
-    if held {
+    if plan.holds {
         sqlx::query(
             "UPDATE alerts SET status = 'pending', status_reason = $1, updated_at = $2, \
              version = version + 1 WHERE id = $3",
@@ -261,11 +238,9 @@ pub(super) async fn flag_alert(
     }
     // Events last: the counter row that orders the whole network is
     // held as briefly as possible, and always after the alert's row.
-    let mut new_events = vec![NewEvent::plain(EventKind::Flag, &alert, flag_body(&flag)?)];
-    if let Some(waiting) = &waiting {
-        new_events.extend(NewEvent::held(&alert, waiting, HELD_REASON)?);
-    }
-    let events = append_events(&mut tx, store.dialect, new_events, now).await?;
+    let after = waiting.as_ref().unwrap_or(&alert);
+    let events = append_notices(&mut tx, store.dialect, &plan.notices, &alert, after, now).await?;
+    let held = plan.holds;
     tx.commit().await?;
     Ok(Committed::with_events(
         FlagOutcome::Flagged { flag, held },

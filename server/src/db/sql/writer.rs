@@ -7,13 +7,12 @@ use sqlx::{AnyConnection, AnyPool};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
-use super::events::{alert_body, append_events, NewEvent};
+use super::events::{append_events, NewEvent};
 use super::idempotency::{remember, remembered_object};
 use super::{to_json, unix, Dialect, SqlStore};
 use crate::db::{Committed, DbError, DbResult, IdempotencyKey, Posted};
 use crate::domain::alert::ValidAlert;
-use crate::domain::delivery::EventKind;
-use crate::domain::moderation::Admission;
+use crate::domain::moderation::{self, Admission};
 
 pub(super) async fn post_alert(
     store: &SqlStore,
@@ -181,14 +180,7 @@ pub(super) async fn insert_alerts(
     let events = posted
         .iter()
         .flatten()
-        .map(|alert| {
-            let kind = if alert.status == AlertStatus::Published {
-                EventKind::Alert
-            } else {
-                EventKind::Pending
-            };
-            Ok(NewEvent::plain(kind, alert, alert_body(alert)?))
-        })
+        .map(|alert| NewEvent::of(moderation::posted(alert.status), alert, alert))
         .collect::<DbResult<Vec<_>>>()?;
     // One event per post that wrote its alert, in order; none for a taken key.
     let mut events = append_events(tx, dialect, events, now).await?.into_iter();
