@@ -1,15 +1,17 @@
 //! The storage layer: the only place with SQL.
 //!
-//! Handlers see the [`Storage`] trait, grouped by concern (membership,
-//! tokens, alerts, events, idempotency keys, the audit trail, the census;
-//! `storage.rs`), with the values they pass and get back (`types.rs`) and
-//! [`DbError`] (`error.rs`). [`SqlStore`] (`sql/`) implements it for SQLite
-//! (the embedded default) and PostgreSQL (several nodes) alike. Every write
-//! that members must see appends its event in the same transaction, and
-//! every membership action its audit entry; the writes whose commits
-//! streams must hear of return [`Committed`] (`committed.rs`), which only
-//! `fanout::Network` unwraps. `relay` carries what one PostgreSQL node
-//! tells the others.
+//! Handlers see the [`Storage`] trait: one trait per concern (membership,
+//! tokens, alerts, their moderation, their erasure, events, idempotency
+//! keys, the audit trail, the census), in `storage.rs`, with the values
+//! they pass and get back (`types.rs`), [`DbError`] (`error.rs`) and
+//! [`Committed`] (`committed.rs`). [`SqlStore`] (`sql/`) implements it for
+//! SQLite (the embedded default) and PostgreSQL (several nodes) alike.
+//! Every write that members must see appends its event in the same
+//! transaction, and every membership action its audit entry; the writes
+//! whose commits streams must hear of return [`Committed`], which only
+//! `fanout::Network` unwraps. What a change to an alert tells members is
+//! decided in `domain::moderation`; this layer writes it. `relay` carries
+//! what one PostgreSQL node tells the others.
 
 mod committed;
 mod error;
@@ -24,7 +26,10 @@ pub use committed::{Committed, Effects};
 pub use error::{DbError, DbResult};
 pub use relay::Announcement;
 pub use sql::{Dialect, SqlStore};
-pub use storage::{Alerts, AuditTrail, Census, Events, Idempotency, Membership, Storage, Tokens};
+pub use storage::{
+    Alerts, AuditTrail, Census, Erasure, Events, Idempotency, Membership, Moderation, Storage,
+    Tokens,
+};
 pub use types::*;
 
 /// Opens and migrates the database the URL names: `sqlite:PATH` or

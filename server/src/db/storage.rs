@@ -112,7 +112,7 @@ pub trait Tokens: Send + Sync {
     ) -> DbResult<Committed<Option<TokenInfo>>>;
 }
 
-/// Alerts, and the events they make.
+/// Alerts: posting and reading them.
 #[async_trait]
 pub trait Alerts: Send + Sync {
     /// Writes a new alert with its event in the same transaction (`alert`
@@ -132,6 +132,12 @@ pub trait Alerts: Send + Sync {
     /// counted up to `at_most`: probation only asks whether a store reached
     /// a small number, and a busy store has thousands.
     async fn published_count(&self, store_id: i64, at_most: i64) -> DbResult<i64>;
+}
+
+/// Changes to alerts after they are posted: edits, moderators' actions,
+/// flags, and the moderation queue.
+#[async_trait]
+pub trait Moderation: Send + Sync {
     /// Replaces a pending or published alert's content.
     async fn edit_alert(
         &self,
@@ -164,6 +170,14 @@ pub trait Alerts: Send + Sync {
     ) -> DbResult<Committed<FlagOutcome>>;
     /// A store's flag of an alert, if it made one.
     async fn flag(&self, alert_id: i64, store_id: i64) -> DbResult<Option<Flag>>;
+    /// Pending alerts and alerts with unresolved flags, oldest first; none
+    /// that happened before `not_before` (unix seconds: retention).
+    async fn moderation_queue(&self, not_before: i64) -> DbResult<ModerationQueue>;
+}
+
+/// Erasing alerts: an admin's decision, and retention.
+#[async_trait]
+pub trait Erasure: Send + Sync {
     /// Erases an alert at once (an admin's decision): its text, suspects
     /// and vehicles leave the database, event bodies included; members that
     /// saw it get `retract`. `None` if there is no such alert (or it is
@@ -183,9 +197,6 @@ pub trait Alerts: Send + Sync {
         limit: i64,
         now: OffsetDateTime,
     ) -> DbResult<Vec<i64>>;
-    /// Pending alerts and alerts with unresolved flags, oldest first; none
-    /// that happened before `not_before` (unix seconds: retention).
-    async fn moderation_queue(&self, not_before: i64) -> DbResult<ModerationQueue>;
 }
 
 /// Idempotency keys: the first success of a create, for 24 hours.
@@ -222,11 +233,23 @@ pub trait Events: Send + Sync {
 
 /// Everything the server keeps.
 pub trait Storage:
-    Membership + Tokens + Alerts + Events + AuditTrail + Census + Idempotency
+    Membership + Tokens + Alerts + Moderation + Erasure + Events + AuditTrail + Census + Idempotency
 {
 }
 
-impl<T: Membership + Tokens + Alerts + Events + AuditTrail + Census + Idempotency> Storage for T {}
+impl<
+        T: Membership
+            + Tokens
+            + Alerts
+            + Moderation
+            + Erasure
+            + Events
+            + AuditTrail
+            + Census
+            + Idempotency,
+    > Storage for T
+{
+}
 
 /// Counts for `GET /metrics`.
 #[async_trait]

@@ -1,21 +1,24 @@
-//! Alerts: the `Alerts` implementation, whose writes live with their
-//! concern (`writer` posts, `moderation` edits, moderates and flags,
-//! `erasure` erases, `near` lists), and reading one alert, a store's
-//! published count and a flag; the census of `GET /metrics`.
+//! Alerts: posting them (through the group-commit `writer`), listing them
+//! (the statement lives in `near`), reading one and a store's published
+//! count; reading an alert inside a writing transaction, for the other
+//! files; and the census of `GET /metrics`.
 
 use async_trait::async_trait;
-use p4p_protocol::{Alert, Flag, ModerationQueue, StoreRef};
+use p4p_protocol::{Alert, StoreRef};
 use sqlx::{AnyConnection, Row};
 use time::OffsetDateTime;
 
-use super::rows::{alert_from_row, from_unix, ALERT_COLUMNS};
-use super::{erasure, moderation, near, writer, Dialect, SqlStore};
+use super::rows::{alert_from_row, ALERT_COLUMNS};
+use tokio::sync::oneshot;
+
+use super::writer::QueuedPost;
+use super::{near, Dialect, SqlStore};
 use crate::db::{
-    Actor, AlertChange, AlertCount, AlertList, AlertQuery, Alerts, Census, Committed, DbError,
-    DbResult, Edit, FlagOutcome, IdempotencyKey, Posted,
+    AlertChange, AlertCount, AlertList, AlertQuery, Alerts, Census, Committed, DbError, DbResult,
+    IdempotencyKey, Posted,
 };
 use crate::domain::alert::ValidAlert;
-use crate::domain::moderation::{Admission, AlertAction};
+use crate::domain::moderation::Admission;
 use crate::domain::version::IfMatch;
 
 #[async_trait]
@@ -28,7 +31,20 @@ impl Alerts for SqlStore {
         idempotency: Option<IdempotencyKey>,
         now: OffsetDateTime,
     ) -> DbResult<Committed<Posted>> {
-        writer::post_alert(self, author, alert, admission, idempotency, now).await
+        // Queued for the group-commit writer, which answers after the commit.
+        let (done, committed) = oneshot::channel();
+        let post = QueuedPost {
+            author: author.clone(),
+            alert: alert.clone(),
+            status: admission.status,
+            status_reason: admission.reason.clone(),
+            now: crate::domain::alert::whole_seconds(now),
+            idempotency,
+            done,
+        };
+        let stopped = || DbError::NotCommitted("the writer of new alerts stopped".to_owned());
+        self.posts.send(post).await.map_err(|_| stopped())?;
+        committed.await.map_err(|_| stopped())?
     }
 
     async fn alert(&self, id: i64) -> DbResult<Option<Alert>> {
@@ -40,89 +56,15 @@ impl Alerts for SqlStore {
     }
 
     async fn published_count(&self, store_id: i64, at_most: i64) -> DbResult<i64> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM alerts WHERE store_id = $1 AND published_at IS NOT NULL \
-             LIMIT $2) AS published")
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM alerts WHERE store_id = $1 AND published_at IS NOT NULL \
+             LIMIT $2) AS published",
+        )
         .bind(store_id)
         .bind(at_most)
         .fetch_one(&self.reader)
         .await?;
         Ok(count)
-    }
-
-    async fn edit_alert(
-        &self,
-        id: i64,
-        edit: Edit<'_>,
-        actor: &Actor,
-        now: OffsetDateTime,
-    ) -> DbResult<Committed<AlertChange>> {
-        moderation::edit_alert(self, id, edit, actor, now).await
-    }
-
-    async fn moderate_alert(
-        &self,
-        id: i64,
-        action: AlertAction,
-        reason: Option<&str>,
-        if_match: Option<&IfMatch>,
-        actor: &Actor,
-        now: OffsetDateTime,
-    ) -> DbResult<Committed<AlertChange>> {
-        moderation::moderate_alert(self, id, action, reason, if_match, actor, now).await
-    }
-
-    async fn flag_alert(
-        &self,
-        id: i64,
-        store_id: i64,
-        reason: &str,
-        threshold: u32,
-        idempotency: Option<IdempotencyKey>,
-        now: OffsetDateTime,
-    ) -> DbResult<Committed<FlagOutcome>> {
-        moderation::flag_alert(self, id, store_id, reason, threshold, idempotency, now).await
-    }
-
-    async fn flag(&self, alert_id: i64, store_id: i64) -> DbResult<Option<Flag>> {
-        let row = sqlx::query(
-            "SELECT reason, created_at FROM flags WHERE alert_id = $1 AND store_id = $2",
-        )
-        .bind(alert_id)
-        .bind(store_id)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(|row| {
-            Ok(Flag {
-                alert_id,
-                store_id,
-                reason: row.try_get("reason")?,
-                created_at: from_unix(row.try_get("created_at")?)?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn erase_alert(
-        &self,
-        id: i64,
-        reason: &str,
-        actor: &Actor,
-        now: OffsetDateTime,
-    ) -> DbResult<Committed<Option<Alert>>> {
-        erasure::erase_alert(self, id, reason, actor, now).await
-    }
-
-    async fn erase_expired(
-        &self,
-        cutoff: i64,
-        limit: i64,
-        now: OffsetDateTime,
-    ) -> DbResult<Vec<i64>> {
-        erasure::erase_expired(self, cutoff, limit, now).await
-    }
-
-    async fn moderation_queue(&self, not_before: i64) -> DbResult<ModerationQueue> {
-        moderation::moderation_queue(self, not_before).await
     }
 }
 

@@ -38,8 +38,10 @@ impl AuditTrail for SqlStore {
         before_id: Option<i64>,
         limit: usize,
     ) -> DbResult<(Vec<AuditEntry>, bool)> {
-        let rows = sqlx::query("SELECT id, at, actor, action, object, reason FROM audit WHERE ($1 IS NULL OR id < $1) \
-             ORDER BY id DESC LIMIT $2")
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, object, reason FROM audit WHERE ($1 IS NULL OR id < $1) \
+             ORDER BY id DESC LIMIT $2",
+        )
         .bind(before_id)
         .bind(limit as i64 + 1)
         .fetch_all(&self.reader)

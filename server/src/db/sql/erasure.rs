@@ -1,6 +1,7 @@
 //! Erasure: an alert's content leaving the database, event bodies and
 //! flag reasons included, at an admin's decision or past retention.
 
+use async_trait::async_trait;
 use p4p_protocol::Alert;
 use sqlx::AnyConnection;
 use time::OffsetDateTime;
@@ -9,7 +10,7 @@ use super::alerts::fetch_alert_locked;
 use super::audit::audit;
 use super::events::{append_notices, retract_body};
 use super::{unix, Dialect, SqlStore};
-use crate::db::{Actor, Committed, DbResult};
+use crate::db::{Actor, Committed, DbResult, Erasure};
 use crate::domain::moderation::{erasure_notices, ERASED_REASON, EXPIRED_REASON};
 
 /// Erases an alert's content in the writing transaction: its text,
@@ -23,8 +24,10 @@ pub(super) async fn erase_in(
     reason: &str,
     now: OffsetDateTime,
 ) -> DbResult<()> {
-    sqlx::query("UPDATE alerts SET title = '', description = NULL, suspects = '[]', vehicles = '[]', \
-         status_reason = NULL, erased_at = $1, updated_at = $2, version = version + 1 WHERE id = $3")
+    sqlx::query(
+        "UPDATE alerts SET title = '', description = NULL, suspects = '[]', vehicles = '[]', \
+         status_reason = NULL, erased_at = $1, updated_at = $2, version = version + 1 WHERE id = $3",
+    )
     .bind(unix(now))
     .bind(unix(now))
     .bind(id)
@@ -42,70 +45,73 @@ pub(super) async fn erase_in(
     Ok(())
 }
 
-pub(super) async fn erase_alert(
-    store: &SqlStore,
-    id: i64,
-    reason: &str,
-    actor: &Actor,
-    now: OffsetDateTime,
-) -> DbResult<Committed<Option<Alert>>> {
-    let now = crate::domain::alert::whole_seconds(now);
-    let mut tx = store.writer.begin().await?;
-    let Some(alert) = fetch_alert_locked(&mut tx, store.dialect, id).await? else {
-        return Ok(Committed::quiet(None));
-    };
-    erase_in(&mut tx, id, ERASED_REASON, now).await?;
-    audit(
-        &mut tx,
-        actor,
-        "alert.erase",
-        &format!("alert:{id}"),
-        Some(reason),
-        now,
-    )
-    .await?;
-    let notices = erasure_notices(alert.status);
-    let events = append_notices(&mut tx, store.dialect, &notices, &alert, &alert, now).await?;
-    tx.commit().await?;
-    store.checkpoint_erasure().await;
-    Ok(Committed::with_events(Some(alert), events))
-}
-
-pub(super) async fn erase_expired(
-    store: &SqlStore,
-    cutoff: i64,
-    limit: i64,
-    now: OffsetDateTime,
-) -> DbResult<Vec<i64>> {
-    let now = crate::domain::alert::whole_seconds(now);
-    let mut tx = store.writer.begin().await?;
-    // Nodes sweeping at once on PostgreSQL each take other alerts.
-    let skip_locked = store.dialect.skip_locked();
-    let ids: Vec<i64> = sqlx::query_scalar(&format!(
-        "SELECT id FROM alerts WHERE occurred_at < $1 AND erased_at IS NULL ORDER BY id LIMIT $2{skip_locked}"
-    ))
-    .bind(cutoff)
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await?;
-    let actor = Actor("retention".to_owned());
-    for id in &ids {
-        erase_in(&mut tx, *id, EXPIRED_REASON, now).await?;
+#[async_trait]
+impl Erasure for SqlStore {
+    async fn erase_alert(
+        &self,
+        id: i64,
+        reason: &str,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> DbResult<Committed<Option<Alert>>> {
+        let now = crate::domain::alert::whole_seconds(now);
+        let mut tx = self.writer.begin().await?;
+        let Some(alert) = fetch_alert_locked(&mut tx, self.dialect, id).await? else {
+            return Ok(Committed::quiet(None));
+        };
+        erase_in(&mut tx, id, ERASED_REASON, now).await?;
         audit(
             &mut tx,
-            &actor,
+            actor,
             "alert.erase",
             &format!("alert:{id}"),
-            Some("happened longer ago than the retention period"),
+            Some(reason),
             now,
         )
         .await?;
+        let notices = erasure_notices(alert.status);
+        let events = append_notices(&mut tx, self.dialect, &notices, &alert, &alert, now).await?;
+        tx.commit().await?;
+        self.checkpoint_erasure().await;
+        Ok(Committed::with_events(Some(alert), events))
     }
-    tx.commit().await?;
-    if !ids.is_empty() {
-        store.checkpoint_erasure().await;
+
+    async fn erase_expired(
+        &self,
+        cutoff: i64,
+        limit: i64,
+        now: OffsetDateTime,
+    ) -> DbResult<Vec<i64>> {
+        let now = crate::domain::alert::whole_seconds(now);
+        let mut tx = self.writer.begin().await?;
+        // Nodes sweeping at once on PostgreSQL each take other alerts.
+        let skip_locked = self.dialect.skip_locked();
+        let ids: Vec<i64> = sqlx::query_scalar(&format!(
+            "SELECT id FROM alerts WHERE occurred_at < $1 AND erased_at IS NULL ORDER BY id LIMIT $2{skip_locked}"
+        ))
+        .bind(cutoff)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let actor = Actor("retention".to_owned());
+        for id in &ids {
+            erase_in(&mut tx, *id, EXPIRED_REASON, now).await?;
+            audit(
+                &mut tx,
+                &actor,
+                "alert.erase",
+                &format!("alert:{id}"),
+                Some("happened longer ago than the retention period"),
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        if !ids.is_empty() {
+            self.checkpoint_erasure().await;
+        }
+        Ok(ids)
     }
-    Ok(ids)
 }
 
 impl SqlStore {

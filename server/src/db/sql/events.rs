@@ -219,12 +219,14 @@ fn update_body(changed: &str, alert: &Alert) -> DbResult<String> {
 pub(super) async fn rewrite_bodies(tx: &mut AnyConnection, alert: &Alert) -> DbResult<()> {
     let published = alert.status == AlertStatus::Published;
     let pending = alert.status == AlertStatus::Pending;
-    sqlx::query("UPDATE events SET body = CASE \
+    sqlx::query(
+        "UPDATE events SET body = CASE \
          WHEN type = 'pending' AND $1 THEN '{\"alert\":' || $3 || '}' \
          WHEN type = 'alert' AND $2 THEN '{\"alert\":' || $3 || '}' \
          WHEN type = 'update' AND $2 THEN '{\"changed\":' || COALESCE(changed, '[]') || ',\"alert\":' || $3 || '}' \
          ELSE '' END \
-         WHERE alert_id = $4 AND type IN ('alert', 'update', 'pending')")
+         WHERE alert_id = $4 AND type IN ('alert', 'update', 'pending')",
+    )
     .bind(pending)
     .bind(published)
     .bind(to_json(alert)?)
@@ -269,8 +271,10 @@ impl Events for SqlStore {
     }
 
     async fn events_after(&self, after: i64, limit: i64) -> DbResult<Vec<Event>> {
-        let rows = sqlx::query("SELECT seq, type, alert_id, store_id, lat, lon, radius_km, previous_lat, previous_lon, \
-             previous_radius_km, occurred_at, body FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
+        let rows = sqlx::query(
+            "SELECT seq, type, alert_id, store_id, lat, lon, radius_km, previous_lat, previous_lon, \
+             previous_radius_km, occurred_at, body FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
         .bind(after)
         .bind(limit)
         .fetch_all(&self.reader)

@@ -27,9 +27,11 @@ impl Membership for SqlStore {
         now: OffsetDateTime,
     ) -> DbResult<i64> {
         let mut tx = self.writer.begin().await?;
-        let id: i64 = sqlx::query_scalar("INSERT INTO stores (name, address, lat, lon, radius_km, contact_name, contact_email, phone, \
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO stores (name, address, lat, lon, radius_km, contact_name, contact_email, phone, \
              status, claim_secret_hash, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11) RETURNING id")
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11) RETURNING id",
+        )
         .bind(&pledge.name)
         .bind(&pledge.address)
         .bind(pledge.interest.center.lat())
@@ -309,16 +311,7 @@ impl Membership for SqlStore {
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
-        let mut note = format!(
-            "{} the move to {:.5}, {:.5}",
-            decision.verdict(),
-            pending.location.lat,
-            pending.location.lon
-        );
-        if let Some(reason) = reason {
-            note.push_str(": ");
-            note.push_str(reason);
-        }
+        let note = decision.audit_note(pending.location, reason);
         audit(
             &mut tx,
             actor,

@@ -1,9 +1,9 @@
 //! Row mapping: the columns each read selects, and how a row becomes a
-//! store, a token, an alert or an event.
+//! store, a token, an alert, a flag or an event.
 
 use std::sync::Arc;
 
-use p4p_protocol::{Alert, Location, PendingMove, Store, StoreRef, TokenInfo};
+use p4p_protocol::{Alert, Flag, Location, PendingMove, Store, StoreRef, TokenInfo};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -130,6 +130,15 @@ pub(super) fn alert_from_row(row: &AnyRow) -> DbResult<Alert> {
         status_reason: row.try_get("status_reason")?,
         created_at: from_unix(row.try_get("created_at")?)?,
         updated_at: from_unix(row.try_get("updated_at")?)?,
+    })
+}
+
+pub(super) fn flag_from_row(row: &AnyRow) -> DbResult<Flag> {
+    Ok(Flag {
+        alert_id: row.try_get("alert_id")?,
+        store_id: row.try_get("store_id")?,
+        reason: row.try_get("reason")?,
+        created_at: from_unix(row.try_get("created_at")?)?,
     })
 }
 

@@ -9,33 +9,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::events::{append_events, NewEvent};
 use super::idempotency::{remember, remembered_object};
-use super::{to_json, unix, Dialect, SqlStore};
+use super::{to_json, unix, Dialect};
 use crate::db::{Committed, DbError, DbResult, IdempotencyKey, Posted};
 use crate::domain::alert::ValidAlert;
-use crate::domain::moderation::{self, Admission};
-
-pub(super) async fn post_alert(
-    store: &SqlStore,
-    author: &StoreRef,
-    alert: &ValidAlert,
-    admission: &Admission,
-    idempotency: Option<IdempotencyKey>,
-    now: OffsetDateTime,
-) -> DbResult<Committed<Posted>> {
-    let (done, committed) = oneshot::channel();
-    let post = QueuedPost {
-        author: author.clone(),
-        alert: alert.clone(),
-        status: admission.status,
-        status_reason: admission.reason.clone(),
-        now: crate::domain::alert::whole_seconds(now),
-        idempotency,
-        done,
-    };
-    let stopped = || DbError::NotCommitted("the writer of new alerts stopped".to_owned());
-    store.posts.send(post).await.map_err(|_| stopped())?;
-    committed.await.map_err(|_| stopped())?
-}
+use crate::domain::moderation;
 
 /// How many new alerts may wait for the writer before posters wait to queue.
 pub(super) const POST_QUEUE: usize = 1024;
@@ -44,13 +21,14 @@ pub(super) const MAX_POSTS_PER_COMMIT: usize = 128;
 
 /// A new alert waiting for its commit; its poster is answered after it.
 pub(super) struct QueuedPost {
-    author: StoreRef,
-    alert: ValidAlert,
-    status: AlertStatus,
-    status_reason: Option<String>,
-    now: OffsetDateTime,
-    idempotency: Option<IdempotencyKey>,
-    done: oneshot::Sender<DbResult<Committed<Posted>>>,
+    pub(super) author: StoreRef,
+    pub(super) alert: ValidAlert,
+    pub(super) status: AlertStatus,
+    pub(super) status_reason: Option<String>,
+    pub(super) now: OffsetDateTime,
+    pub(super) idempotency: Option<IdempotencyKey>,
+    /// Answered after the commit.
+    pub(super) done: oneshot::Sender<DbResult<Committed<Posted>>>,
 }
 
 /// Group commit: writes every new alert waiting in the queue in one
@@ -211,9 +189,11 @@ pub(super) async fn insert_alert(tx: &mut AnyConnection, post: &QueuedPost) -> D
     } = post;
     let (status, now) = (*status, *now);
     let published = status == AlertStatus::Published;
-    let id: i64 = sqlx::query_scalar("INSERT INTO alerts (store_id, kind, status, status_reason, title, description, occurred_at, lat, lon, \
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO alerts (store_id, kind, status, status_reason, title, description, occurred_at, lat, lon, \
          radius_km, suspects, vehicles, created_at, updated_at, published_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, CASE WHEN $15 THEN $16 END) RETURNING id")
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, CASE WHEN $15 THEN $16 END) RETURNING id",
+    )
     .bind(author.id)
     .bind(alert.kind.as_str())
     .bind(status.as_str())
@@ -232,22 +212,5 @@ pub(super) async fn insert_alert(tx: &mut AnyConnection, post: &QueuedPost) -> D
     .bind(unix(now))
     .fetch_one(&mut *tx)
     .await?;
-    Ok(Alert {
-        id,
-        kind: alert.kind,
-        status,
-        title: alert.title.clone(),
-        description: alert.description.clone(),
-        occurred_at: alert.occurred_at,
-        location: alert.reach.center.location(),
-        radius_km: alert.reach.radius.km(),
-        suspects: alert.suspects.clone(),
-        vehicles: alert.vehicles.clone(),
-        store: author.clone(),
-        verified: false,
-        version: 1,
-        status_reason: status_reason.clone(),
-        created_at: now,
-        updated_at: now,
-    })
+    Ok(alert.first_version(id, author.clone(), status, status_reason.clone(), now))
 }
