@@ -7,10 +7,9 @@ use async_trait::async_trait;
 use p4p_protocol::{Alert, StoreRef};
 use sqlx::{AnyConnection, Row};
 use time::OffsetDateTime;
-
-use super::rows::{alert_from_row, ALERT_COLUMNS};
 use tokio::sync::oneshot;
 
+use super::rows::{alert_from_row, ALERT_COLUMNS};
 use super::writer::QueuedPost;
 use super::{near, Dialect, SqlStore};
 use crate::db::{
@@ -69,7 +68,7 @@ impl Alerts for SqlStore {
 }
 
 /// The alert, unless it is erased.
-pub(super) async fn fetch_alert(conn: &mut AnyConnection, id: i64) -> DbResult<Option<Alert>> {
+async fn fetch_alert(conn: &mut AnyConnection, id: i64) -> DbResult<Option<Alert>> {
     fetch_alert_then(conn, id, "").await
 }
 

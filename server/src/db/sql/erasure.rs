@@ -18,7 +18,7 @@ use crate::domain::moderation::{erasure_notices, ERASED_REASON, EXPIRED_REASON};
 /// `retract`s, whose reasons (free text that may quote it) become
 /// `reason`, and the reasons of its flags. The row stays, for statistics;
 /// the audit trail stays as it is.
-pub(super) async fn erase_in(
+async fn erase_in(
     tx: &mut AnyConnection,
     id: i64,
     reason: &str,

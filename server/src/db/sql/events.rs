@@ -192,7 +192,7 @@ pub(super) async fn announce_in(
 
 /// The fields of `alert`, `update` and `pending` frames after `type`, `seq`
 /// and `distance_km`.
-pub(super) fn alert_body(alert: &Alert) -> DbResult<String> {
+fn alert_body(alert: &Alert) -> DbResult<String> {
     #[derive(Serialize)]
     struct Body<'a> {
         alert: &'a Alert,

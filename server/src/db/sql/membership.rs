@@ -351,7 +351,7 @@ pub(super) async fn store_locked(
 
 /// Moves a store from a status the action starts from to the one it leads
 /// to, with its audit entry, inside the caller's transaction.
-pub(super) async fn transition_store(
+async fn transition_store(
     tx: &mut AnyConnection,
     dialect: Dialect,
     id: i64,

@@ -10,7 +10,7 @@ use crate::domain::place::{Area, Grid, Place};
 
 /// How many rows a near-a-point listing reads per round before the exact
 /// distance check.
-pub(super) const NEAR_BATCH: i64 = 64;
+const NEAR_BATCH: i64 = 64;
 
 pub(super) async fn alerts(store: &SqlStore, query: &AlertQuery) -> DbResult<AlertList> {
     let wanted = query.limit + 1;
@@ -50,7 +50,7 @@ pub(super) async fn alerts(store: &SqlStore, query: &AlertQuery) -> DbResult<Ale
 /// The statement for one page of `GET /v1/alerts` before `before_id`,
 /// newest first, at most `batch` rows: near a place, the newest of each
 /// covering cell through its index, merged; otherwise by id.
-pub(super) fn alerts_page(
+fn alerts_page(
     query: &AlertQuery,
     cells: Option<&(Grid, Vec<i64>)>,
     before_id: Option<i64>,

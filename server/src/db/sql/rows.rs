@@ -59,10 +59,7 @@ pub(super) fn store_from_columns(row: &AnyRow, prefix: &str) -> DbResult<Store> 
 }
 
 /// The store's pending move: its three columns are set together or not at all.
-pub(super) fn pending_move_from_columns(
-    row: &AnyRow,
-    prefix: &str,
-) -> DbResult<Option<PendingMove>> {
+fn pending_move_from_columns(row: &AnyRow, prefix: &str) -> DbResult<Option<PendingMove>> {
     let column = |name: &str| format!("{prefix}{name}");
     let lat: Option<f64> = row.try_get(column("pending_lat").as_str())?;
     let lon: Option<f64> = row.try_get(column("pending_lon").as_str())?;

@@ -23,9 +23,9 @@ use crate::domain::store::MAX_STORE_TOKENS;
 
 /// How stale a token's `last_used_at` may be: it is written at most this
 /// often per token, so that authentication (every request) rarely writes.
-pub(super) const LAST_USED_EVERY: i64 = 60;
+const LAST_USED_EVERY: i64 = 60;
 /// How long a request waits for that write; it goes on in the background.
-pub(super) const LAST_USED_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+const LAST_USED_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// When this node last wrote each token's `last_used_at`, so that a burst
 /// of requests with a token whose stored value is stale writes it once,
@@ -34,7 +34,7 @@ pub(super) const LAST_USED_WAIT: std::time::Duration = std::time::Duration::from
 pub(super) struct TokenUses(std::sync::Mutex<std::collections::HashMap<i64, i64>>);
 
 /// Forget written times past this many tokens (those older than a minute).
-pub(super) const TOKEN_USES_KEPT: usize = 10_000;
+const TOKEN_USES_KEPT: usize = 10_000;
 
 impl TokenUses {
     /// Whether to write `now` for the token; claims the write if so.

@@ -17,7 +17,7 @@ use crate::domain::moderation;
 /// How many new alerts may wait for the writer before posters wait to queue.
 pub(super) const POST_QUEUE: usize = 1024;
 /// The most new alerts one transaction commits.
-pub(super) const MAX_POSTS_PER_COMMIT: usize = 128;
+const MAX_POSTS_PER_COMMIT: usize = 128;
 
 /// A new alert waiting for its commit; its poster is answered after it.
 pub(super) struct QueuedPost {
@@ -92,7 +92,7 @@ pub(super) async fn commit_posts(
 }
 
 /// Why a group of new alerts was not written.
-pub(super) enum GroupFailed {
+enum GroupFailed {
     /// A statement failed: the transaction rolled back.
     Before(DbError),
     /// The commit itself failed.
@@ -108,7 +108,7 @@ impl GroupFailed {
 }
 
 /// Writes `posts` in one transaction, in order.
-pub(super) async fn write_posts(
+async fn write_posts(
     writer: &AnyPool,
     dialect: Dialect,
     posts: &[QueuedPost],
@@ -127,11 +127,9 @@ pub(super) async fn write_posts(
 }
 
 /// Inserts new alerts and appends their events (`alert` when published,
-/// `pending` when it waits), the counter row taken last.
-/// Inserts new alerts and appends their events (`alert` when published,
 /// `pending` when it waits), the counter row taken last. A post whose
 /// idempotency key another request took meanwhile writes nothing.
-pub(super) async fn insert_alerts(
+async fn insert_alerts(
     tx: &mut AnyConnection,
     dialect: Dialect,
     posts: &[QueuedPost],
@@ -178,7 +176,7 @@ pub(super) async fn insert_alerts(
 }
 
 /// Inserts a new alert.
-pub(super) async fn insert_alert(tx: &mut AnyConnection, post: &QueuedPost) -> DbResult<Alert> {
+async fn insert_alert(tx: &mut AnyConnection, post: &QueuedPost) -> DbResult<Alert> {
     let QueuedPost {
         author,
         alert,
