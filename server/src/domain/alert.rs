@@ -1,6 +1,8 @@
 //! A new alert, checked against every limit of docs/API.md.
 
-use p4p_protocol::{Alert, AlertKind, AlertPatch, NewAlert, Suspect, Timestamp, Vehicle};
+use p4p_protocol::{
+    Alert, AlertKind, AlertPatch, AlertStatus, NewAlert, StoreRef, Suspect, Timestamp, Vehicle,
+};
 use time::{Duration, OffsetDateTime};
 
 use super::place::{Area, Place, RadiusKm};
@@ -74,6 +76,36 @@ impl ValidAlert {
                 clean_vehicle,
             )?,
         })
+    }
+
+    /// The alert as it is first stored, under `id`, by `store`: version 1,
+    /// not verified, created and updated `now`.
+    pub fn first_version(
+        &self,
+        id: i64,
+        store: StoreRef,
+        status: AlertStatus,
+        status_reason: Option<String>,
+        now: OffsetDateTime,
+    ) -> Alert {
+        Alert {
+            id,
+            kind: self.kind,
+            status,
+            title: self.title.clone(),
+            description: self.description.clone(),
+            occurred_at: self.occurred_at,
+            location: self.reach.center.location(),
+            radius_km: self.reach.radius.km(),
+            suspects: self.suspects.clone(),
+            vehicles: self.vehicles.clone(),
+            store,
+            verified: false,
+            version: 1,
+            status_reason,
+            created_at: now,
+            updated_at: now,
+        }
     }
 }
 
@@ -551,27 +583,11 @@ mod tests {
         }
 
         fn published(alert: &ValidAlert) -> Alert {
-            Alert {
+            let store = p4p_protocol::StoreRef {
                 id: 1,
-                kind: alert.kind,
-                status: p4p_protocol::AlertStatus::Published,
-                title: alert.title.clone(),
-                description: alert.description.clone(),
-                occurred_at: alert.occurred_at,
-                location: alert.reach.center.location(),
-                radius_km: alert.reach.radius.km(),
-                suspects: alert.suspects.clone(),
-                vehicles: alert.vehicles.clone(),
-                store: p4p_protocol::StoreRef {
-                    id: 1,
-                    name: "Main Street Jewelers".into(),
-                },
-                verified: false,
-                version: 1,
-                status_reason: None,
-                created_at: NOW,
-                updated_at: NOW,
-            }
+                name: "Main Street Jewelers".into(),
+            };
+            alert.first_version(1, store, p4p_protocol::AlertStatus::Published, None, NOW)
         }
 
         proptest! {

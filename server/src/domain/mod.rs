@@ -48,16 +48,7 @@ pub fn optional_line(
     value: Option<&str>,
     max: usize,
 ) -> Result<Option<String>, Invalid> {
-    let Some(value) = value else {
-        return Ok(None);
-    };
-    within(field, value, max)?;
-    if let Some(refused) = value.chars().find(|&c| !allowed(c, TextKind::Line)) {
-        return Err(refusal(field, refused, TextKind::Line));
-    }
-    Ok(Some(value.trim())
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned))
+    optional_text(field, value, max, TextKind::Line)
 }
 
 /// An optional multi-line text: an alert's `description`. As a single
@@ -68,14 +59,28 @@ pub fn optional_multiline(
     value: Option<&str>,
     max: usize,
 ) -> Result<Option<String>, Invalid> {
+    optional_text(field, value, max, TextKind::Lines)
+}
+
+/// An optional text of `kind`: at most `max` characters as sent, nothing
+/// `kind` refuses, then trimmed; blank means absent.
+fn optional_text(
+    field: &str,
+    value: Option<&str>,
+    max: usize,
+    kind: TextKind,
+) -> Result<Option<String>, Invalid> {
     let Some(value) = value else {
         return Ok(None);
     };
     within(field, value, max)?;
-    if let Some(refused) = value.chars().find(|&c| !allowed(c, TextKind::Lines)) {
-        return Err(refusal(field, refused, TextKind::Lines));
+    if let Some(refused) = value.chars().find(|&c| !allowed(c, kind)) {
+        return Err(refusal(field, refused, kind));
     }
-    let value = value.replace("\r\n", "\n").replace('\r', "\n");
+    let value = match kind {
+        TextKind::Line => std::borrow::Cow::Borrowed(value),
+        TextKind::Lines => std::borrow::Cow::Owned(value.replace("\r\n", "\n").replace('\r', "\n")),
+    };
     Ok(Some(value.trim())
         .filter(|v| !v.is_empty())
         .map(str::to_owned))

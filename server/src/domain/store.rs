@@ -1,6 +1,6 @@
 //! A pledge, checked; and the membership transitions.
 
-use p4p_protocol::{PledgeRequest, StoreStatus};
+use p4p_protocol::{Location, PledgeRequest, StoreStatus};
 
 use super::place::{Area, Place, RadiusKm};
 use super::{optional_line, required_line, Invalid};
@@ -132,19 +132,41 @@ impl MoveDecision {
         self == MoveDecision::Reject
     }
 
-    /// How the audit entry (`store.move`) says it.
-    pub fn verdict(self) -> &'static str {
-        match self {
+    /// How the audit entry (`store.move`) says it: the decision on the
+    /// move to `to`, with the moderator's reason if any.
+    pub fn audit_note(self, to: Location, reason: Option<&str>) -> String {
+        let verdict = match self {
             MoveDecision::Approve => "approved",
             MoveDecision::Reject => "rejected",
+        };
+        let mut note = format!("{verdict} the move to {:.5}, {:.5}", to.lat, to.lon);
+        if let Some(reason) = reason {
+            note.push_str(": ");
+            note.push_str(reason);
         }
+        note
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use p4p_protocol::Location;
+
+    #[test]
+    fn a_move_decision_names_the_place_and_the_reason() {
+        let to = Location {
+            lat: 40.123456,
+            lon: -74.0,
+        };
+        assert_eq!(
+            MoveDecision::Approve.audit_note(to, None),
+            "approved the move to 40.12346, -74.00000"
+        );
+        assert_eq!(
+            MoveDecision::Reject.audit_note(to, Some("too far")),
+            "rejected the move to 40.12346, -74.00000: too far"
+        );
+    }
 
     fn pledge() -> PledgeRequest {
         PledgeRequest {
